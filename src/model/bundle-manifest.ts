@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { featureConfigSchema } from '../features/feature-config.js';
+import { EMOTIONS } from './emotions.js';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const MANIFEST_SCHEMA_VERSION = 1;
+
+const emotion = z.enum(EMOTIONS);
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+
+const fileEntry = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int().nonnegative() }).strict();
+
+const normaliserSchema = z.object({ mean: z.array(finite), std: z.array(finite) }).strict();
+
+const knnSection = z
+  .object({
+    k: z.number().int().min(1).max(64),
+    metric: z.enum(['l1', 'l2']),
+    weighting: z.enum(['distance', 'uniform']),
+    /** Number of reference vectors and their width (the pooled dimension). */
+    count: z.number().int().positive(),
+    dim: z.number().int().positive(),
+    /** Dequantised value = int8 × scale, in normalised (z-score) units. */
+    scale: z.number().positive(),
+    referencesFile: z.string(),
+    labelsFile: z.string(),
+  })
+  .strict();
+
+const gruSection = z
+  .object({
+    units: z.array(z.number().int().positive()).min(1),
+    inputDim: z.number().int().positive(),
+    /** Sequence steps the model was trained on; inference pads or crops to it. */
+    steps: z.number().int().positive(),
+    weightsFile: z.string(),
+    /** Tensor layout inside weightsFile, in order: name, shape, int8 scales per output channel. */
+    tensors: z.array(z.object({ name: z.string(), shape: z.array(z.number().int().positive()), offset: z.number().int().nonnegative(), scalesOffset: z.number().int().nonnegative() }).strict()),
+  })
+  .strict();
+
+const selfTestVector = z.object({ input: z.array(finite), expected: z.array(finite) }).strict();
+
+export const manifestSchema = z
+  .object({
+    schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lower-case letters, digits, dot, dash or underscore'),
+    version: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, 'a semantic version such as 1.2.0'),
+    kind: z.enum(['knn', 'gru']),
+    description: z.string().optional(),
+    labels: z.array(emotion).min(2),
+    features: featureConfigSchema,
+    /** What the model consumes: pooled mean/std of frames (KNN) or a frame sequence (GRU). */
+    input: z.enum(['pooled_mean_std', 'sequence']),
+    normaliser: normaliserSchema,
+    urgencyWeights: z.partialRecord(emotion, z.number().min(0).max(1)).optional(),
+    metrics: z.record(z.string(), z.unknown()),
+    createdAt: z.iso.datetime(),
+    files: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/), fileEntry),
+    selfTest: z.array(selfTestVector),
+    knn: knnSection.optional(),
+    gru: gruSection.optional(),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.kind === 'knn' && !m.knn) ctx.addIssue({ code: 'custom', path: ['knn'], message: 'is required for a knn bundle' });
+    if (m.kind === 'gru' && !m.gru) ctx.addIssue({ code: 'custom', path: ['gru'], message: 'is required for a gru bundle' });
+    if (new Set(m.labels).size !== m.labels.length) ctx.addIssue({ code: 'custom', path: ['labels'], message: 'lists a label twice' });
+    if (m.normaliser.mean.length !== m.normaliser.std.length)
+      ctx.addIssue({ code: 'custom', path: ['normaliser'], message: 'mean and std differ in length' });
+    for (const [i, v] of m.selfTest.entries()) {
+      if (v.expected.length !== m.labels.length)
+        ctx.addIssue({ code: 'custom', path: ['selfTest', i, 'expected'], message: `has ${v.expected.length} values for ${m.labels.length} labels` });
+    }
+  });
+
+export type BundleManifest = z.infer<typeof manifestSchema>;
+/** What a writer supplies; the file hashes are computed when the bundle is written. */
+export type ManifestDraft = Omit<BundleManifest, 'files' | 'schemaVersion'>;
+
+export function manifestJsonSchema(): unknown {
+  return z.toJSONSchema(manifestSchema, { unrepresentable: 'any' });
+}

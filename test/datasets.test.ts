@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cremad, emodb, ravdess, savee, tess } from '../src/datasets/corpus-naming.js';
+import { scanDataset } from '../src/datasets/scan-dataset.js';
+import { randomFileSplit, speakerFolds, splitBySpeaker } from '../src/datasets/speaker-split.js';
+import type { LabelledClip } from '../src/datasets/labelled-clip.js';
+
+test('each corpus naming maps its codes onto canonical emotions and speakers', () => {
+  assert.deepEqual(cremad.parse('1022_IEO_ANG_HI.flac'), { label: 'angry', speaker: '1022' });
+  assert.deepEqual(ravdess.parse('Actor_07/03-01-04-02-01-01-07.flac'), { label: 'sad', speaker: '07', gender: 'male' });
+  assert.equal(ravdess.parse('03-02-04-02-01-01-07.wav'), null, 'song files are not speech');
+  assert.deepEqual(tess.parse('OAF_angry/OAF_back_ps.wav'), { label: 'surprised', speaker: 'OAF', gender: 'female' });
+  assert.deepEqual(savee.parse('DC_sa01.wav'), { label: 'sad', speaker: 'DC', gender: 'male' });
+  assert.deepEqual(savee.parse('JK/su12.wav'), { label: 'surprised', speaker: 'JK', gender: 'male' });
+  assert.deepEqual(emodb.parse('03a01Wa.wav'), { label: 'angry', speaker: '03', gender: 'male' });
+  assert.equal(emodb.parse('03a01La.wav'), null, 'boredom has no canonical label');
+});
+
+test('a folder is recognised by its file names and CREMA-D genders come from the actor table', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ser-ds-'));
+  for (const n of ['1001_DFA_ANG_XX', '1001_DFA_SAD_XX', '1002_DFA_NEU_XX']) await writeFile(join(dir, `${n}.wav`), '');
+  await writeFile(join(dir, 'VideoDemographics.csv'), '"ActorID","Age","Sex"\n1001,51,"Male"\n1002,21,"Female"\n');
+  const clips = await scanDataset(dir);
+  assert.deepEqual(clips.map((c) => [c.label, c.speaker, c.gender]), [
+    ['angry', 'cremad:1001', 'male'],
+    ['sad', 'cremad:1001', 'male'],
+    ['neutral', 'cremad:1002', 'female'],
+  ]);
+});
+
+test('a CSV lists a customer\'s recordings with paths relative to it and rejects unknown labels with the line', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ser-csv-'));
+  await writeFile(join(dir, 'ok.csv'), 'path,label,speaker,gender\na.wav,angry,s1,female\nsub/b.wav,fear,s2,\n');
+  const clips = await scanDataset(join(dir, 'ok.csv'));
+  assert.equal(clips[0]!.path, join(dir, 'a.wav'));
+  assert.equal(clips[1]!.label, 'fearful');
+  await writeFile(join(dir, 'bad.csv'), 'a.wav,furious,s1\n');
+  await assert.rejects(scanDataset(join(dir, 'bad.csv')), /bad\.csv:1: label "furious"/);
+});
+
+test('a folder of unrecognisable names asks for --format', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ser-unk-'));
+  await mkdir(join(dir, 'x'));
+  await writeFile(join(dir, 'x', 'hello.wav'), '');
+  await assert.rejects(scanDataset(dir), /pass --format/);
+});
+
+function synthetic(speakers: number): LabelledClip[] {
+  const clips: LabelledClip[] = [];
+  for (let s = 0; s < speakers; s++)
+    for (const label of ['angry', 'sad', 'neutral'] as const)
+      clips.push({ path: `${s}-${label}`, label, speaker: `x:${s}`, gender: s % 2 ? 'male' : 'female', corpus: 'x' });
+  return clips;
+}
+
+test('a speaker split never puts a speaker on both sides and is reproducible from its seed', () => {
+  const clips = synthetic(20);
+  const a = splitBySpeaker(clips, 0.2, 7);
+  const train = new Set(a.train.map((c) => c.speaker));
+  assert.ok(a.test.every((c) => !train.has(c.speaker)));
+  assert.equal(a.test.length + a.train.length, clips.length);
+  assert.deepEqual(splitBySpeaker(clips, 0.2, 7).test, a.test);
+  assert.notDeepEqual(splitBySpeaker(clips, 0.2, 8).test.map((c) => c.speaker), a.test.map((c) => c.speaker));
+});
+
+test('speaker folds balance genders', () => {
+  const folds = speakerFolds(synthetic(20), 5, 1);
+  for (const fold of folds) {
+    const males = fold.filter((s) => Number(s.split(':')[1]) % 2 === 1).length;
+    assert.equal(males, 2);
+    assert.equal(fold.length, 4);
+  }
+});
+
+test('the random file split exists for the seed protocol and mixes speakers', () => {
+  const split = randomFileSplit(synthetic(20), 0.2, 1);
+  const train = new Set(split.train.map((c) => c.speaker));
+  assert.ok(split.test.some((c) => train.has(c.speaker)));
+});

@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_URGENCY_WEIGHTS, levelForScore, resolveWeights, urgencyScore, weightsForLabels } from '../src/urgency/urgency-score.js';
+import { UrgencyTracker } from '../src/urgency/urgency-tracker.js';
+
+const labels = ['angry', 'disgust', 'fearful', 'happy', 'neutral', 'sad'] as const;
+const w = weightsForLabels(labels, DEFAULT_URGENCY_WEIGHTS);
+
+test('a confidently angry window scores high and a neutral one low', () => {
+  assert.equal(levelForScore(urgencyScore([0.9, 0, 0, 0, 0.1, 0], w)), 'high');
+  assert.equal(levelForScore(urgencyScore([0, 0, 0, 0.2, 0.8, 0], w)), 'low');
+});
+
+test('fear and disgust weigh medium by default', () => {
+  assert.equal(levelForScore(urgencyScore([0, 0.45, 0.45, 0, 0.1, 0], w)), 'medium');
+});
+
+test('site weights override the defaults per emotion', () => {
+  const weights = resolveWeights({ sad: 0 });
+  assert.equal(urgencyScore([0, 0, 0, 0, 0, 1], weightsForLabels(labels, weights)), 0);
+  assert.equal(weights.angry, 1);
+});
+
+test('a score from non-finite probabilities is 0, never NaN', () => {
+  assert.equal(urgencyScore([NaN, 0, 0, 0, 0, 0], w), 0);
+});
+
+test('one urgent window among calm ones does not raise a flag', () => {
+  const t = new UrgencyTracker();
+  const events = [0.1, 0.1, 0.95, 0.1, 0.1, 0.1].map((s) => t.update(s)).filter(Boolean);
+  assert.deepEqual(events, []);
+  assert.equal(t.level, 'low');
+});
+
+test('sustained anger raises high within a few windows', () => {
+  const t = new UrgencyTracker();
+  const events = [0.1, 0.95, 0.95, 0.95, 0.95].map((s) => t.update(s));
+  const first = events.findIndex(Boolean);
+  assert.ok(first >= 1 && first <= 4, `raised at window ${first}`);
+  assert.equal(t.level, 'high');
+});
+
+test('the level clears only after several calm windows and does not flap on a borderline score', () => {
+  const t = new UrgencyTracker();
+  for (let i = 0; i < 6; i++) t.update(0.95);
+  const borderline = [0.58, 0.62, 0.57, 0.61, 0.59].map((s) => t.update(s));
+  assert.deepEqual(borderline.filter(Boolean), [], 'a score hovering at the threshold keeps the level');
+  const calm = [0, 0, 0, 0, 0, 0].map((s) => t.update(s)).filter(Boolean);
+  assert.ok(calm.length >= 1);
+  assert.equal(calm[calm.length - 1]!.kind, 'clear');
+  assert.equal(t.level, 'low');
+});
+
+test('reset forgets the call', () => {
+  const t = new UrgencyTracker();
+  for (let i = 0; i < 6; i++) t.update(0.95);
+  t.reset();
+  assert.equal(t.level, 'low');
+  assert.equal(t.score, 0);
+});
