@@ -1,0 +1,77 @@
+import type { VadConfig } from '../audio/voice-activity-detector.js';
+import type { WindowingConfig } from '../audio/speech-windower.js';
+import type { Classifier } from '../model/classifier.js';
+import { argMax } from '../model/classifier.js';
+import type { Emotion } from '../model/emotions.js';
+import { levelForScore, levelRank, urgencyScore, type UrgencyLevel, type UrgencyThresholds } from '../urgency/urgency-score.js';
+import { UrgencyTracker, type TrackerConfig } from '../urgency/urgency-tracker.js';
+import { loadMono, streamWindows } from './file-features.js';
+import { judgeWindow, probabilityRecord, type WindowVerdict } from './window-verdict.js';
+
+export interface FileVerdict {
+  file: string;
+  durationSeconds: number;
+  /** Top emotion over the whole file; null when no speech was found. */
+  emotion: Emotion | null;
+  probabilities: Record<string, number>;
+  /** `trackedPeak`: the highest level the live per-call tracker (smoothing, hysteresis) reached on this file. */
+  urgency: { level: UrgencyLevel; score: number; trackedPeak: UrgencyLevel };
+  windows: {
+    start: number;
+    end: number;
+    emotion: Emotion;
+    probabilities: Record<string, number>;
+    urgency: { level: UrgencyLevel; score: number };
+  }[];
+}
+
+export interface ClassifyOptions {
+  labelWeights: Float32Array;
+  thresholds: UrgencyThresholds;
+  tracker: TrackerConfig;
+  windowing?: WindowingConfig;
+  vad?: VadConfig;
+}
+
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+
+/**
+ * Classifies a recorded file: its speech windows, and a summary whose probabilities are
+ * the windows' mean (weighted by their speech frames). `trackedPeak` is the highest level a
+ * live per-call tracker would have flagged on this file.
+ */
+export async function classifyFile(path: string, classifier: Classifier, options: ClassifyOptions): Promise<FileVerdict> {
+  const audio = await loadMono(path, classifier.manifest.features.sampleRate);
+  const verdicts: { v: WindowVerdict; frames: number }[] = [];
+  streamWindows(audio.samples, { features: classifier.manifest.features, windowing: options.windowing, vad: options.vad }, (w) =>
+    verdicts.push({ v: judgeWindow(classifier, w, options.labelWeights), frames: w.frames }),
+  );
+
+  const labels = classifier.labels;
+  const mean = new Float64Array(labels.length);
+  let weight = 0;
+  const tracker = new UrgencyTracker(options.tracker);
+  let peak: UrgencyLevel = 'low';
+  for (const { v, frames } of verdicts) {
+    for (let i = 0; i < mean.length; i++) mean[i]! += v.probabilities[i]! * frames;
+    weight += frames;
+    tracker.update(v.score);
+    if (levelRank(tracker.level) > levelRank(peak)) peak = tracker.level;
+  }
+  if (weight > 0) for (let i = 0; i < mean.length; i++) mean[i]! /= weight;
+  const score = weight > 0 ? urgencyScore(mean, options.labelWeights) : 0;
+  return {
+    file: path,
+    durationSeconds: round(audio.durationSeconds),
+    emotion: weight > 0 ? labels[argMax(mean)]! : null,
+    probabilities: weight > 0 ? probabilityRecord(labels, mean) : {},
+    urgency: { level: levelForScore(score, options.thresholds), score: round(score, 4), trackedPeak: peak },
+    windows: verdicts.map(({ v }) => ({
+      start: round(v.startSeconds),
+      end: round(v.endSeconds),
+      emotion: v.emotion,
+      probabilities: probabilityRecord(labels, v.probabilities),
+      urgency: { level: levelForScore(v.score, options.thresholds), score: round(v.score, 4) },
+    })),
+  };
+}

@@ -1,0 +1,100 @@
+import { DEFAULT_VAD_CONFIG, VoiceActivityDetector, frameEnergyDb, type VadConfig } from '../audio/voice-activity-detector.js';
+import { DEFAULT_WINDOWING, SpeechWindower, type WindowFrames, type WindowingConfig } from '../audio/speech-windower.js';
+import type { FeatureConfig } from '../features/feature-config.js';
+import { frameVectorSize } from '../features/feature-config.js';
+import { FrameAnalyser, fillDeltas } from '../features/frame-analyser.js';
+
+/** A window of speech frames with its place in the stream. */
+export interface SpeechWindow extends WindowFrames {
+  /** Seconds from the start of the stream to the first frame's start and the last frame's end. */
+  startSeconds: number;
+  endSeconds: number;
+}
+
+export interface SpeechFeatureStreamOptions {
+  features: FeatureConfig;
+  windowing?: WindowingConfig;
+  vad?: VadConfig;
+}
+
+/**
+ * One channel's segmentation and feature stages: audio in, windows of speech frame
+ * vectors out. The FFT and features are computed only for frames the VAD calls speech;
+ * every buffer is owned here and reused. Training, `classify` and the daemon all run
+ * this same code, so a model always sees features made the way it was trained.
+ */
+export class SpeechFeatureStream {
+  readonly dim: number;
+  private readonly analyser: FrameAnalyser;
+  private readonly features: FeatureConfig;
+  private readonly vad: VoiceActivityDetector;
+  private readonly windower: SpeechWindower;
+  private readonly hopSeconds: number;
+  private readonly frameSeconds: number;
+  private wasSpeech = false;
+  private sink: ((w: SpeechWindow) => void) | null = null;
+  private readonly onFrame = (frame: Float32Array, index: number) => this.frame(frame, index);
+  /** Frames seen and frames analysed, for telemetry (the ratio is the speech share). */
+  frames = 0;
+  speechFrames = 0;
+
+  constructor(options: SpeechFeatureStreamOptions) {
+    const f = options.features;
+    this.features = f;
+    this.analyser = new FrameAnalyser(f);
+    this.dim = frameVectorSize(f);
+    this.vad = new VoiceActivityDetector(options.vad ?? DEFAULT_VAD_CONFIG);
+    this.windower = new SpeechWindower(this.dim, f.sampleRate / f.hopSize, options.windowing ?? DEFAULT_WINDOWING);
+    this.hopSeconds = f.hopSize / f.sampleRate;
+    this.frameSeconds = f.frameSize / f.sampleRate;
+  }
+
+  /** Feeds samples at the feature config's rate; calls `onWindow` for every window that is due. */
+  push(samples: Float32Array, onWindow: (w: SpeechWindow) => void): void {
+    this.sink = onWindow;
+    this.analyser.push(samples, this.onFrame);
+    this.sink = null;
+  }
+
+  /** End of the stream or of a call: the pending speech gets its window. */
+  end(onWindow: (w: SpeechWindow) => void): void {
+    this.sink = onWindow;
+    this.closeUtterance();
+    this.sink = null;
+  }
+
+  /** Call boundary: forget the speech (the noise floor is the room's and is kept). */
+  resetSpeech(): void {
+    this.windower.reset();
+    this.wasSpeech = false;
+  }
+
+  private frame(frame: Float32Array, index: number): void {
+    this.frames++;
+    const speech = this.vad.update(frameEnergyDb(frame));
+    if (speech) {
+      this.speechFrames++;
+      this.analyser.extract(this.windower.nextRow());
+      const window = this.windower.commit(index);
+      if (window) this.deliver(window);
+    } else if (this.wasSpeech) {
+      this.closeUtterance();
+    }
+    this.wasSpeech = speech;
+  }
+
+  private closeUtterance(): void {
+    const window = this.windower.endOfSpeech();
+    if (window) this.deliver(window);
+  }
+
+  private deliver(window: WindowFrames): void {
+    // Deltas need neighbouring frames, so they are filled over the finished window.
+    fillDeltas(window.rows, window.frames, this.features);
+    this.sink?.({
+      ...window,
+      startSeconds: window.firstFrame * this.hopSeconds,
+      endSeconds: window.lastFrame * this.hopSeconds + this.frameSeconds,
+    });
+  }
+}
