@@ -3,19 +3,11 @@ import assert from 'node:assert/strict';
 import { DEFAULT_FEATURE_CONFIG, featureLayout, frameVectorSize, type FeatureConfig } from '../src/features/feature-config.js';
 import { FrameAnalyser, analyseSignal, fillDeltas, frameCount } from '../src/features/frame-analyser.js';
 import { htkDeltas } from '../src/features/extractors/deltas.js';
+import { seededRandom } from '../src/datasets/seeded-random.js';
 
 const config: FeatureConfig = DEFAULT_FEATURE_CONFIG;
 
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = seededRandom;
 
 /** Two seconds of a vibrato tone interrupted by noise bursts. */
 function testSignal(): Float32Array {

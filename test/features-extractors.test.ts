@@ -7,6 +7,7 @@ import { RealFft } from '../src/features/fft.js';
 import { analysisWindow } from '../src/features/window.js';
 import { contrastBands, spectralContrast } from '../src/features/extractors/spectral-contrast.js';
 import { TONNETZ_BASIS, tonnetz } from '../src/features/extractors/tonnetz.js';
+import { seededRandom } from '../src/datasets/seeded-random.js';
 
 // meyda's typings describe its ESM build, but under Node the package resolves to its
 // CommonJS build, whose module.exports is the Meyda object itself.
@@ -17,16 +18,7 @@ const config: FeatureConfig = DEFAULT_FEATURE_CONFIG;
 const N = config.frameSize;
 const SR = config.sampleRate;
 
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = seededRandom;
 
 /** A voiced-speech-like frame: 140 Hz harmonics with falling amplitude plus a little noise. */
 function speechLikeFrame(seed = 1): Float32Array {

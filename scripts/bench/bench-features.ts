@@ -15,6 +15,7 @@ import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../../src/features/f
 import { FrameAnalyser, fillDeltas, frameCount } from '../../src/features/frame-analyser.js';
 import { RealFft } from '../../src/features/fft.js';
 import { loadMono } from '../../src/pipeline/file-features.js';
+import { seededRandom } from '../../src/datasets/seeded-random.js';
 
 export interface FeatureBenchResult {
   /** Audio seconds per CPU second, generated speech-like signal (median of the runs). */
@@ -41,17 +42,7 @@ export interface FeatureBenchResult {
 // whose module.exports is the Meyda object itself.
 const Meyda = meydaModule as unknown as (typeof meydaModule)['default'];
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = seededRandom;
 
 /**
  * Speech-like audio: syllables of ~200 ms voiced by a 110–220 Hz glottal source with
