@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { defaultModelDir, packageRoot } from '../src/config/package-paths.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { benchFeatures, loadRealSpeech } from './bench/bench-features.js';
-import { benchClassifyPath, benchKnnQuery, benchSignal } from './bench/bench-classify.js';
+import { benchClassifyPath, benchSignal } from './bench/bench-classify.js';
+import { BENCH_GRU, benchFusedGru, benchKnnKernel, benchTfjsGru } from './bench/bench-model.js';
 
 const json = process.argv.includes('--json');
 const realDir = join(packageRoot(), '..', 'shared', 'data', 'cremad');
@@ -22,13 +23,22 @@ const features = await benchFeatures({ seconds: 60, ...(haveReal ? { realSpeechD
 
 const classifier = await loadClassifier(defaultModelDir());
 const dim = classifier.manifest.knn?.dim ?? 300;
-log(`knn query: 10,000 int8 references × ${dim}…`);
-const knnMs = benchKnnQuery(10_000, dim, 10, 'l1');
+log(`knn query: 10,000 int8 references × ${dim}, wasm SIMD and JS kernels…`);
+const knnMs = benchKnnKernel('wasm-simd', 10_000, dim, 10, 'l1');
+const knnJsMs = benchKnnKernel('js', 10_000, dim, 10, 'l1');
+const gruShape = `${BENCH_GRU.units.length}×GRU${BENCH_GRU.units[0]} over ${BENCH_GRU.steps} steps × ${BENCH_GRU.inputDim}`;
+log(`gru inference (${gruShape}): fused kernel, wasm SIMD and JS…`);
+const gruMs = benchFusedGru('wasm-simd');
+const gruJsMs = benchFusedGru('js');
 
 log('classify path (VAD → features → model → urgency) with models/default…');
 const sampleRate = classifier.manifest.features.sampleRate;
 const synthetic = benchClassifyPath(classifier, benchSignal(60, sampleRate));
 const real = haveReal ? benchClassifyPath(classifier, await loadRealSpeech(realDir, 60, sampleRate)) : null;
+
+// Last: TensorFlow.js is imported only here, so its load does not touch the figures above.
+log('gru inference on TensorFlow.js (wasm backend)…');
+const gruTfjs = await benchTfjsGru(['wasm', 'cpu']);
 
 const result = {
   machine: { cpus: (await import('node:os')).cpus()[0]?.model ?? 'unknown', node: process.version },
@@ -37,7 +47,13 @@ const result = {
   features_us_per_frame: features.us_per_frame,
   meyda_extract_rtf: features.meyda_extract_rtf,
   knn_query_ms: Number(knnMs.toFixed(3)),
+  knn_query_ms_js: Number(knnJsMs.toFixed(3)),
   knn_reference_dim: dim,
+  gru_ms_per_audio_s: Number(gruMs.toFixed(3)),
+  gru_js_ms_per_audio_s: Number(gruJsMs.toFixed(3)),
+  gru_tfjs_ms_per_audio_s: Number(gruTfjs.ms.toFixed(2)),
+  gru_tfjs_backend: gruTfjs.backend,
+  gru_bench_model: gruShape,
   classify_rtf: Math.round(synthetic.rtf),
   ...(real ? { classify_rtf_real: Math.round(real.rtf) } : {}),
   classify_model: `${classifier.manifest.name}@${classifier.manifest.version} (${classifier.backend})`,

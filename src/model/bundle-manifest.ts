@@ -27,15 +27,39 @@ const knnSection = z
   })
   .strict();
 
+/** Where one int8 tensor and its float32 per-column scales lie in a weights file. */
+const int8Tensor = z
+  .object({
+    name: z.string(),
+    /** [rows, cols] row-major; a 1-D tensor (a bias) is one row. */
+    shape: z.array(z.number().int().positive()).min(1).max(2),
+    /** Byte offset of the rows × cols int8 values. */
+    offset: z.number().int().nonnegative(),
+    /** Byte offset of the cols little-endian float32 scales (dequantised = int8 × scale of its column). */
+    scalesOffset: z.number().int().nonnegative().multipleOf(4),
+  })
+  .strict();
+
 const gruSection = z
   .object({
-    units: z.array(z.number().int().positive()).min(1),
+    /** Units of each stacked GRU layer, input side first; all but the last return sequences. */
+    units: z.array(z.number().int().positive().max(1024)).min(1).max(8),
     inputDim: z.number().int().positive(),
     /** Sequence steps the model was trained on; inference pads or crops to it. */
-    steps: z.number().int().positive(),
+    steps: z.number().int().positive().max(4096),
+    /**
+     * The cell, spelled out so a bundle made for another cell is refused rather than
+     * misread: Keras/TensorFlow.js GRUCell, gates z, r, ĥ in that order along the columns
+     * of kernel / recurrent_kernel / bias, reset applied before the recurrent product.
+     */
+    cell: z
+      .object({ gateOrder: z.literal('zrh'), recurrentActivation: z.literal('sigmoid'), activation: z.literal('tanh'), resetAfter: z.literal(false) })
+      .strict(),
+    /** One dense layer over the last state, one output per label. */
+    head: z.object({ activation: z.literal('softmax') }).strict(),
     weightsFile: z.string(),
-    /** Tensor layout inside weightsFile, in order: name, shape, int8 scales per output channel. */
-    tensors: z.array(z.object({ name: z.string(), shape: z.array(z.number().int().positive()), offset: z.number().int().nonnegative(), scalesOffset: z.number().int().nonnegative() }).strict()),
+    /** gru_<i>/kernel, gru_<i>/recurrent_kernel, gru_<i>/bias for each layer, then dense/kernel, dense/bias. */
+    tensors: z.array(int8Tensor),
   })
   .strict();
 

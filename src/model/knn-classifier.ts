@@ -4,7 +4,7 @@ import type { BundleManifest } from './bundle-manifest.js';
 import type { Classifier } from './classifier.js';
 import type { Emotion } from './emotions.js';
 import { quantiseInto } from './int8.js';
-import { Int8NeighbourSearch } from './int8-neighbour-search.js';
+import { Int8NeighbourSearch, type NeighbourSearchOptions } from './int8-neighbour-search.js';
 import { bundleFile, BundleError, type ModelBundle } from './model-bundle.js';
 
 const VOTE_SMOOTHING = 0.02;
@@ -18,7 +18,8 @@ type KnnSettings = NonNullable<BundleManifest['knn']>;
  * near neighbour outweighs a far one.
  */
 export class KnnClassifier implements Classifier {
-  readonly backend = 'knn-int8-js';
+  /** `knn-int8-wasm-simd` or `knn-int8-js`: which distance kernel runs. */
+  readonly backend: string;
   readonly labels: readonly Emotion[];
   private readonly search: Int8NeighbourSearch;
   private readonly refLabels: Uint8Array;
@@ -32,12 +33,14 @@ export class KnnClassifier implements Classifier {
     readonly manifest: BundleManifest,
     references: Int8Array,
     refLabels: Uint8Array,
+    options: NeighbourSearchOptions = {},
   ) {
     const s = manifest.knn;
     if (!s) throw new Error('KnnClassifier needs a knn bundle');
     this.settings = s;
     this.labels = manifest.labels;
-    this.search = new Int8NeighbourSearch(references, s.dim, s.k);
+    this.search = new Int8NeighbourSearch(references, s.dim, s.k, options);
+    this.backend = `knn-int8-${this.search.kernel}`;
     if (refLabels.length !== this.search.count) throw new Error(`${refLabels.length} reference labels for ${this.search.count} references`);
     this.refLabels = refLabels;
     this.normaliser = Normaliser.fromJSON(manifest.normaliser, `model ${manifest.name}`);
@@ -46,7 +49,7 @@ export class KnnClassifier implements Classifier {
     this.votes = new Float64Array(manifest.labels.length);
   }
 
-  static fromBundle(bundle: ModelBundle): KnnClassifier {
+  static fromBundle(bundle: ModelBundle, options: NeighbourSearchOptions = {}): KnnClassifier {
     const m = bundle.manifest;
     const s = m.knn!;
     const refs = bundleFile(bundle, s.referencesFile);
@@ -55,7 +58,7 @@ export class KnnClassifier implements Classifier {
     if (labels.length !== s.count) throw new BundleError(bundle.dir, `${s.labelsFile} holds ${labels.length} labels, expected ${s.count}`);
     if (labels.some((l) => l >= m.labels.length)) throw new BundleError(bundle.dir, `${s.labelsFile} names a label index beyond the ${m.labels.length} labels`);
     if (m.normaliser.mean.length !== s.dim) throw new BundleError(bundle.dir, `normaliser has ${m.normaliser.mean.length} dimensions, the references ${s.dim}`);
-    return new KnnClassifier(m, new Int8Array(refs.buffer, refs.byteOffset, refs.length), new Uint8Array(labels.buffer, labels.byteOffset, labels.length));
+    return new KnnClassifier(m, new Int8Array(refs.buffer, refs.byteOffset, refs.length), new Uint8Array(labels.buffer, labels.byteOffset, labels.length), options);
   }
 
   modelInput(rows: Float32Array, frames: number): Float32Array {

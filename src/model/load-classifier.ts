@@ -1,22 +1,48 @@
 import type { Classifier } from './classifier.js';
 import { runSelfTest } from './classifier.js';
+import { FusedGruClassifier, type GruKernelName } from './gru/fused-gru-classifier.js';
+import type { DistanceKernelName } from './int8-neighbour-search.js';
 import { KnnClassifier } from './knn-classifier.js';
 import { BundleError, loadBundle, type ModelBundle } from './model-bundle.js';
+import type { TfBackendName } from './tf-backend.js';
 
-/** Builds the classifier a verified bundle describes. */
-export function classifierFromBundle(bundle: ModelBundle): Classifier {
+export interface LoadClassifierOptions {
+  /** GRU bundles: the hand-written kernel (default) or the TensorFlow.js reference. */
+  gruRuntime?: 'fused' | 'tfjs';
+  /** TensorFlow.js backend preference when gruRuntime is 'tfjs'. */
+  tfBackends?: readonly TfBackendName[];
+  /** Force a kernel (tests, benchmarks); `auto` picks wasm-simd where the runtime has it. */
+  kernel?: 'auto' | DistanceKernelName | GruKernelName;
+}
+
+/**
+ * Builds the classifier a verified bundle describes, without TensorFlow.js: KNN, or GRU on
+ * the fused kernel. (`loadClassifier` also offers the tfjs GRU runtime.)
+ */
+export function classifierFromBundle(bundle: ModelBundle, options: Pick<LoadClassifierOptions, 'kernel'> = {}): Classifier {
+  const kernel = options.kernel ?? 'auto';
   switch (bundle.manifest.kind) {
     case 'knn':
-      return KnnClassifier.fromBundle(bundle);
+      return KnnClassifier.fromBundle(bundle, { kernel });
     case 'gru':
-      throw new BundleError(bundle.dir, 'GRU bundles need the GRU runtime, which this build does not include yet');
+      return FusedGruClassifier.fromBundle(bundle, { kernel });
   }
 }
 
+async function buildClassifier(bundle: ModelBundle, options: LoadClassifierOptions): Promise<Classifier> {
+  if (bundle.manifest.kind === 'gru' && options.gruRuntime === 'tfjs') {
+    // Loaded only here: TensorFlow.js takes ~0.6 s to import, which a KNN model or the
+    // fused GRU kernel never needs to pay.
+    const { TfjsGruClassifier } = await import('./gru/tfjs-gru-classifier.js');
+    return TfjsGruClassifier.fromBundle(bundle, options.tfBackends ? { tfBackends: options.tfBackends } : {});
+  }
+  return classifierFromBundle(bundle, options);
+}
+
 /** Loads, verifies and self-tests a bundle: a model that fails any check is never used. */
-export async function loadClassifier(dir: string): Promise<Classifier> {
+export async function loadClassifier(dir: string, options: LoadClassifierOptions = {}): Promise<Classifier> {
   const bundle = await loadBundle(dir);
-  const classifier = classifierFromBundle(bundle);
+  const classifier = await buildClassifier(bundle, options);
   const result = runSelfTest(classifier);
   if (!result.passed) {
     classifier.dispose();

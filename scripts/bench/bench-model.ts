@@ -1,0 +1,96 @@
+/**
+ * Model-kernel figures: KNN query time on each distance kernel, and GRU inference time per
+ * second of audio (one 3 s window per 1 s hop, so one prediction per audio second) on the
+ * fused kernel and on TensorFlow.js. CPU time (process.cpuUsage), one core.
+ */
+import { DEFAULT_FEATURE_CONFIG } from '../../src/features/feature-config.js';
+import { seededRandom } from '../../src/datasets/seeded-random.js';
+import type { BundleManifest } from '../../src/model/bundle-manifest.js';
+import type { Classifier } from '../../src/model/classifier.js';
+import type { Emotion } from '../../src/model/emotions.js';
+import { chooseScale, quantiseInto } from '../../src/model/int8.js';
+import { Int8NeighbourSearch, type DistanceKernelName, type DistanceMetric } from '../../src/model/int8-neighbour-search.js';
+import { FusedGruClassifier, type GruKernelName } from '../../src/model/gru/fused-gru-classifier.js';
+import type { GruWeights } from '../../src/model/gru/gru-weights.js';
+import type { TfBackendName } from '../../src/model/tf-backend.js';
+import { cpuSecondsPerCall } from './cpu-time.js';
+
+/** CPU milliseconds of one query against `count` random int8 references of `dim`. */
+export function benchKnnKernel(kernel: DistanceKernelName, count: number, dim: number, k: number, metric: DistanceMetric, minSeconds = 0.5): number {
+  const random = seededRandom(3);
+  const values = Float32Array.from({ length: count * dim }, () => random() * 4 - 2);
+  const refs = new Int8Array(values.length);
+  quantiseInto(values, chooseScale(values), refs);
+  const search = new Int8NeighbourSearch(refs, dim, k, { kernel });
+  const queries = Array.from({ length: 16 }, (_, q) => refs.slice(q * dim, (q + 1) * dim));
+  let q = 0;
+  return cpuSecondsPerCall(() => search.search(queries[q++ % queries.length]!, k, metric), minSeconds) * 1000;
+}
+
+export interface GruShape {
+  units: number[];
+  steps: number;
+  inputDim: number;
+  labels: number;
+}
+
+/** The architecture the GRU figures are quoted for: 2×GRU48 over 63 steps × 48 features. */
+export const BENCH_GRU: GruShape = { units: [48, 48], steps: 63, inputDim: 48, labels: 8 };
+
+export function randomGruWeights(shape: GruShape, seed = 1): GruWeights {
+  const random = seededRandom(seed);
+  const fill = (n: number, scale: number) => Float32Array.from({ length: n }, () => (random() * 2 - 1) * scale);
+  const layers = shape.units.map((u, i) => {
+    const inputDim = i === 0 ? shape.inputDim : shape.units[i - 1]!;
+    return { units: u, inputDim, kernel: fill(inputDim * 3 * u, 0.3), recurrentKernel: fill(u * 3 * u, 0.3), bias: fill(3 * u, 0.1) };
+  });
+  const last = shape.units[shape.units.length - 1]!;
+  return { inputDim: shape.inputDim, steps: shape.steps, layers, denseKernel: fill(last * shape.labels, 0.5), denseBias: fill(shape.labels, 0.1), labels: shape.labels };
+}
+
+/** Just what the classifiers read from a manifest. */
+function benchManifest(shape: GruShape): BundleManifest {
+  const labels = (['neutral', 'calm', 'happy', 'sad', 'angry', 'fearful', 'disgust', 'surprised'] as Emotion[]).slice(0, shape.labels);
+  return {
+    name: 'bench-gru',
+    labels,
+    features: DEFAULT_FEATURE_CONFIG,
+    normaliser: { mean: new Array<number>(shape.inputDim).fill(0), std: new Array<number>(shape.inputDim).fill(1) },
+  } as unknown as BundleManifest;
+}
+
+function msPerPrediction(classifier: Classifier, shape: GruShape, minSeconds: number): number {
+  const random = seededRandom(9);
+  const input = Float32Array.from({ length: shape.steps * shape.inputDim }, () => random() * 2 - 1);
+  const out = new Float32Array(shape.labels);
+  for (let i = 0; i < 20; i++) classifier.predictModelInput(input, out);
+  return cpuSecondsPerCall(() => classifier.predictModelInput(input, out), minSeconds) * 1000;
+}
+
+/** Fused-kernel CPU ms per prediction (= per second of audio at a 1 s window hop). */
+export function benchFusedGru(kernel: GruKernelName, shape: GruShape = BENCH_GRU, minSeconds = 0.5): number {
+  return msPerPrediction(new FusedGruClassifier(benchManifest(shape), randomGruWeights(shape), { kernel }), shape, minSeconds);
+}
+
+/** The same on TensorFlow.js; returns the backend that ran. */
+export async function benchTfjsGru(backends: TfBackendName[], shape: GruShape = BENCH_GRU, minSeconds = 0.5): Promise<{ ms: number; backend: string }> {
+  const { TfjsGruClassifier } = await import('../../src/model/gru/tfjs-gru-classifier.js');
+  const classifier = await TfjsGruClassifier.create(benchManifest(shape), randomGruWeights(shape), { tfBackends: backends });
+  const ms = msPerPrediction(classifier, shape, minSeconds);
+  classifier.dispose();
+  return { ms, backend: classifier.backend };
+}
+
+/** Fused wasm-simd ms per audio second over a grid of sizes (for choosing what ships). */
+export function benchGruSizes(minSeconds = 0.2): { units: string; steps: number; inputDim: number; ms: number }[] {
+  const rows = [];
+  for (const units of [[32, 32], [48, 48], [64, 64], [32], [64], [48, 48, 48]])
+    for (const [steps, inputDim] of [[63, 48], [63, 32], [94, 48]] as const) {
+      const shape = { units, steps, inputDim, labels: 8 };
+      rows.push({ units: units.join('×'), steps, inputDim, ms: Number(benchFusedGru('wasm-simd', shape, minSeconds).toFixed(3)) });
+    }
+  return rows;
+}
+
+// `node dist/scripts/bench/bench-model.js --sizes`: the size grid alone.
+if (process.argv[1]?.endsWith('bench-model.js') && process.argv.includes('--sizes')) console.table(benchGruSizes());
