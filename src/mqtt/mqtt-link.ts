@@ -1,0 +1,500 @@
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient, type IPublishPacket } from 'mqtt';
+import { silentLogger, type Logger } from './logger.js';
+import {
+  COMMAND_SCHEMAS,
+  CommandReply,
+  MAX_COMMAND_BYTES,
+  ModelState,
+  SCHEMA_VERSION,
+  StatusPayload,
+  TelemetryPayload,
+  describeIssues,
+  isCommandName,
+  type CommandRequest,
+  type ModelRef,
+} from './payload-schemas.js';
+import { commandNameOf, gatewayTopics, type GatewayTopics } from './topics.js';
+
+export interface StatusInfo {
+  /** ser-edge software version. */
+  version: string;
+  model: ModelRef | null;
+  backend: string | null;
+}
+
+export interface MqttLinkDeps {
+  /** `mqtts://host:8883` (TLS) or `mqtt://host:1883`. Credentials in the URL are allowed but files are better. */
+  url: string;
+  clientId: string;
+  site: string;
+  gateway: string;
+  /** Protocol to try first. 5 falls back to 3.1.1 when the broker refuses MQTT 5. Default 5. */
+  protocolVersion?: 5 | 4;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized?: boolean };
+  /** Files holding the broker username and password (a trailing newline is ignored). Never logged. */
+  usernameFile?: string;
+  passwordFile?: string;
+  /** Refuse, before any connection, a URL that is not TLS (mqtts:// or wss://). */
+  requireTls?: boolean;
+  /** Seconds. Default 30. */
+  keepalive?: number;
+  /** Reconnect delays: doubling from minMs up to maxMs, each drawn from [d/2, d]. Default 500 ms … 30 s. */
+  backoff?: { minMs: number; maxMs: number };
+  /** Milliseconds to wait for CONNACK. Default 10 000. */
+  connectTimeoutMs?: number;
+  /** Largest command payload read; larger ones get a `payload_too_large` reply. Default MAX_COMMAND_BYTES. */
+  maxCommandBytes?: number;
+  statusInfo: () => StatusInfo;
+  logger?: Logger;
+}
+
+export interface PublishOptions {
+  qos: 0 | 1;
+  retain: boolean;
+  /** MQTT 5 publish properties (ignored on 3.1.1). */
+  properties?: IClientPublishOptions['properties'];
+}
+
+/**
+ * A command handler's answer: the `result` of an ok reply. Throw a CommandError to reply
+ * with a specific error code; any other throw replies `failed` with its message.
+ */
+export type CommandHandler = (command: CommandRequest) => unknown | Promise<unknown>;
+
+export class CommandError extends Error {
+  override name = 'CommandError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A configuration the link cannot run with; start() rejects with it before any connection. */
+export class LinkConfigError extends Error {
+  override name = 'LinkConfigError';
+}
+
+/** publish() while there is no connection: nothing was sent; the caller keeps the payload. */
+export class LinkOfflineError extends Error {
+  override name = 'LinkOfflineError';
+}
+
+export interface MqttLinkEvents {
+  connect: [info: { protocolVersion: 5 | 4; reconnect: boolean }];
+  disconnect: [info: { error?: Error }];
+}
+
+/** Packets above this are never sent to us by an MQTT 5 broker; keeps a rogue 1 GB publish out of memory. */
+const MAX_INCOMING_PACKET_BYTES = 16 * 1024 * 1024;
+/** CONNACK codes meaning "not this protocol version": 3.1.1's 0x01 and MQTT 5's 0x84. */
+const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
+
+/**
+ * The gateway's one MQTT connection: birth and last will on `…/status`, QoS 1 publishes
+ * that resolve on PUBACK, commands in with replies out, and reconnection with exponential
+ * backoff and jitter.
+ *
+ * Each connection attempt uses a fresh mqtt.js client with its own reconnect disabled:
+ * mqtt.js retries at a fixed period and would resend its in-memory queue on its own,
+ * behind the outbox's back and out of seq order. Here a lost connection rejects every
+ * pending publish with LinkOfflineError, and the outbox replays them in order.
+ *
+ * Command replies: to the MQTT 5 response topic with the request's correlation data when
+ * the request has one; otherwise (MQTT 3.1.1 callers) to `…/cmd/{name}/reply`, carrying
+ * the request's `correlationId` field. A fixed reply topic (not a `replyTo` field in the
+ * payload) keeps the broker's ACL in charge of where this gateway may publish.
+ */
+export class MqttLink extends EventEmitter<MqttLinkEvents> {
+  readonly topics: GatewayTopics;
+  private readonly log: Logger;
+  private client: MqttClient | null = null;
+  private baseOptions: IClientOptions | null = null;
+  private protocol: 5 | 4;
+  private isConnected = false;
+  private everConnected = false;
+  private stopping = false;
+  private attempt = 0;
+  private reconnectCount = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private handler: CommandHandler | null = null;
+  private readonly inflight = new Set<(err: Error) => void>();
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly deps: MqttLinkDeps) {
+    super();
+    this.topics = gatewayTopics(deps.site, deps.gateway);
+    this.log = deps.logger ?? silentLogger;
+    this.protocol = deps.protocolVersion ?? 5;
+  }
+
+  get site(): string {
+    return this.deps.site;
+  }
+
+  get gateway(): string {
+    return this.deps.gateway;
+  }
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  /** Successful connections after the first, since start (for telemetry). */
+  get reconnects(): number {
+    return this.reconnectCount;
+  }
+
+  /** The protocol in use, or the one the next attempt will use. */
+  get protocolVersion(): 5 | 4 {
+    return this.protocol;
+  }
+
+  async start(): Promise<void> {
+    if (this.baseOptions) return;
+    this.stopping = false;
+    this.baseOptions = await this.buildOptions();
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const client = this.client;
+    this.client = null;
+    this.baseOptions = null;
+    if (client && this.isConnected) {
+      // Saying goodbye first: a clean DISCONNECT discards the will, so "offline" must come from us.
+      await withTimeout(this.publishOn(client, this.topics.status, this.statusPayload('offline', 'shutdown'), { qos: 1, retain: true }), 2000).catch(
+        (err) => this.log.warn({ err: (err as Error).message }, 'could not publish offline status on shutdown'),
+      );
+    }
+    this.isConnected = false;
+    this.failInflight(new LinkOfflineError('MQTT link stopped'));
+    if (client) await client.endAsync(!this.isConnectedClient(client)).catch(() => {});
+  }
+
+  /** Resolves once connected (immediately if already), or rejects after `timeoutMs`. */
+  waitForConnection(timeoutMs = 30_000): Promise<void> {
+    if (this.isConnected) return Promise.resolve();
+    return withTimeout(
+      new Promise<void>((resolve) => this.once('connect', () => resolve())),
+      timeoutMs,
+      `no MQTT connection to ${redactUrl(this.deps.url)} within ${timeoutMs} ms`,
+    );
+  }
+
+  /** Publishes JSON (objects) or raw text/bytes; a QoS 1 publish resolves on PUBACK. */
+  publish(topic: string, payload: object | string | Buffer, options: PublishOptions): Promise<void> {
+    const client = this.client;
+    if (!client || !this.isConnected) {
+      return Promise.reject(new LinkOfflineError(`MQTT link to ${redactUrl(this.deps.url)} is not connected; ${topic} was not published`));
+    }
+    return this.publishOn(client, topic, payload, options);
+  }
+
+  /** Republishes the retained online status, e.g. after the active model changed. */
+  publishStatus(): Promise<void> {
+    return this.publish(this.topics.status, this.statusPayload('online'), { qos: 1, retain: true });
+  }
+
+  /** Validates and publishes retained telemetry (QoS 0, as the contract says). */
+  publishTelemetry(payload: TelemetryPayload): Promise<void> {
+    return this.publish(this.topics.telemetry, parseOrThrow(TelemetryPayload, payload, this.topics.telemetry), { qos: 0, retain: true });
+  }
+
+  /** Validates and publishes the retained model state. */
+  publishModelState(payload: ModelState): Promise<void> {
+    return this.publish(this.topics.model, parseOrThrow(ModelState, payload, this.topics.model), { qos: 1, retain: true });
+  }
+
+  /** The one handler of every validated command except `ping`, which the link answers itself. */
+  onCommand(handler: CommandHandler): void {
+    this.handler = handler;
+  }
+
+  private async buildOptions(): Promise<IClientOptions> {
+    const { deps } = this;
+    let url: URL;
+    try {
+      url = new URL(deps.url);
+    } catch {
+      throw new LinkConfigError(`MQTT url ${JSON.stringify(redactUrl(deps.url))} is not a URL: use mqtts://host:8883 or mqtt://host:1883`);
+    }
+    const secure = url.protocol === 'mqtts:' || url.protocol === 'wss:';
+    if (!['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:', 'tls:'].includes(url.protocol)) {
+      throw new LinkConfigError(`MQTT url ${redactUrl(deps.url)} has unsupported scheme ${url.protocol}: use mqtts:// (TLS) or mqtt://`);
+    }
+    if (deps.requireTls && !secure) {
+      throw new LinkConfigError(
+        `MQTT url ${redactUrl(deps.url)} is not TLS but requireTls is set: use an mqtts:// (or wss://) broker URL, or turn requireTls off for a development broker`,
+      );
+    }
+    if (!secure && (deps.tls?.caFile || deps.tls?.certFile || deps.tls?.keyFile)) {
+      this.log.warn({ url: redactUrl(deps.url) }, 'TLS files are configured but the MQTT url is not mqtts://: they are not used');
+    }
+    const options: IClientOptions = {
+      clientId: deps.clientId,
+      keepalive: deps.keepalive ?? 30,
+      connectTimeout: deps.connectTimeoutMs ?? 10_000,
+      reconnectPeriod: 0,
+      clean: true,
+      resubscribe: false,
+    };
+    if (deps.tls?.caFile) options.ca = await readSecretFile(deps.tls.caFile, 'tls.caFile');
+    if (deps.tls?.certFile) options.cert = await readSecretFile(deps.tls.certFile, 'tls.certFile');
+    if (deps.tls?.keyFile) options.key = await readSecretFile(deps.tls.keyFile, 'tls.keyFile');
+    if (Boolean(deps.tls?.certFile) !== Boolean(deps.tls?.keyFile)) {
+      throw new LinkConfigError('MQTT tls.certFile and tls.keyFile go together: set both for a client certificate, or neither');
+    }
+    options.rejectUnauthorized = deps.tls?.rejectUnauthorized ?? true;
+    if (deps.usernameFile) options.username = (await readSecretFile(deps.usernameFile, 'usernameFile')).toString('utf8').replace(/\r?\n$/, '');
+    if (deps.passwordFile) options.password = (await readSecretFile(deps.passwordFile, 'passwordFile')).toString('utf8').replace(/\r?\n$/, '');
+    return options;
+  }
+
+  private connect(): void {
+    if (this.stopping || !this.baseOptions) return;
+    const protocolVersion = this.protocol;
+    const options: IClientOptions = {
+      ...this.baseOptions,
+      protocolVersion,
+      will: {
+        topic: this.topics.status,
+        payload: Buffer.from(JSON.stringify(this.statusPayload('offline', 'lost'))),
+        qos: 1,
+        retain: true,
+      },
+    };
+    if (protocolVersion === 5) options.properties = { maximumPacketSize: MAX_INCOMING_PACKET_BYTES, sessionExpiryInterval: 0 };
+    this.log.debug({ url: redactUrl(this.deps.url), protocolVersion }, 'connecting to MQTT broker');
+    const client = mqtt.connect(this.deps.url, options);
+    this.client = client;
+    let fallback = false;
+
+    client.on('connect', () => {
+      if (this.client !== client) return;
+      void this.onConnected(client, protocolVersion);
+    });
+    client.on('message', (topic, payload, packet) => {
+      if (this.client !== client) return;
+      void this.onMessage(client, topic, payload, packet);
+    });
+    client.on('error', (err) => {
+      const code = (err as Error & { code?: unknown }).code;
+      if (protocolVersion === 5 && typeof code === 'number' && UNSUPPORTED_PROTOCOL.has(code)) {
+        fallback = true;
+        this.log.warn({ url: redactUrl(this.deps.url) }, 'broker refused MQTT 5; falling back to MQTT 3.1.1');
+        return;
+      }
+      this.log.warn({ url: redactUrl(this.deps.url), err: err.message, code }, 'MQTT connection error');
+    });
+    client.on('close', () => {
+      if (this.client !== client) return;
+      const wasConnected = this.isConnected;
+      this.isConnected = false;
+      this.failInflight(new LinkOfflineError(`MQTT connection to ${redactUrl(this.deps.url)} closed before the broker acknowledged`));
+      client.end(true);
+      if (wasConnected) this.emit('disconnect', {});
+      if (this.stopping) return;
+      let delay: number;
+      if (fallback) {
+        this.protocol = 4;
+        delay = 0;
+      } else {
+        delay = backoffDelay(this.attempt++, this.deps.backoff ?? { minMs: 500, maxMs: 30_000 });
+      }
+      this.log.info({ delayMs: Math.round(delay), attempt: this.attempt }, 'MQTT connection closed; reconnecting');
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        this.connect();
+      }, delay);
+    });
+  }
+
+  private async onConnected(client: MqttClient, protocolVersion: 5 | 4): Promise<void> {
+    try {
+      await Promise.all([
+        client.subscribeAsync(this.topics.commandFilter, { qos: 1 }),
+        this.publishOn(client, this.topics.status, this.statusPayload('online'), { qos: 1, retain: true }),
+      ]);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'birth or command subscription failed; reconnecting');
+      client.end(true);
+      return;
+    }
+    if (this.client !== client || !client.connected) return;
+    const reconnect = this.everConnected;
+    if (reconnect) this.reconnectCount++;
+    this.everConnected = true;
+    this.attempt = 0;
+    this.isConnected = true;
+    this.log.info({ url: redactUrl(this.deps.url), protocolVersion, reconnect }, 'MQTT connected');
+    this.emit('connect', { protocolVersion, reconnect });
+  }
+
+  private isConnectedClient(client: MqttClient): boolean {
+    return client.connected;
+  }
+
+  private publishOn(client: MqttClient, topic: string, payload: object | string | Buffer, options: PublishOptions): Promise<void> {
+    const body = typeof payload === 'string' || Buffer.isBuffer(payload) ? payload : JSON.stringify(payload);
+    return new Promise<void>((resolve, reject) => {
+      const fail = (err: Error) => reject(err);
+      this.inflight.add(fail);
+      const publishOptions: IClientPublishOptions = { qos: options.qos, retain: options.retain };
+      if (options.properties && this.protocol === 5) publishOptions.properties = options.properties;
+      client.publish(topic, body, publishOptions, (err) => {
+        this.inflight.delete(fail);
+        if (err) reject(err);
+        else resolve();
+      });
+    });
+  }
+
+  private failInflight(err: Error): void {
+    const pending = [...this.inflight];
+    this.inflight.clear();
+    for (const fail of pending) fail(err);
+  }
+
+  private statusPayload(state: 'online' | 'offline', reason?: 'shutdown' | 'lost'): StatusPayload {
+    const info = this.deps.statusInfo();
+    return {
+      schema: SCHEMA_VERSION,
+      state,
+      ts: new Date().toISOString(),
+      site: this.deps.site,
+      gateway: this.deps.gateway,
+      ...(reason ? { reason } : {}),
+      version: info.version,
+      model: info.model,
+      backend: info.backend,
+      protocol: this.protocol === 5 ? '5' : '3.1.1',
+    };
+  }
+
+  /** Never throws: a bad command costs an error reply, not the daemon. */
+  private async onMessage(client: MqttClient, topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
+    const name = commandNameOf(this.topics, topic);
+    if (name === null) return;
+    const responseTopic = packet.properties?.responseTopic;
+    const correlationData = packet.properties?.correlationData;
+    let correlationId: string | undefined;
+    const reply = async (body: { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } }) => {
+      const message: CommandReply = {
+        schema: SCHEMA_VERSION,
+        command: name,
+        ...(correlationId !== undefined ? { correlationId } : {}),
+        ts: new Date().toISOString(),
+        ...body,
+      };
+      const to = responseTopic || `${this.topics.base}/cmd/${name}/reply`;
+      try {
+        await this.publishOn(client, to, message, { qos: 1, retain: false, ...(correlationData ? { properties: { correlationData } } : {}) });
+      } catch (err) {
+        this.log.warn({ command: name, topic: to, err: (err as Error).message }, 'could not publish command reply');
+      }
+    };
+    const refuse = (code: string, message: string) => {
+      this.log.warn({ command: name, code, message }, 'command refused');
+      return reply({ ok: false, error: { code, message } });
+    };
+
+    try {
+      if (packet.retain) {
+        // A retained command would run again on every reconnect: a model install loop.
+        return await refuse('retained_command', `commands must not be retained; publish to ${topic} with retain=false`);
+      }
+      const limit = this.deps.maxCommandBytes ?? MAX_COMMAND_BYTES;
+      if (payload.length > limit) {
+        return await refuse('payload_too_large', `command payload of ${payload.length} bytes on ${topic} exceeds the ${limit}-byte limit`);
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(payload.toString('utf8'));
+      } catch (err) {
+        return await refuse('invalid_json', `command payload on ${topic} is not JSON: ${(err as Error).message}`);
+      }
+      if (json && typeof json === 'object' && typeof (json as { correlationId?: unknown }).correlationId === 'string') {
+        correlationId = ((json as { correlationId: string }).correlationId).slice(0, 128);
+      }
+      if (!isCommandName(name)) {
+        return await refuse('unknown_command', `unknown command ${JSON.stringify(name)} on ${topic}; known commands: ${Object.keys(COMMAND_SCHEMAS).join(', ')}`);
+      }
+      const version = json && typeof json === 'object' ? (json as { schema?: unknown }).schema : undefined;
+      if (version !== SCHEMA_VERSION) {
+        return await refuse('unsupported_schema', `command on ${topic} has schema ${JSON.stringify(version)}; this gateway speaks schema ${SCHEMA_VERSION}`);
+      }
+      const parsed = COMMAND_SCHEMAS[name].safeParse(json);
+      if (!parsed.success) {
+        return await refuse('invalid_payload', `command ${name} on ${topic} is invalid: ${describeIssues(parsed.error)}`);
+      }
+      const request = { name, payload: parsed.data } as CommandRequest;
+      if (request.name === 'ping') {
+        const info = this.deps.statusInfo();
+        return await reply({ ok: true, result: { pong: true, version: info.version, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) } });
+      }
+      if (!this.handler) return await refuse('not_ready', `no handler for command ${name} yet; retry once the gateway has started`);
+      let result: unknown;
+      try {
+        result = await this.handler(request);
+      } catch (err) {
+        const code = err instanceof CommandError ? err.code : 'failed';
+        return await refuse(code, `command ${name} failed: ${(err as Error).message ?? String(err)}`);
+      }
+      return await reply({ ok: true, result: result ?? null });
+    } catch (err) {
+      this.log.error({ command: name, err: (err as Error).message }, 'command handling failed unexpectedly');
+    }
+  }
+}
+
+/** Exponential backoff with "equal jitter": the delay for `attempt` (0-based) lies in [d/2, d], d = min(max, min·2^attempt). */
+export function backoffDelay(attempt: number, backoff: { minMs: number; maxMs: number }, random: () => number = Math.random): number {
+  const ceiling = Math.min(backoff.maxMs, backoff.minMs * 2 ** Math.min(attempt, 30));
+  return ceiling / 2 + (random() * ceiling) / 2;
+}
+
+/** The URL without user info, fit for logs and error messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) {
+      u.username = '***';
+      u.password = '';
+    }
+    return u.toString();
+  } catch {
+    return '(unparsable url)';
+  }
+}
+
+async function readSecretFile(path: string, key: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    // The path is fine to show; the content never is.
+    throw new LinkConfigError(`cannot read MQTT ${key} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; check the path and its permissions`);
+  }
+}
+
+function parseOrThrow<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: import('zod').ZodError } }, value: unknown, topic: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new Error(`payload for ${topic} does not match its schema: ${describeIssues(r.error)}`);
+  return r.data;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message = `timed out after ${ms} ms`): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    promise,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,165 @@
+import { ulid } from 'ulid';
+import { silentLogger, type Logger } from './logger.js';
+import type { MqttLink } from './mqtt-link.js';
+import type { Outbox } from './outbox.js';
+import { ChannelState, SCHEMA_VERSION, describeIssues, type UrgencyEvent } from './payload-schemas.js';
+
+export interface UrgencyPublisherDeps {
+  link: MqttLink;
+  outbox: Outbox;
+  logger?: Logger;
+  /** Events published ahead of their PUBACKs. Order still holds: one connection delivers in order. Default 8. */
+  maxInFlight?: number;
+  /** Pause before retrying after the broker refused an event (not after a lost connection). Default 5 s. */
+  retryDelayMs?: number;
+}
+
+/** What the daemon knows about a flag; the publisher adds schema, id, seq, ts, site and gateway. */
+export type UrgencyFlag = Omit<UrgencyEvent, 'schema' | 'id' | 'seq' | 'ts' | 'site' | 'gateway'>;
+
+/** A channel's present, as the daemon reports it; the publisher stamps and retains it. */
+export type ChannelStateUpdate = Omit<ChannelState, 'schema' | 'ts' | 'site' | 'gateway'>;
+
+/**
+ * Moves flag events from the outbox to the broker: in seq order, acking each in the
+ * outbox only on its PUBACK, and replaying everything unacknowledged after a reconnect.
+ * A replay may repeat an event the broker had already taken (its PUBACK lost with the
+ * connection): the same id, which consumers use to drop it. Also keeps each channel's
+ * retained state topic current, republishing the latest state after every reconnect.
+ */
+export class UrgencyPublisher {
+  private readonly log: Logger;
+  private draining = false;
+  private again = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly states = new Map<string, ChannelState>();
+  private readonly dirtyStates = new Set<string>();
+  private started = false;
+  private readonly onConnect = () => {
+    for (const channel of this.states.keys()) this.dirtyStates.add(channel);
+    this.kick();
+  };
+  private readonly onAppended = () => this.kick();
+
+  constructor(private readonly deps: UrgencyPublisherDeps) {
+    this.log = deps.logger ?? silentLogger;
+  }
+
+  /** Start after the outbox (it must be readable) and before or after the link. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.deps.link.on('connect', this.onConnect);
+    this.deps.outbox.on('appended', this.onAppended);
+    this.kick();
+  }
+
+  /** Stop before the link and the outbox; unacknowledged events stay in the outbox for the next start. */
+  async stop(): Promise<void> {
+    this.started = false;
+    this.deps.link.off('connect', this.onConnect);
+    this.deps.outbox.off('appended', this.onAppended);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    // A publish still waiting for its PUBACK is abandoned after a moment: the outbox keeps the event.
+    for (let waited = 0; this.draining && waited < 2000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  /**
+   * Builds the event for a flag, makes it durable in the outbox, updates the channel's
+   * retained state, and resolves with the event once it is on disk (not yet published).
+   */
+  async flag(flag: UrgencyFlag): Promise<UrgencyEvent> {
+    const { link, outbox } = this.deps;
+    const event: UrgencyEvent = {
+      schema: SCHEMA_VERSION,
+      id: ulid(),
+      seq: outbox.nextSeq(),
+      ts: new Date().toISOString(),
+      site: link.site,
+      gateway: link.gateway,
+      ...flag,
+    };
+    await outbox.append(event);
+    this.setChannelState({ channel: event.channel, callId: event.callId, level: event.level, score: event.score, eventId: event.id });
+    return event;
+  }
+
+  /** Sets a channel's retained state (e.g. back to low with callId null at a call's end). */
+  setChannelState(update: ChannelStateUpdate): void {
+    const { site, gateway } = this.deps.link;
+    const state = ChannelState.safeParse({ schema: SCHEMA_VERSION, ts: new Date().toISOString(), site, gateway, ...update });
+    if (!state.success) throw new Error(`channel state for ${update.channel} is invalid: ${describeIssues(state.error)}`);
+    this.states.set(update.channel, state.data);
+    this.dirtyStates.add(update.channel);
+    this.kick();
+  }
+
+  private kick(): void {
+    if (!this.started) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      do {
+        this.again = false;
+        if (!this.deps.link.connected) return;
+        await this.drainEvents();
+        await this.publishStates();
+      } while (this.again && this.started);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async drainEvents(): Promise<void> {
+    const { link, outbox } = this.deps;
+    const window = Math.max(1, this.deps.maxInFlight ?? 8);
+    for (;;) {
+      const batch = outbox.pending().slice(0, window);
+      if (batch.length === 0 || !this.started || !link.connected) return;
+      // Published back to back in seq order; each is acked as its own PUBACK arrives.
+      const results = await Promise.allSettled(
+        batch.map((event) => link.publish(link.topics.urgency(event.channel), event, { qos: 1, retain: false }).then(() => outbox.ack(event.id))),
+      );
+      const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) {
+        const err = failure.reason as Error;
+        if (err.name === 'LinkOfflineError') return; // the next 'connect' replays from the oldest pending
+        this.log.error({ err: err.message }, 'broker refused an urgency event; it stays in the outbox and is retried');
+        this.scheduleRetry();
+        return;
+      }
+    }
+  }
+
+  private async publishStates(): Promise<void> {
+    const { link } = this.deps;
+    for (const channel of [...this.dirtyStates]) {
+      const state = this.states.get(channel);
+      this.dirtyStates.delete(channel);
+      if (!state) continue;
+      try {
+        await link.publish(link.topics.state(channel), state, { qos: 1, retain: true });
+      } catch (err) {
+        this.dirtyStates.add(channel);
+        if ((err as Error).name !== 'LinkOfflineError') this.log.warn({ channel, err: (err as Error).message }, 'could not publish channel state');
+        return;
+      }
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer || !this.started) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.kick();
+    }, this.deps.retryDelayMs ?? 5000);
+  }
+}

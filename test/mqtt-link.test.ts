@@ -1,0 +1,347 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Aedes } from 'aedes';
+import { CommandError, MqttLink, type MqttLinkDeps } from '../src/mqtt/mqtt-link.js';
+import { Outbox } from '../src/mqtt/outbox.js';
+import { ChannelState, CommandReply, StatusPayload, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
+import { gatewayTopics } from '../src/mqtt/topics.js';
+import { UrgencyPublisher } from '../src/mqtt/urgency-publisher.js';
+import type { Logger } from '../src/mqtt/logger.js';
+import {
+  MOSQUITTO_MISSING,
+  OPENSSL_MISSING,
+  connectSubscriber,
+  freePort,
+  generateTestCertificates,
+  sampleEvent,
+  startMosquitto,
+  type Mosquitto,
+  type TestSubscriber,
+} from './helpers/mosquitto.js';
+
+let counter = 0;
+const STATUS_INFO = { version: '0.1.0', model: { name: 'knn-ravdess', version: '1.0.0' }, backend: 'int8-knn' };
+
+function linkDeps(url: string, overrides: Partial<MqttLinkDeps> = {}): MqttLinkDeps {
+  const gateway = `gw${++counter}`;
+  return {
+    url,
+    clientId: `ser-edge-test-${process.pid}-${gateway}`,
+    site: 'lab',
+    gateway,
+    backoff: { minMs: 100, maxMs: 1000 },
+    statusInfo: () => STATUS_INFO,
+    ...overrides,
+  };
+}
+
+function flagOf(channel = 'hs1') {
+  const { schema: _s, id: _i, seq: _q, ts: _t, site: _si, gateway: _g, ...flag } = sampleEvent(1, { channel });
+  return flag;
+}
+
+describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
+  let broker: Mosquitto;
+  before(async () => {
+    broker = await startMosquitto();
+  });
+  after(async () => {
+    await broker?.stop();
+  });
+
+  test('the gateway announces itself online on a retained status that validates against the schema', async () => {
+    const link = new MqttLink(linkDeps(broker.url));
+    await link.start();
+    await link.waitForConnection(5000);
+    // A late subscriber must still see the present: the status is retained.
+    const sub = await connectSubscriber(broker.url, [link.topics.status]);
+    const status = await sub.waitFor((m) => m.topic === link.topics.status, 3000, 'the status');
+    assert.equal(status.retain, true);
+    const payload = StatusPayload.parse(status.json());
+    assert.equal(payload.state, 'online');
+    assert.deepEqual(payload.model, STATUS_INFO.model);
+    assert.equal(payload.protocol, '5');
+    await link.stop();
+    await sub.end();
+  });
+
+  test('a clean stop leaves the status offline with reason shutdown', async () => {
+    const link = new MqttLink(linkDeps(broker.url));
+    await link.start();
+    await link.waitForConnection(5000);
+    await link.stop();
+    const sub = await connectSubscriber(broker.url, [link.topics.status]);
+    const status = StatusPayload.parse((await sub.waitFor((m) => m.topic === link.topics.status)).json());
+    assert.equal(status.state, 'offline');
+    assert.equal(status.reason, 'shutdown');
+    await sub.end();
+  });
+
+  test('the broker marks the gateway offline when its process is killed', async () => {
+    const deps = linkDeps(broker.url);
+    const sub = await connectSubscriber(broker.url, [gatewayTopics(deps.site, deps.gateway).status]);
+    const linkModule = fileURLToPath(new URL('../src/mqtt/mqtt-link.js', import.meta.url));
+    const script = `
+      const { MqttLink } = await import(${JSON.stringify(linkModule)});
+      const link = new MqttLink({ ...${JSON.stringify({ ...deps, statusInfo: undefined })}, statusInfo: () => (${JSON.stringify(STATUS_INFO)}) });
+      link.on('connect', () => process.stdout.write('connected\\n'));
+      await link.start();
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('connected') && resolve()));
+    await sub.waitFor((m) => m.topic.endsWith('/status') && (m.json() as StatusPayload).state === 'online', 3000, 'online');
+    child.kill('SIGKILL');
+    const offline = await sub.waitFor((m) => m.topic.endsWith('/status') && (m.json() as StatusPayload).state === 'offline', 5000, 'the last will');
+    const status = StatusPayload.parse(offline.json());
+    assert.equal(status.reason, 'lost');
+    await sub.end();
+  });
+
+  test('a flag event arrives on its channel urgency topic, validates, and leaves the outbox on PUBACK', async () => {
+    const link = new MqttLink(linkDeps(broker.url));
+    const outbox = new Outbox({ dir: await mkdtemp(join(tmpdir(), 'ser-edge-link-')), maxBytes: 1 << 20 });
+    const publisher = new UrgencyPublisher({ link, outbox });
+    const sub = await connectSubscriber(broker.url, [`${link.topics.base}/#`]);
+    await outbox.start();
+    await publisher.start();
+    await link.start();
+    await link.waitForConnection(5000);
+
+    const event = await publisher.flag(flagOf('hs2'));
+    const got = await sub.waitFor((m) => m.topic === link.topics.urgency('hs2'), 3000, 'the urgency event');
+    assert.deepEqual(UrgencyEvent.parse(got.json()), event);
+    assert.equal(got.retain, false);
+    const state = await sub.waitFor((m) => m.topic === link.topics.state('hs2'), 3000, 'the channel state');
+    assert.equal(ChannelState.parse(state.json()).eventId, event.id);
+    for (let i = 0; i < 50 && outbox.depth > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(outbox.depth, 0);
+
+    await publisher.stop();
+    await link.stop();
+    await outbox.stop();
+    await sub.end();
+  });
+
+  describe('commands', () => {
+    let link: MqttLink;
+    let sub: TestSubscriber;
+    const handled: unknown[] = [];
+    before(async () => {
+      link = new MqttLink(linkDeps(broker.url));
+      link.onCommand((command) => {
+        handled.push(command);
+        if (command.name === 'model.rollback') throw new CommandError('no_previous_model', 'there is no previous model to roll back to');
+        return { accepted: command.name };
+      });
+      await link.start();
+      await link.waitForConnection(5000);
+      sub = await connectSubscriber(broker.url, [`${link.topics.base}/cmd/+/reply`, 'test/replies/#']);
+    });
+    after(async () => {
+      await link.stop();
+      await sub.end();
+    });
+
+    /** Sends a command without MQTT 5 response properties and waits for its reply on …/cmd/{name}/reply. */
+    async function command(name: string, payload: string | Buffer, options: { retain?: boolean } = {}): Promise<CommandReply> {
+      const before = sub.messages.length;
+      await sub.client.publishAsync(link.topics.command(name), payload, { qos: 1, retain: options.retain ?? false });
+      const reply = await sub.waitFor((m) => sub.messages.indexOf(m) >= before && m.topic === link.topics.reply(name), 5000, `the reply to ${name}`);
+      return CommandReply.parse(reply.json());
+    }
+
+    test('a ping with an MQTT 5 response topic is answered there with the same correlation data', async () => {
+      const correlationData = Buffer.from('req-42');
+      await sub.client.publishAsync(link.topics.command('ping'), JSON.stringify({ schema: 1 }), {
+        qos: 1,
+        properties: { responseTopic: 'test/replies/ping', correlationData },
+      });
+      const reply = await sub.waitFor((m) => m.topic === 'test/replies/ping', 3000, 'the ping reply');
+      assert.deepEqual(reply.properties?.correlationData, correlationData);
+      const body = CommandReply.parse(reply.json());
+      assert.equal(body.ok, true);
+      assert.equal((body.result as { pong: boolean }).pong, true);
+    });
+
+    test('a command without a response topic is answered on …/cmd/{name}/reply with its correlationId', async () => {
+      const reply = await command('call', JSON.stringify({ schema: 1, correlationId: 'c-7', action: 'start', channel: 'hs1', callId: 'call-9' }));
+      assert.equal(reply.ok, true);
+      assert.equal(reply.correlationId, 'c-7');
+      assert.deepEqual(reply.result, { accepted: 'call' });
+      assert.deepEqual(handled.at(-1), { name: 'call', payload: { schema: 1, correlationId: 'c-7', action: 'start', channel: 'hs1', callId: 'call-9' } });
+    });
+
+    test('a handler that throws a CommandError replies with its code and message', async () => {
+      const reply = await command('model.rollback', JSON.stringify({ schema: 1 }));
+      assert.equal(reply.ok, false);
+      assert.equal(reply.error?.code, 'no_previous_model');
+    });
+
+    test('invalid JSON gets an invalid_json error reply', async () => {
+      const reply = await command('call', '{"schema": 1, action');
+      assert.equal(reply.error?.code, 'invalid_json');
+    });
+
+    test('a payload of the wrong shape gets an invalid_payload reply naming the field', async () => {
+      const reply = await command('call', JSON.stringify({ schema: 1, action: 'pause', channel: 'hs1', callId: 'c' }));
+      assert.equal(reply.error?.code, 'invalid_payload');
+      assert.match(reply.error!.message, /action/);
+    });
+
+    test('a payload of another schema version gets an unsupported_schema reply', async () => {
+      const reply = await command('ping', JSON.stringify({ schema: 2 }));
+      assert.equal(reply.error?.code, 'unsupported_schema');
+    });
+
+    test('a 10 MB payload gets a payload_too_large reply without being parsed', async () => {
+      const reply = await command('model.install', Buffer.alloc(10 * 1024 * 1024, 0x7b));
+      assert.equal(reply.error?.code, 'payload_too_large');
+    });
+
+    test('an unknown command gets an unknown_command reply listing the known ones', async () => {
+      const reply = await command('self-destruct', JSON.stringify({ schema: 1 }));
+      assert.equal(reply.error?.code, 'unknown_command');
+      assert.match(reply.error!.message, /model\.install/);
+    });
+
+    test('a retained command is refused, so it cannot run again on every reconnect', async () => {
+      // Retained messages keep their retain flag only when delivered to a new subscription: a (re)starting gateway.
+      const late = new MqttLink(linkDeps(broker.url));
+      late.onCommand(() => assert.fail('a retained command reached the handler'));
+      const topic = late.topics.command('config.reload');
+      await sub.client.subscribeAsync(late.topics.reply('config.reload'), { qos: 1 });
+      await sub.client.publishAsync(topic, JSON.stringify({ schema: 1 }), { qos: 1, retain: true });
+      await late.start();
+      const reply = await sub.waitFor((m) => m.topic === late.topics.reply('config.reload'), 5000, 'the refusal');
+      assert.equal(CommandReply.parse(reply.json()).error?.code, 'retained_command');
+      await sub.client.publishAsync(topic, '', { qos: 1, retain: true });
+      await late.stop();
+    });
+
+    test('after every malformed command the link is still connected and answers a ping', async () => {
+      assert.equal(link.connected, true);
+      const reply = await command('ping', JSON.stringify({ schema: 1 }));
+      assert.equal(reply.ok, true);
+    });
+  });
+
+  test('requireTls refuses a non-TLS URL before connecting, saying what to use instead', async () => {
+    let connections = 0;
+    const server: Server = createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    const port = await freePort();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    const link = new MqttLink(linkDeps(`mqtt://127.0.0.1:${port}`, { requireTls: true }));
+    await assert.rejects(link.start(), /not TLS but requireTls is set: use an mqtts:\/\//);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(connections, 0);
+    await new Promise((r) => server.close(r));
+  });
+
+  test('a missing TLS file is refused at start with the config key and path', async () => {
+    const link = new MqttLink(linkDeps('mqtts://127.0.0.1:1', { tls: { caFile: '/nonexistent/ca.crt' } }));
+    await assert.rejects(link.start(), /MQTT tls\.caFile \/nonexistent\/ca\.crt: ENOENT/);
+  });
+});
+
+describe('MqttLink over TLS with client certificates', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING }, () => {
+  test('the gateway connects with the CA, its certificate and key, and a TLS consumer sees it online', async () => {
+    const certs = generateTestCertificates();
+    const broker = await startMosquitto({
+      tls: { caFile: certs.caFile, certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, requireCertificate: true },
+    });
+    try {
+      const link = new MqttLink(
+        linkDeps(broker.url, { requireTls: true, tls: { caFile: certs.caFile, certFile: certs.clientCertFile, keyFile: certs.clientKeyFile } }),
+      );
+      await link.start();
+      await link.waitForConnection(5000);
+      const { readFileSync } = await import('node:fs');
+      const sub = await connectSubscriber(broker.url, [link.topics.status], {
+        ca: readFileSync(certs.caFile),
+        cert: readFileSync(certs.clientCertFile),
+        key: readFileSync(certs.clientKeyFile),
+      });
+      assert.equal(StatusPayload.parse((await sub.waitFor((m) => m.topic === link.topics.status)).json()).state, 'online');
+      await sub.end();
+      await link.stop();
+    } finally {
+      await broker.stop();
+    }
+  });
+
+  test('without a client certificate the broker that requires one never sees the gateway online', async () => {
+    const certs = generateTestCertificates();
+    const broker = await startMosquitto({
+      tls: { caFile: certs.caFile, certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, requireCertificate: true },
+    });
+    try {
+      const link = new MqttLink(linkDeps(broker.url, { tls: { caFile: certs.caFile } }));
+      await link.start();
+      await assert.rejects(link.waitForConnection(1500), /no MQTT connection/);
+      await link.stop();
+    } finally {
+      await broker.stop();
+    }
+  });
+});
+
+describe('MqttLink against an MQTT 3.1.1-only broker', () => {
+  let aedes: Aedes;
+  let server: Server;
+  let url: string;
+  const credentials = { username: 'gw-user', password: 's3cret-pa55' };
+  before(async () => {
+    aedes = await Aedes.createBroker({
+      authenticate: (_client, username, password, done) => done(null, username === credentials.username && password?.toString() === credentials.password),
+    });
+    server = createServer(aedes.handle);
+    const port = await freePort();
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    url = `mqtt://127.0.0.1:${port}`;
+  });
+  after(async () => {
+    await new Promise<void>((r) => aedes.close(() => r()));
+    await new Promise((r) => server.close(r));
+  });
+
+  test('the link falls back to 3.1.1, logs in with credentials from files, and never logs them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ser-edge-cred-'));
+    await writeFile(join(dir, 'user'), `${credentials.username}\n`);
+    await writeFile(join(dir, 'pass'), `${credentials.password}\n`);
+    const lines: string[] = [];
+    const record = (obj: object, msg: string) => lines.push(`${msg} ${JSON.stringify(obj)}`);
+    const logger: Logger = { debug: record, info: record, warn: record, error: record };
+    const link = new MqttLink(linkDeps(url, { usernameFile: join(dir, 'user'), passwordFile: join(dir, 'pass'), logger }));
+    await link.start();
+    await link.waitForConnection(5000);
+    assert.equal(link.protocolVersion, 4);
+    assert.ok(lines.some((l) => l.includes('falling back to MQTT 3.1.1')));
+    for (const line of lines) assert.ok(!line.includes(credentials.password) && !line.includes(credentials.username), `logged: ${line}`);
+    await link.stop();
+  });
+
+  test('on 3.1.1 a command is answered on …/cmd/{name}/reply with its correlationId', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ser-edge-cred-'));
+    await writeFile(join(dir, 'user'), credentials.username);
+    await writeFile(join(dir, 'pass'), credentials.password);
+    const link = new MqttLink(linkDeps(url, { usernameFile: join(dir, 'user'), passwordFile: join(dir, 'pass'), protocolVersion: 4 }));
+    await link.start();
+    await link.waitForConnection(5000);
+    const sub = await connectSubscriber(url, [link.topics.reply('ping')], { protocolVersion: 4, ...credentials });
+    await sub.client.publishAsync(link.topics.command('ping'), JSON.stringify({ schema: 1, correlationId: 'abc' }), { qos: 1 });
+    const reply = CommandReply.parse((await sub.waitFor((m) => m.topic === link.topics.reply('ping'))).json());
+    assert.equal(reply.ok, true);
+    assert.equal(reply.correlationId, 'abc');
+    await sub.end();
+    await link.stop();
+  });
+});

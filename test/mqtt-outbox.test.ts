@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { appendFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Outbox, encodeRecord, readJournal } from '../src/mqtt/outbox.js';
+import { sampleEvent } from './helpers/mosquitto.js';
+
+const tempDir = () => mkdtemp(join(tmpdir(), 'ser-edge-outbox-'));
+
+async function opened(dir: string, maxBytes = 1024 * 1024): Promise<Outbox> {
+  const outbox = new Outbox({ dir, maxBytes });
+  await outbox.start();
+  return outbox;
+}
+
+describe('Outbox', () => {
+  test('appended events are pending in seq order until acked', async () => {
+    const outbox = await opened(await tempDir());
+    for (const seq of [outbox.nextSeq(), outbox.nextSeq(), outbox.nextSeq()]) await outbox.append(sampleEvent(seq));
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [1, 2, 3]);
+    await outbox.ack(sampleEvent(2).id);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [1, 3]);
+    assert.equal(outbox.depth, 2);
+    await outbox.stop();
+  });
+
+  test('unacked events and the seq counter survive a restart', async () => {
+    const dir = await tempDir();
+    let outbox = await opened(dir);
+    for (let i = 0; i < 5; i++) await outbox.append(sampleEvent(outbox.nextSeq()));
+    await outbox.ack(sampleEvent(1).id);
+    await outbox.ack(sampleEvent(5).id);
+    await outbox.stop();
+    outbox = await opened(dir);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [2, 3, 4]);
+    assert.equal(outbox.nextSeq(), 6, 'the seq of an acked and compacted event is never reused');
+    await outbox.stop();
+  });
+
+  test('the seq continues after every event was acked and compacted away', async () => {
+    const dir = await tempDir();
+    let outbox = await opened(dir);
+    for (let i = 0; i < 3; i++) {
+      const e = sampleEvent(outbox.nextSeq());
+      await outbox.append(e);
+      await outbox.ack(e.id);
+    }
+    await outbox.stop();
+    outbox = await opened(dir);
+    assert.equal(outbox.depth, 0);
+    assert.equal(outbox.nextSeq(), 4);
+    await outbox.stop();
+  });
+
+  test('the journal is compacted once acknowledged records outweigh the live ones', async () => {
+    const dir = await tempDir();
+    const outbox = await opened(dir);
+    for (let i = 0; i < 400; i++) {
+      const e = sampleEvent(outbox.nextSeq());
+      await outbox.append(e);
+      await outbox.ack(e.id);
+    }
+    const size = (await readFile(outbox.path)).length;
+    assert.ok(size < 200 * 1024, `journal is ${size} bytes after 400 acked events`);
+    await outbox.stop();
+  });
+
+  test('a torn final record is skipped and what is appended after it reads back intact', async () => {
+    const dir = await tempDir();
+    let outbox = await opened(dir);
+    await outbox.append(sampleEvent(outbox.nextSeq()));
+    await outbox.append(sampleEvent(outbox.nextSeq()));
+    await outbox.stop();
+    const torn = encodeRecord({ t: 'e', e: sampleEvent(3) });
+    await appendFile(outbox.path, torn.subarray(0, torn.length - 20));
+
+    outbox = await opened(dir);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [1, 2]);
+    const seq = outbox.nextSeq();
+    await outbox.append(sampleEvent(seq));
+    await outbox.stop();
+    outbox = await opened(dir);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [1, 2, seq]);
+    await outbox.stop();
+  });
+
+  test('a damaged record in the middle loses only itself, not the records after it', () => {
+    const records = [1, 2, 3].map((s) => encodeRecord({ t: 'e', e: sampleEvent(s) }));
+    records[1]![40] ^= 0xff;
+    const { records: read, skippedBytes } = readJournal(Buffer.concat(records));
+    assert.deepEqual(read.map((r) => (r.t === 'e' ? r.e.seq : -1)), [1, 3]);
+    assert.equal(skippedBytes, records[1]!.length);
+  });
+
+  test('when full it drops the oldest low events first, then medium, and counts them', async () => {
+    const one = encodeRecord({ t: 'e', e: sampleEvent(1, { level: 'medium' }) }).length;
+    const outbox = await opened(await tempDir(), one * 4 + 10);
+    const levels = ['high', 'low', 'medium', 'low'] as const;
+    for (const level of levels) await outbox.append(sampleEvent(outbox.nextSeq(), { level }));
+    await outbox.append(sampleEvent(outbox.nextSeq(), { level: 'high' }));
+    assert.deepEqual(outbox.pending().map((e) => `${e.seq}:${e.level}`), ['1:high', '3:medium', '4:low', '5:high']);
+    await outbox.append(sampleEvent(outbox.nextSeq(), { level: 'high' }));
+    await outbox.append(sampleEvent(outbox.nextSeq(), { level: 'high' }));
+    assert.deepEqual(outbox.pending().map((e) => `${e.seq}:${e.level}`), ['1:high', '5:high', '6:high', '7:high']);
+    assert.deepEqual(outbox.droppedCounts, { low: 2, medium: 1, high: 0 });
+    await outbox.stop();
+  });
+
+  test('an event that does not match the schema is refused with the field named', async () => {
+    const outbox = await opened(await tempDir());
+    await assert.rejects(outbox.append({ ...sampleEvent(1), score: 7 }), /score/);
+    await outbox.stop();
+  });
+
+  test('events made durable before a kill -9 are all there after restart, and the seq continues', async () => {
+    const dir = await tempDir();
+    const outboxModule = fileURLToPath(new URL('../src/mqtt/outbox.js', import.meta.url));
+    const helperModule = fileURLToPath(new URL('./helpers/mosquitto.js', import.meta.url));
+    // The child reports each seq only after append() resolved, i.e. after fdatasync.
+    const script = `
+      const { Outbox } = await import(${JSON.stringify(outboxModule)});
+      const { sampleEvent } = await import(${JSON.stringify(helperModule)});
+      const outbox = new Outbox({ dir: ${JSON.stringify(dir)}, maxBytes: 64 * 1024 * 1024 });
+      await outbox.start();
+      for (;;) {
+        const seq = outbox.nextSeq();
+        await outbox.append(sampleEvent(seq));
+        if (seq % 3 === 0) await outbox.ack(sampleEvent(seq - 1).id);
+        process.stdout.write(seq + '\\n');
+      }`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let durable: number[] = [];
+    await new Promise<void>((resolve) => {
+      let buffered = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        buffered += d.toString();
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        durable = durable.concat(lines.map(Number));
+        if (durable.length >= 150 && child.signalCode === null && !child.killed) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+    });
+    await new Promise((r) => child.once('exit', r));
+    // Power loss can also cut the last write short; simulate that on top of the kill.
+    const torn = encodeRecord({ t: 'e', e: sampleEvent(1_000_000) });
+    await appendFile(join(dir, 'outbox.journal'), torn.subarray(0, 30));
+
+    const outbox = await opened(dir);
+    const pendingSeqs = new Set(outbox.pending().map((e) => e.seq));
+    const acked = new Set(durable.filter((s) => s % 3 === 0).map((s) => s - 1));
+    for (const seq of durable) {
+      if (!acked.has(seq)) assert.ok(pendingSeqs.has(seq), `durable event ${seq} was lost`);
+    }
+    assert.ok(!pendingSeqs.has(1_000_000), 'the torn record was skipped');
+    const next = outbox.nextSeq();
+    assert.ok(next > Math.max(...durable), `seq ${next} continues after ${Math.max(...durable)}`);
+    await outbox.stop();
+  });
+
+  test('a start with a non-positive maxBytes is refused with what to set', async () => {
+    const outbox = new Outbox({ dir: await tempDir(), maxBytes: 0 });
+    await assert.rejects(outbox.start(), /maxBytes must be a positive number/);
+  });
+
+  test('an interrupted compaction leaves the journal as it was', async () => {
+    const dir = await tempDir();
+    let outbox = await opened(dir);
+    await outbox.append(sampleEvent(outbox.nextSeq()));
+    await outbox.stop();
+    await writeFile(join(dir, 'outbox.journal.tmp'), 'half a compaction');
+    outbox = await opened(dir);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [1]);
+    await outbox.stop();
+  });
+});
