@@ -167,15 +167,23 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     const client = this.client;
     this.client = null;
     this.baseOptions = null;
-    if (client && this.isConnected) {
-      // Saying goodbye first: a clean DISCONNECT discards the will, so "offline" must come from us.
-      await withTimeout(this.publishOn(client, this.topics.status, this.statusPayload('offline', 'shutdown'), { qos: 1, retain: true }), 2000).catch(
-        (err) => this.log.warn({ err: (err as Error).message }, 'could not publish offline status on shutdown'),
+    // Ask the socket, not `isConnected`: a stop between CONNACK and the birth's PUBACK must
+    // still say goodbye, or its clean DISCONNECT below would leave "online" retained forever.
+    let saidGoodbye = false;
+    if (client?.connected) {
+      saidGoodbye = await withTimeout(this.publishOn(client, this.topics.status, this.statusPayload('offline', 'shutdown'), { qos: 1, retain: true }), 2000).then(
+        () => true,
+        (err) => {
+          this.log.warn({ err: (err as Error).message }, 'could not publish offline status on shutdown');
+          return false;
+        },
       );
     }
     this.isConnected = false;
     this.failInflight(new LinkOfflineError('MQTT link stopped'));
-    if (client) await client.endAsync(!this.isConnectedClient(client)).catch(() => {});
+    // A clean DISCONNECT discards the will, so only a link whose own "offline" was
+    // acknowledged may send one; otherwise drop the socket and let the broker publish the will.
+    if (client) await client.endAsync(!saidGoodbye).catch(() => {});
   }
 
   /** Resolves once connected (immediately if already), or rejects after `timeoutMs`. */
@@ -335,10 +343,6 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     this.isConnected = true;
     this.log.info({ url: redactUrl(this.deps.url), protocolVersion, reconnect }, 'MQTT connected');
     this.emit('connect', { protocolVersion, reconnect });
-  }
-
-  private isConnectedClient(client: MqttClient): boolean {
-    return client.connected;
   }
 
   private publishOn(client: MqttClient, topic: string, payload: object | string | Buffer, options: PublishOptions): Promise<void> {
