@@ -1,0 +1,226 @@
+import { z } from 'zod';
+import { EMOTIONS } from '../model/emotions.js';
+import { urgencyThresholdsSchema } from '../urgency/urgency-score.js';
+
+/**
+ * The daemon's configuration: what `ser-edge run` reads from a firmware-config profile,
+ * the site file and the environment (see load-daemon-config.ts for the layering). Every
+ * object is strict, so a misspelt key is an error rather than a silently ignored setting.
+ */
+
+/** One topic level: MQTT wildcards, '/' and spaces would break the `ser/v1/{site}/{gateway}` scheme. */
+const topicLevel = z.string().regex(/^[A-Za-z0-9_.-]+$/, "use letters, digits, '.', '-' or '_' (it becomes an MQTT topic level)");
+
+export const channelAssignmentSchema = z
+  .object({
+    /** Zero-based channel of the source (0 = left, 1 = right on a stereo headset tap). */
+    index: z.number().int().min(0).default(0),
+    /** The channel id in topics: `…/channel/{id}/urgency`. */
+    id: z.string().regex(/^[A-Za-z0-9_-]+$/, "use letters, digits, '-' or '_' (it becomes an MQTT topic level)"),
+    /** customer: the far end (the caller), flagged; agent: the headset microphone, strain in telemetry only. */
+    role: z.enum(['customer', 'agent']).default('customer'),
+  })
+  .strict();
+
+const channelsField = z.array(channelAssignmentSchema).min(1);
+
+export const microphoneSourceSchema = z
+  .object({
+    type: z.literal('microphone'),
+    /** ALSA device (`hw:1,0`, `plughw:CARD=Headset`); the system default when absent. */
+    device: z.string().min(1).optional(),
+    recorder: z.enum(['arecord', 'sox', 'rec']).default('arecord'),
+    /** Interleaved channels asked of the device. */
+    channelCount: z.number().int().min(1).max(32).default(1),
+    /** The device's native rate, when resampling here beats ALSA's plug layer. */
+    inputRate: z.number().int().positive().optional(),
+    channels: channelsField,
+  })
+  .strict();
+
+export const fileSourceSchema = z
+  .object({
+    type: z.literal('file'),
+    /** WAV or FLAC; relative to the config file that names it. */
+    path: z.string().min(1),
+    /** Wall-clock pacing, as a live headset would deliver it; false replays as fast as the CPU allows. */
+    realtime: z.boolean().default(true),
+    loop: z.boolean().default(false),
+    channels: channelsField,
+  })
+  .strict();
+
+export const stdinSourceSchema = z
+  .object({
+    type: z.literal('stdin'),
+    /** Rate of the raw s16le PCM arriving on stdin. */
+    inputRate: z.number().int().positive(),
+    channelCount: z.number().int().min(1).max(32).default(1),
+    channels: channelsField,
+  })
+  .strict();
+
+export const demoSourceSchema = z
+  .object({
+    type: z.literal('demo'),
+    /** Seconds of calm voice, then of angry voice, looping: the flag rises and clears every cycle. */
+    calmSeconds: z.number().positive().default(20),
+    angrySeconds: z.number().positive().default(20),
+    channels: channelsField,
+  })
+  .strict();
+
+export const sourceSchema = z.discriminatedUnion('type', [microphoneSourceSchema, fileSourceSchema, stdinSourceSchema, demoSourceSchema]);
+export type SourceConfig = z.infer<typeof sourceSchema>;
+
+const backoffSchema = z
+  .object({
+    initialMs: z.number().int().positive().default(1000),
+    maxMs: z.number().int().positive().default(60_000),
+  })
+  .strict();
+
+export const daemonConfigSchema = z
+  .object({
+    /** JSON Schema reference for editors; ignored. */
+    $schema: z.string().optional(),
+    /** A firmware-config profile name (`raspberry-pi-4`) or a path to another config file. */
+    extends: z.string().min(1).optional(),
+    /** Which profile this came from, for telemetry and logs (profiles set it themselves). */
+    profile: z.string().default('custom'),
+    site: topicLevel.default('demo'),
+    /** Defaults to the host name (made topic-safe). */
+    gateway: topicLevel.optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Writable state: the outbox lives here unless outbox.dir says otherwise. */
+    stateDir: z.string().min(1).optional(),
+    /** Print a compact line per flag on stdout (the demo's view); logs go to stderr either way. */
+    printFlags: z.boolean().default(false),
+    mqtt: z
+      .object({
+        /** `mqtt://host:1883` or `mqtts://host:8883`. Absent: an embedded broker on 127.0.0.1. */
+        url: z.string().regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'use mqtt://host:port or mqtts://host:port').optional(),
+        clientId: z.string().min(1).optional(),
+        /** Refuse to connect without TLS (production profiles set it). */
+        requireTls: z.boolean().default(false),
+        tls: z
+          .object({
+            ca: z.string().optional(),
+            cert: z.string().optional(),
+            key: z.string().optional(),
+            rejectUnauthorized: z.boolean().default(true),
+          })
+          .strict()
+          .optional(),
+        /** Credentials are read from files so they never sit in the config, the environment or a log. */
+        usernameFile: z.string().optional(),
+        passwordFile: z.string().optional(),
+        backoff: backoffSchema.prefault({}),
+        /** How long shutdown waits for the broker to acknowledge what is queued. */
+        flushTimeoutMs: z.number().int().min(0).max(4000).default(2500),
+        /** The broker started when no url is configured: loopback only, port 0 picks a free one. */
+        embedded: z
+          .object({ port: z.number().int().min(0).max(65535).default(1883) })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    model: z
+      .object({
+        /** Model bundle directory; the shipped models/default when absent. */
+        dir: z.string().min(1).optional(),
+        /** TensorFlow.js backends in order of preference, for models that run on it (GRU). */
+        backends: z.array(z.enum(['tensorflow', 'wasm', 'cpu'])).min(1).default(['wasm', 'cpu']),
+        threads: z.number().int().min(1).max(64).default(1),
+      })
+      .strict()
+      .prefault({}),
+    audio: z
+      .object({
+        /** Block length handed from capture to the pipeline. */
+        blockMs: z.number().int().min(10).max(1000).default(100),
+        /** A live channel further behind real time than this skips the model for its windows (counted as dropped). */
+        maxLagSeconds: z.number().positive().default(5),
+        windowSeconds: z.number().positive().max(30).default(3),
+        hopSeconds: z.number().positive().max(30).default(1),
+      })
+      .strict()
+      .prefault({}),
+    calls: z
+      .object({
+        /** Without a cmd/call end, this much silence on a channel ends its call. */
+        callSilenceSeconds: z.number().positive().default(30),
+      })
+      .strict()
+      .prefault({}),
+    urgency: z
+      .object({
+        smoothing: z.number().gt(0).max(1).default(0.5),
+        thresholds: urgencyThresholdsSchema.optional(),
+        hysteresis: z.number().min(0).max(0.5).default(0.1),
+        raiseWindows: z.number().int().min(1).max(20).default(2),
+        clearWindows: z.number().int().min(1).max(60).default(3),
+        /** Site overrides of the bundle's emotion weights. */
+        weights: z.partialRecord(z.enum(EMOTIONS), z.number().min(0).max(1)).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Channel retries after a failure: exponential from initialMs, capped at maxMs. */
+    retry: backoffSchema.prefault({}),
+    outbox: z
+      .object({
+        dir: z.string().min(1).optional(),
+        maxBytes: z.number().int().min(4096).default(16 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
+    telemetry: z
+      .object({
+        intervalSeconds: z.number().min(1).max(3600).default(30),
+        prometheus: z
+          .object({
+            enabled: z.boolean().default(false),
+            /** Loopback only: the endpoint has no authentication. */
+            host: z.enum(['127.0.0.1', '::1', 'localhost']).default('127.0.0.1'),
+            port: z.number().int().min(0).max(65535).default(9464),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    sources: z.array(sourceSchema).default([]),
+  })
+  .strict();
+
+export type DaemonConfig = z.infer<typeof daemonConfigSchema>;
+export type ChannelAssignmentConfig = z.infer<typeof channelAssignmentSchema>;
+
+/** Config keys holding file paths: relative values are resolved against the file that sets them. */
+export const PATH_KEYS: readonly (readonly string[])[] = [
+  ['stateDir'],
+  ['model', 'dir'],
+  ['outbox', 'dir'],
+  ['mqtt', 'tls', 'ca'],
+  ['mqtt', 'tls', 'cert'],
+  ['mqtt', 'tls', 'key'],
+  ['mqtt', 'usernameFile'],
+  ['mqtt', 'passwordFile'],
+];
+
+/** The configuration as JSON Schema (draft 2020-12), for editors and for schemas/config.schema.json. */
+export function daemonConfigJsonSchema(): Record<string, unknown> {
+  return {
+    $id: 'https://ser-edge.dev/schemas/config.schema.json',
+    title: 'ser-edge daemon configuration',
+    ...z.toJSONSchema(daemonConfigSchema, { io: 'input', unrepresentable: 'any' }),
+  };
+}
+
+/** The committed file name under schemas/, written by scripts/export-schemas.ts. */
+export const CONFIG_SCHEMA_FILE = 'config.schema.json';
+
+export function configJsonSchemaText(): string {
+  return `${JSON.stringify(daemonConfigJsonSchema(), null, 2)}\n`;
+}

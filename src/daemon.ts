@@ -1,0 +1,252 @@
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from './config/load-daemon-config.js';
+import { DaemonBus, type ChannelLevelEvent, type UrgencyChangeEvent } from './daemon/daemon-events.js';
+import { ChannelRunner } from './daemon/channel-runner.js';
+import { CallCommandRouter } from './daemon/call-command-router.js';
+import { EmbeddedBroker } from './daemon/embedded-broker.js';
+import { describeFlag } from './daemon/flag-printer.js';
+import { HeadsetChannel } from './daemon/headset-channel.js';
+import { loggableUrl } from './daemon/daemon-logger.js';
+import { openAudioSource } from './daemon/open-audio-source.js';
+import { TimedOutbox } from './daemon/timed-outbox.js';
+import type { Classifier } from './model/classifier.js';
+import { loadClassifier } from './model/load-classifier.js';
+import { MqttLink } from './mqtt/mqtt-link.js';
+import type { EMOTIONS } from './model/emotions.js';
+import type { UrgencyEvent } from './mqtt/payload-schemas.js';
+import { UrgencyPublisher } from './mqtt/urgency-publisher.js';
+import { HealthProbe } from './telemetry/health-probe.js';
+import { PipelineMetrics } from './telemetry/pipeline-metrics.js';
+import { PrometheusEndpoint } from './telemetry/prometheus-endpoint.js';
+import { TelemetryReporter } from './telemetry/telemetry-reporter.js';
+import { DEFAULT_URGENCY_THRESHOLDS, resolveWeights, weightsForLabels } from './urgency/urgency-score.js';
+import { DEFAULT_WINDOWING } from './audio/speech-windower.js';
+
+export interface DaemonDependencies {
+  config: ResolvedConfig;
+  logger: Logger;
+  /** ser-edge's version, for the status payload. */
+  version: string;
+  /** Where the human flag lines go when config.printFlags is on. */
+  printLine?: (line: string) => void;
+}
+
+/**
+ * The running gateway: audio sources → headset channels → urgency events → outbox →
+ * MQTT. This file only builds the stages and connects them through the bus; every
+ * behaviour lives in the stage that owns it. start() brings the stages up from the
+ * broker side towards the microphones, stop() takes them down the other way round.
+ */
+export class Daemon {
+  private readonly deps: DaemonDependencies;
+  readonly bus = new DaemonBus();
+  readonly metrics = new PipelineMetrics();
+  private classifier: Classifier | undefined;
+  private broker: EmbeddedBroker | undefined;
+  private outbox: TimedOutbox | undefined;
+  private link: MqttLink | undefined;
+  private publisher: UrgencyPublisher | undefined;
+  private telemetry: TelemetryReporter | undefined;
+  private prometheus: PrometheusEndpoint | undefined;
+  private readonly channels = new Map<string, HeadsetChannel>();
+  private readonly runners: ChannelRunner[] = [];
+  /** Publisher calls in the order the channels made them, so a channel's retained state ends on its latest word. */
+  private publishing: Promise<unknown> = Promise.resolve();
+
+  constructor(dependencies: DaemonDependencies) {
+    this.deps = dependencies;
+  }
+
+  /** The broker in use (the embedded one's address when no url is configured). */
+  get brokerUrl(): string {
+    return this.deps.config.mqtt.url ?? this.broker?.url ?? '';
+  }
+
+  async start(): Promise<void> {
+    const { config, logger } = this.deps;
+    const classifier = await loadClassifier(config.model.dir);
+    this.classifier = classifier;
+    const model = { name: classifier.manifest.name, version: classifier.manifest.version };
+    logger.info({ model, backend: classifier.backend, dir: config.model.dir }, 'model loaded');
+
+    if (config.mqtt.url === undefined) {
+      this.broker = new EmbeddedBroker({ port: config.mqtt.embedded.port });
+      try {
+        await this.broker.start();
+      } catch (error) {
+        if (config.mqtt.embedded.port === 0) throw error;
+        // The demo must work on a machine where 1883 is already taken: any free port will do.
+        logger.warn({ port: config.mqtt.embedded.port, error: (error as Error).message }, 'embedded broker port taken; using a free one');
+        await this.broker.stop();
+        this.broker = new EmbeddedBroker({ port: 0 });
+        await this.broker.start();
+      }
+      logger.info({ url: this.broker.url }, 'no mqtt.url configured: embedded broker listening on loopback');
+    }
+
+    this.outbox = new TimedOutbox({ dir: config.outbox.dir, maxBytes: config.outbox.maxBytes, logger, onPublished: (ms) => this.metrics.latency.publish.record(ms) });
+    await this.outbox.start();
+    this.link = new MqttLink({
+      url: this.brokerUrl,
+      clientId: config.mqtt.clientId ?? `ser-edge-${config.site}-${config.gateway}`,
+      site: config.site,
+      gateway: config.gateway,
+      requireTls: config.mqtt.requireTls,
+      backoff: { minMs: config.mqtt.backoff.initialMs, maxMs: config.mqtt.backoff.maxMs },
+      ...(config.mqtt.tls
+        ? { tls: { caFile: config.mqtt.tls.ca, certFile: config.mqtt.tls.cert, keyFile: config.mqtt.tls.key, rejectUnauthorized: config.mqtt.tls.rejectUnauthorized } }
+        : {}),
+      ...(config.mqtt.usernameFile ? { usernameFile: config.mqtt.usernameFile } : {}),
+      ...(config.mqtt.passwordFile ? { passwordFile: config.mqtt.passwordFile } : {}),
+      statusInfo: () => ({ version: this.deps.version, model, backend: classifier.backend }),
+      logger,
+    });
+    this.publisher = new UrgencyPublisher({ link: this.link, outbox: this.outbox, logger });
+
+    this.buildChannels(classifier);
+    this.wireBus(model);
+    this.link.onCommand(new CallCommandRouter({ channels: this.channels, logger }).handle);
+
+    await this.publisher.start();
+    await this.link.start();
+    logger.info({ url: loggableUrl(this.brokerUrl) }, 'connecting to the MQTT broker');
+
+    const probe = new HealthProbe({ stateDir: config.stateDir });
+    const link = this.link;
+    const outbox = this.outbox;
+    this.telemetry = new TelemetryReporter({
+      site: config.site,
+      gateway: config.gateway,
+      intervalSeconds: config.telemetry.intervalSeconds,
+      metrics: this.metrics,
+      probe,
+      backend: () => classifier.backend,
+      outbox,
+      reconnects: () => link.reconnects,
+      channelLevels: () => new Map([...this.channels].map(([id, c]) => [id, { callId: c.callId, level: c.level }])),
+      publish: (payload) => (link.connected ? link.publishTelemetry(payload) : undefined),
+      logger,
+    });
+    if (config.telemetry.prometheus.enabled) {
+      this.prometheus = new PrometheusEndpoint({ ...config.telemetry.prometheus, metrics: this.metrics, outbox, reconnects: () => link.reconnects, logger });
+      await this.prometheus.start();
+    }
+    for (const runner of this.runners) runner.start();
+    this.telemetry.start();
+    logger.info({ channels: [...this.channels.keys()], sources: config.sources.length }, 'ser-edge running');
+  }
+
+  /**
+   * Orderly shutdown within `deadlineMs`: capture stops first (the calls in progress end),
+   * then what the outbox holds gets until the flush deadline to be acknowledged, then the
+   * link says `offline` and closes. Unacknowledged events stay on disk for the next start.
+   */
+  async stop(deadlineMs = this.deps.config.mqtt.flushTimeoutMs): Promise<void> {
+    const { logger } = this.deps;
+    await Promise.all(this.runners.map((r) => r.stop()));
+    await this.publishing;
+    await this.telemetry?.stop();
+    const flushedAll = await this.flush(deadlineMs);
+    if (!flushedAll) logger.warn({ pending: this.outbox?.depth }, 'shutdown: some events were not acknowledged in time; they stay in the outbox for the next start');
+    await this.prometheus?.stop();
+    await this.publisher?.stop();
+    await this.link?.stop();
+    await this.outbox?.stop();
+    await this.broker?.stop();
+    this.classifier?.dispose();
+    logger.info({}, 'ser-edge stopped');
+  }
+
+  private async flush(deadlineMs: number): Promise<boolean> {
+    const until = performance.now() + deadlineMs;
+    while ((this.outbox?.depth ?? 0) > 0 && this.link?.connected && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
+    return (this.outbox?.depth ?? 0) === 0;
+  }
+
+  private buildChannels(classifier: Classifier): void {
+    const { config, logger } = this.deps;
+    const labelWeights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights, config.urgency.weights));
+    const tracker = {
+      smoothing: config.urgency.smoothing,
+      thresholds: config.urgency.thresholds ?? DEFAULT_URGENCY_THRESHOLDS,
+      hysteresis: config.urgency.hysteresis,
+      raiseWindows: config.urgency.raiseWindows,
+      clearWindows: config.urgency.clearWindows,
+    };
+    const windowing = { ...DEFAULT_WINDOWING, windowSeconds: config.audio.windowSeconds, hopSeconds: config.audio.hopSeconds };
+    const sampleRate = classifier.manifest.features.sampleRate;
+    for (const source of config.sources) {
+      const channels = new Map<string, HeadsetChannel>();
+      for (const { id, role } of source.channels) {
+        if (this.channels.has(id)) throw new Error(`channel id "${id}" is configured twice; every headset channel needs its own id`);
+        const channel = new HeadsetChannel({
+          id,
+          role,
+          classifier,
+          labelWeights,
+          tracker,
+          windowing,
+          callSilenceSeconds: config.calls.callSilenceSeconds,
+          maxLagSeconds: config.audio.maxLagSeconds,
+          bus: this.bus,
+          metrics: this.metrics,
+        });
+        channels.set(id, channel);
+        this.channels.set(id, channel);
+      }
+      this.runners.push(
+        new ChannelRunner({
+          source,
+          channels,
+          open: (s) => openAudioSource(s, sampleRate, config.audio.blockMs),
+          retry: config.retry,
+          bus: this.bus,
+          metrics: this.metrics,
+          logger,
+        }),
+      );
+    }
+    if (this.channels.size === 0) logger.warn({}, 'no audio sources configured: add `sources` to the config (see firmware-config/site-example.json)');
+  }
+
+  private wireBus(model: { name: string; version: string }): void {
+    const { config, logger } = this.deps;
+    const publisher = this.publisher!;
+    const outbox = this.outbox!;
+    const serially = (work: () => Promise<unknown> | unknown) => {
+      this.publishing = this.publishing.then(work).catch((error: Error) => logger.error({ error: error.message }, 'could not queue an urgency event or channel state'));
+    };
+    this.bus.on('urgency', (change: UrgencyChangeEvent) =>
+      serially(async () => {
+        const event = await publisher.flag(toFlag(change, model));
+        outbox.watch(event.id, change.window.endMs);
+        logger.info({ channel: event.channel, callId: event.callId, kind: event.kind, level: event.level, score: event.score, id: event.id, seq: event.seq }, `urgency ${event.kind}`);
+        if (config.printFlags) (this.deps.printLine ?? ((l: string) => process.stdout.write(`${l}\n`)))(describeFlag(event));
+      }),
+    );
+    this.bus.on('channel-level', (state: ChannelLevelEvent) => {
+      // Agent channels are never flagged, so they have no urgency state to retain.
+      if (state.role !== 'customer') return;
+      serially(() => publisher.setChannelState({ channel: state.channel, callId: state.callId, level: state.level, score: round(state.score), eventId: null }));
+    });
+    this.bus.on('call', (call) => logger.info(call, `call ${call.action}`));
+    this.bus.on('source-running', (s) => logger.info(s, 'audio source running'));
+  }
+}
+
+function toFlag(change: UrgencyChangeEvent, model: { name: string; version: string }): Omit<UrgencyEvent, 'schema' | 'id' | 'seq' | 'ts' | 'site' | 'gateway'> {
+  return {
+    channel: change.channel,
+    callId: change.callId,
+    kind: change.kind,
+    level: change.level,
+    previousLevel: change.previous,
+    score: round(change.score),
+    emotion: change.emotion,
+    probabilities: change.probabilities as Partial<Record<(typeof EMOTIONS)[number], number>>,
+    model,
+    window: { start: new Date(change.window.startMs).toISOString(), end: new Date(change.window.endMs).toISOString() },
+  };
+}
+
+const round = (x: number) => Math.min(1, Math.max(0, Number(x.toFixed(4))));

@@ -1,0 +1,21 @@
+import { ulid } from 'ulid';
+import { UrgencyTracker, type TrackerConfig } from '../urgency/urgency-tracker.js';
+
+/**
+ * One call on one headset channel: its id and its urgency tracker. A new session per call
+ * is the reset: the next caller starts at low whatever the last one said.
+ */
+export class CallSession {
+  readonly tracker: UrgencyTracker;
+  readonly callId: string;
+  readonly startedBy: 'command' | 'speech';
+  /** Last window's verdict, for the clear event a call end may have to send. */
+  last: { emotion: string; probabilities: Record<string, number>; window: { startMs: number; endMs: number } } | null = null;
+
+  constructor(dependencies: { tracker: TrackerConfig; callId?: string; startedBy: 'command' | 'speech' }) {
+    this.tracker = new UrgencyTracker(dependencies.tracker);
+    // The telephony system's id when it told us; otherwise a ULID, sortable by start time.
+    this.callId = dependencies.callId ?? ulid();
+    this.startedBy = dependencies.startedBy;
+  }
+}

@@ -1,0 +1,205 @@
+import type { HeadsetRole } from '../audio/channel-map.js';
+import type { WindowingConfig } from '../audio/speech-windower.js';
+import type { Classifier } from '../model/classifier.js';
+import type { Emotion } from '../model/emotions.js';
+import { SpeechFeatureStream, type SpeechWindow } from '../pipeline/speech-feature-stream.js';
+import { judgeWindow, probabilityRecord } from '../pipeline/window-verdict.js';
+import type { PipelineMetrics } from '../telemetry/pipeline-metrics.js';
+import type { UrgencyLevel } from '../urgency/urgency-score.js';
+import type { TrackerConfig } from '../urgency/urgency-tracker.js';
+import { CallSession } from './call-session.js';
+import type { CallBoundaryEvent, DaemonBus } from './daemon-events.js';
+
+export interface HeadsetChannelDependencies {
+  id: string;
+  role: HeadsetRole;
+  classifier: Classifier;
+  /** The classifier's labels' urgency weights, resolved once. */
+  labelWeights: Float32Array;
+  tracker: TrackerConfig;
+  windowing: WindowingConfig;
+  callSilenceSeconds: number;
+  /** Windows of a channel further behind real time than this are dropped, not classified. */
+  maxLagSeconds: number;
+  bus: DaemonBus;
+  metrics: PipelineMetrics;
+}
+
+/**
+ * One headset channel (one direction of one headset): speech segmentation and features,
+ * the model, and the current call's urgency. Customer channels announce level changes as
+ * urgency events; agent channels only keep a strain score for telemetry.
+ *
+ * Call boundaries come from cmd/call (`beginCall`/`endCall`) or, without them, from the
+ * audio: the first speech window opens a call, and `callSilenceSeconds` without speech
+ * closes it.
+ */
+export class HeadsetChannel {
+  private readonly deps: HeadsetChannelDependencies;
+  private readonly stream: SpeechFeatureStream;
+  private readonly sampleRate: number;
+  private call: CallSession | null = null;
+  /** Seconds of audio fed since start, the stream's own clock. */
+  private audioSeconds = 0;
+  private lastSpeechSeconds = 0;
+  private speechFramesSeen = 0;
+  /** Wall clock (epoch ms) of the newest block's last sample: maps stream seconds to time. */
+  private blockWallMs = Date.now();
+  private lagSeconds = 0;
+  private modelMsInPush = 0;
+  private readonly onWindow = (window: SpeechWindow) => this.classify(window);
+
+  constructor(dependencies: HeadsetChannelDependencies) {
+    this.deps = dependencies;
+    this.sampleRate = dependencies.classifier.manifest.features.sampleRate;
+    this.stream = new SpeechFeatureStream({ features: dependencies.classifier.manifest.features, windowing: dependencies.windowing });
+  }
+
+  get id(): string {
+    return this.deps.id;
+  }
+
+  get role(): HeadsetRole {
+    return this.deps.role;
+  }
+
+  get callId(): string | null {
+    return this.call?.callId ?? null;
+  }
+
+  get level(): UrgencyLevel {
+    return this.call?.tracker.level ?? 'low';
+  }
+
+  /** Publishes the idle state once, so a subscriber sees the channel before its first call. */
+  start(): void {
+    this.announceLevel();
+  }
+
+  /** Audio at the model's rate; `lagSeconds` is how far behind real time its source is. */
+  push(samples: Float32Array, lagSeconds = 0): void {
+    const { metrics } = this.deps;
+    this.lagSeconds = lagSeconds;
+    this.blockWallMs = Date.now();
+    this.modelMsInPush = 0;
+    // Counted first: windows found in this block are placed in time against its end.
+    this.audioSeconds += samples.length / this.sampleRate;
+    metrics.audioSeconds += samples.length / this.sampleRate;
+    const started = performance.now();
+    this.stream.push(samples, this.onWindow);
+    metrics.latency.features.record(performance.now() - started - this.modelMsInPush);
+
+    if (this.stream.speechFrames !== this.speechFramesSeen) {
+      this.speechFramesSeen = this.stream.speechFrames;
+      this.lastSpeechSeconds = this.audioSeconds;
+    } else if (this.call !== null && this.audioSeconds - this.lastSpeechSeconds >= this.deps.callSilenceSeconds) {
+      this.endCall(undefined, 'silence');
+    }
+  }
+
+  /** A call starts (cmd/call start): the previous one, if any, ends first. */
+  beginCall(callId?: string): string {
+    if (this.call !== null) this.endCall(undefined, 'superseded');
+    return this.openCall(callId, 'command');
+  }
+
+  /**
+   * A call ends (cmd/call end, silence, shutdown). With `callId`, only that call ends, so
+   * a late end for a previous call cannot cut the current one short. Returns whether one ended.
+   */
+  endCall(callId?: string, reason: CallBoundaryEvent['reason'] = 'command'): boolean {
+    const call = this.call;
+    if (call === null || (callId !== undefined && callId !== call.callId)) return false;
+    if (this.deps.role === 'customer' && call.tracker.level !== 'low') {
+      // The queue must see the flag go down with the call, not hang on for the next caller.
+      const now = Date.now();
+      this.deps.metrics.flagsCleared++;
+      this.deps.bus.emit('urgency', {
+        channel: this.deps.id,
+        callId: call.callId,
+        kind: 'clear',
+        level: 'low',
+        previous: call.tracker.level,
+        score: call.tracker.score,
+        emotion: (call.last?.emotion ?? 'neutral') as Emotion,
+        probabilities: call.last?.probabilities ?? {},
+        window: call.last?.window ?? { startMs: now, endMs: now },
+        cause: 'call-end',
+      });
+    }
+    this.call = null;
+    // Speech of the old call must not fill the first window of the next one.
+    this.stream.resetSpeech();
+    this.deps.bus.emit('call', { channel: this.deps.id, callId: call.callId, action: 'end', reason });
+    if (this.deps.role === 'agent') this.deps.metrics.agentStrain.delete(this.deps.id);
+    this.announceLevel();
+    return true;
+  }
+
+  private openCall(callId: string | undefined, reason: 'command' | 'speech'): string {
+    // Speech heard before the telephony system said the call began belongs to no call.
+    if (reason === 'command') this.stream.resetSpeech();
+    this.call = new CallSession({ tracker: this.deps.tracker, callId, startedBy: reason });
+    this.lastSpeechSeconds = this.audioSeconds;
+    this.deps.bus.emit('call', { channel: this.deps.id, callId: this.call.callId, action: 'start', reason });
+    this.announceLevel();
+    return this.call.callId;
+  }
+
+  private classify(window: SpeechWindow): void {
+    const { metrics, classifier } = this.deps;
+    if (this.lagSeconds > this.deps.maxLagSeconds) {
+      // Flags about audio from long ago would mislead the queue; keeping up matters more.
+      metrics.droppedWindows++;
+      return;
+    }
+    const call = this.call ?? (this.openCall(undefined, 'speech'), this.call!);
+    const started = performance.now();
+    const verdict = judgeWindow(classifier, window, this.deps.labelWeights);
+    const modelMs = performance.now() - started;
+    this.modelMsInPush += modelMs;
+    metrics.latency.model.record(modelMs);
+    if (!Number.isFinite(verdict.score)) {
+      metrics.droppedWindows++;
+      return;
+    }
+    metrics.windows++;
+
+    const wallOf = (seconds: number) => Math.round(this.blockWallMs - (this.audioSeconds - seconds) * 1000);
+    const probabilities = probabilityRecord(classifier.labels, verdict.probabilities);
+    call.last = { emotion: verdict.emotion, probabilities, window: { startMs: wallOf(window.startSeconds), endMs: wallOf(window.endSeconds) } };
+
+    const before = call.tracker.level;
+    const change = call.tracker.update(verdict.score);
+    if (this.deps.role === 'agent') {
+      metrics.agentStrain.set(this.deps.id, call.tracker.score);
+      return;
+    }
+    if (change === null) return;
+    if (change.kind === 'raise') metrics.flagsRaised++;
+    else metrics.flagsCleared++;
+    this.deps.bus.emit('urgency', {
+      channel: this.deps.id,
+      callId: call.callId,
+      kind: change.kind,
+      level: change.level,
+      previous: before,
+      score: change.score,
+      emotion: verdict.emotion,
+      probabilities,
+      window: call.last.window,
+      cause: 'window',
+    });
+    // No separate state here: the event's publisher retains the new level with the event's id.
+  }
+
+  private announceLevel(): void {
+    this.deps.bus.emit('channel-level', {
+      channel: this.deps.id,
+      role: this.deps.role,
+      callId: this.call?.callId ?? null,
+      level: this.call?.tracker.level ?? 'low',
+      score: this.call?.tracker.score ?? 0,
+    });
+  }
+}

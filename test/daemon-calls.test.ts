@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_WINDOWING } from '../src/audio/speech-windower.js';
+import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
+import { DaemonBus, type CallBoundaryEvent, type ChannelLevelEvent, type UrgencyChangeEvent } from '../src/daemon/daemon-events.js';
+import { HeadsetChannel } from '../src/daemon/headset-channel.js';
+import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
+import type { BundleManifest } from '../src/model/bundle-manifest.js';
+import type { Classifier } from '../src/model/classifier.js';
+import { PipelineMetrics } from '../src/telemetry/pipeline-metrics.js';
+import { weightsForLabels, DEFAULT_URGENCY_WEIGHTS } from '../src/urgency/urgency-score.js';
+import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
+
+/** A model that says whatever the test sets: the call logic is under test, not the classifier. */
+function scriptedClassifier(): Classifier & { angry: number } {
+  const labels = ['neutral', 'angry'] as const;
+  return {
+    angry: 0,
+    labels,
+    backend: 'scripted',
+    manifest: { name: 'scripted', version: '1', features: DEFAULT_FEATURE_CONFIG } as unknown as BundleManifest,
+    predict(_rows, _frames, out) {
+      out[0] = 1 - this.angry;
+      out[1] = this.angry;
+      return out;
+    },
+    predictModelInput: (_input, out) => out,
+    modelInput: () => new Float32Array(0),
+    dispose() {},
+  };
+}
+
+function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5) {
+  const classifier = scriptedClassifier();
+  const bus = new DaemonBus();
+  const metrics = new PipelineMetrics();
+  const urgency: UrgencyChangeEvent[] = [];
+  const calls: CallBoundaryEvent[] = [];
+  const levels: ChannelLevelEvent[] = [];
+  bus.on('urgency', (e) => urgency.push(e));
+  bus.on('call', (e) => calls.push(e));
+  bus.on('channel-level', (e) => levels.push(e));
+  const headset = new HeadsetChannel({
+    id: 'desk-1',
+    role,
+    classifier,
+    labelWeights: weightsForLabels(classifier.labels, DEFAULT_URGENCY_WEIGHTS),
+    tracker: DEFAULT_TRACKER_CONFIG,
+    windowing: DEFAULT_WINDOWING,
+    callSilenceSeconds,
+    maxLagSeconds: 5,
+    bus,
+    metrics,
+  });
+  const feed = (samples: Float32Array) => {
+    for (let at = 0; at < samples.length; at += 1600) headset.push(samples.subarray(at, at + 1600));
+  };
+  const speech = (seconds: number) => feed(synthesiseVoice(VOICE_STYLES.angry, seconds, 16000, 5));
+  const silence = (seconds: number) => feed(new Float32Array(seconds * 16000));
+  return { headset, classifier, metrics, urgency, calls, levels, speech, silence };
+}
+
+test('the first speech on an idle channel opens a call with a fresh ULID', () => {
+  const c = channel();
+  c.headset.start();
+  assert.equal(c.headset.callId, null);
+  c.speech(4);
+  assert.match(c.headset.callId ?? '', /^[0-9A-HJKMNP-TV-Z]{26}$/);
+  assert.deepEqual(c.calls.map((e) => [e.action, e.reason]), [['start', 'speech']]);
+});
+
+test('an angry call raises a flag whose window lies in the past of the wall clock', () => {
+  const c = channel();
+  c.classifier.angry = 1;
+  c.speech(8);
+  assert.equal(c.urgency[0]?.kind, 'raise');
+  assert.equal(c.urgency[0]?.level, 'high');
+  assert.equal(c.urgency[0]?.callId, c.headset.callId);
+  const { startMs, endMs } = c.urgency[0]!.window;
+  assert.ok(startMs < endMs && endMs <= Date.now());
+});
+
+test('callSilenceSeconds of silence ends the call, clearing its flag, and the next speech is a new call', () => {
+  const c = channel('customer', 5);
+  c.classifier.angry = 1;
+  c.speech(8);
+  const first = c.headset.callId;
+  c.silence(6);
+  assert.equal(c.headset.callId, null);
+  assert.deepEqual(c.calls.map((e) => [e.action, e.reason]), [['start', 'speech'], ['end', 'silence']]);
+  const clear = c.urgency.at(-1)!;
+  assert.deepEqual([clear.kind, clear.level, clear.cause, clear.callId], ['clear', 'low', 'call-end', first]);
+  assert.deepEqual(c.levels.at(-1), { channel: 'desk-1', role: 'customer', callId: null, level: 'low', score: 0 });
+
+  c.classifier.angry = 0;
+  c.speech(4);
+  assert.ok(c.headset.callId !== null && c.headset.callId !== first);
+});
+
+test('pauses shorter than callSilenceSeconds stay within one call', () => {
+  const c = channel('customer', 5);
+  c.speech(4);
+  const id = c.headset.callId;
+  c.silence(3);
+  c.speech(4);
+  assert.equal(c.headset.callId, id);
+});
+
+test('a call started by command takes the given id and starts from low, whatever the previous caller said', () => {
+  const c = channel();
+  c.classifier.angry = 1;
+  c.speech(8);
+  assert.equal(c.headset.level, 'high');
+  c.headset.beginCall('pbx-778');
+  assert.equal(c.headset.callId, 'pbx-778');
+  assert.equal(c.headset.level, 'low');
+  assert.deepEqual(c.calls.slice(-2).map((e) => [e.action, e.reason]), [['end', 'superseded'], ['start', 'command']]);
+  c.speech(8);
+  assert.equal(c.urgency.at(-1)?.callId, 'pbx-778');
+});
+
+test('an end for another call id leaves the current call running', () => {
+  const c = channel();
+  c.headset.beginCall('pbx-1');
+  assert.equal(c.headset.endCall('pbx-0'), false);
+  assert.equal(c.headset.callId, 'pbx-1');
+  assert.equal(c.headset.endCall('pbx-1'), true);
+  assert.equal(c.headset.callId, null);
+});
+
+test('an agent channel never raises a flag; its strain goes to telemetry only', () => {
+  const c = channel('agent');
+  c.classifier.angry = 1;
+  c.speech(8);
+  assert.equal(c.urgency.length, 0);
+  assert.ok((c.metrics.agentStrain.get('desk-1') ?? 0) > 0.6);
+});
+
+test('windows of a channel too far behind real time are dropped and counted, not classified', () => {
+  const c = channel();
+  c.classifier.angry = 1;
+  const voice = synthesiseVoice(VOICE_STYLES.angry, 6, 16000, 5);
+  for (let at = 0; at < voice.length; at += 1600) c.headset.push(voice.subarray(at, at + 1600), 30);
+  assert.equal(c.metrics.windows, 0);
+  assert.ok(c.metrics.droppedWindows > 0);
+  assert.equal(c.urgency.length, 0);
+});

@@ -1,0 +1,137 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { UrgencyBoard, readWatchMessage, watchFilters } from '../src/commands/watch-command.js';
+import { MOSQUITTO_MISSING, connectSubscriber, sampleEvent, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+
+const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
+const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+const state = (channel: string, level: 'low' | 'medium' | 'high', score: number) => ({
+  schema: 1,
+  ts: '2025-01-01T12:00:00.000Z',
+  site: 'lab',
+  gateway: 'gw1',
+  channel,
+  callId: 'call-1',
+  level,
+  score,
+  eventId: null,
+});
+
+test('the board lists gateways and channels, the most urgent channel first', () => {
+  const board = new UrgencyBoard();
+  board.apply(readWatchMessage('ser/v1/lab/gw1/status', json({ schema: 1, state: 'online', ts: '2025-01-01T12:00:00.000Z', site: 'lab', gateway: 'gw1', version: '0.1.0', model: { name: 'knn', version: '1' }, backend: 'cpu' }))!);
+  board.apply(readWatchMessage('ser/v1/lab/gw1/channel/calm-desk/state', json(state('calm-desk', 'low', 0.1)))!);
+  board.apply(readWatchMessage('ser/v1/lab/gw1/channel/hs1/urgency', json(sampleEvent(1)))!);
+  const table = board.render();
+  assert.match(table, /lab\/gw1\s+online\s+knn@1/);
+  assert.ok(table.indexOf('lab/gw1/hs1') < table.indexOf('lab/gw1/calm-desk'), table);
+  assert.match(table, /lab\/gw1\/hs1\s+HIGH\s+0\.80\s+angry\s+call-1/);
+});
+
+test('a payload that breaks the schema becomes a line naming the topic and what is wrong', () => {
+  const message = readWatchMessage('ser/v1/lab/gw1/channel/hs1/urgency', json({ ...sampleEvent(2), level: 'urgent' }));
+  assert.equal(message?.ok, false);
+  const board = new UrgencyBoard();
+  board.apply(message!);
+  assert.match(board.render(), /ser\/v1\/lab\/gw1\/channel\/hs1\/urgency: level: /);
+  assert.equal(readWatchMessage('ser/v1/lab/gw1/status', Buffer.from('{ oops'))?.ok, false);
+});
+
+test('other topics and cleared retained messages are ignored', () => {
+  assert.equal(readWatchMessage('ser/v1/lab/gw1/cmd/ping', json({})), null);
+  assert.equal(readWatchMessage('ser/v1/lab/gw1/status', Buffer.alloc(0)), null);
+});
+
+test('--group puts only the urgency events behind an MQTT 5 shared subscription', () => {
+  assert.deepEqual(watchFilters('lab', 'ops'), {
+    status: 'ser/v1/lab/+/status',
+    state: 'ser/v1/lab/+/channel/+/state',
+    urgency: '$share/ops/ser/v1/lab/+/channel/+/urgency',
+    telemetry: 'ser/v1/lab/+/telemetry',
+  });
+  assert.equal(watchFilters(undefined, undefined).urgency, 'ser/v1/+/+/channel/+/urgency');
+});
+
+let broker: Mosquitto;
+before(async () => {
+  if (!MOSQUITTO_MISSING) broker = await startMosquitto();
+});
+after(async () => {
+  await broker?.stop();
+});
+
+function spawnWatch(...args: string[]) {
+  const child = spawn(process.execPath, [cli, 'watch', '--broker', broker.url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, out, exited };
+}
+
+async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** watch has subscribed once it has the retained marker published before it started. */
+async function ready(watch: ReturnType<typeof spawnWatch>, publisher: Awaited<ReturnType<typeof connectSubscriber>>, gateway: string) {
+  await publisher.client.publishAsync(`ser/v1/lab/${gateway}/channel/marker/state`, JSON.stringify({ ...state('marker', 'low', 0), gateway }), { qos: 1, retain: true });
+  await until(() => watch.out.stdout.includes('"marker"'), 10_000, 'watch to subscribe');
+}
+
+test('watch --json prints one line per valid message and reports a malformed one without stopping', { skip: MOSQUITTO_MISSING }, async () => {
+  const publisher = await connectSubscriber(broker.url, []);
+  const watch = spawnWatch('--site', 'lab', '--json');
+  try {
+    await ready(watch, publisher, 'gw-json');
+    await publisher.client.publishAsync('ser/v1/lab/gw-json/channel/hs1/urgency', JSON.stringify({ ...sampleEvent(6, { gateway: 'gw-json' }), level: 'furious' }), { qos: 1 });
+    await publisher.client.publishAsync('ser/v1/lab/gw-json/channel/hs1/urgency', JSON.stringify(sampleEvent(7, { gateway: 'gw-json' })), { qos: 1 });
+    await until(() => watch.out.stdout.includes('"seq":7'), 5000, 'the valid event');
+    assert.match(watch.out.stderr, /invalid payload on ser\/v1\/lab\/gw-json\/channel\/hs1\/urgency: .*level/);
+    const line = watch.out.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.type === 'urgency');
+    assert.equal(line.topic, 'ser/v1/lab/gw-json/channel/hs1/urgency');
+    assert.equal(line.payload.seq, 7);
+    assert.equal(watch.child.exitCode, null, 'still running');
+  } finally {
+    watch.child.kill('SIGINT');
+    assert.equal(await watch.exited, 0);
+    await publisher.end();
+  }
+});
+
+test('two watchers in one --group split the urgency events between them', { skip: MOSQUITTO_MISSING }, async () => {
+  const publisher = await connectSubscriber(broker.url, []);
+  const a = spawnWatch('--site', 'lab', '--group', 'ops', '--json');
+  const b = spawnWatch('--site', 'lab', '--group', 'ops', '--json');
+  try {
+    await ready(a, publisher, 'gw-share');
+    await until(() => b.out.stdout.includes('"marker"'), 10_000, 'the second watcher');
+    for (let seq = 1; seq <= 20; seq++) {
+      await publisher.client.publishAsync('ser/v1/lab/gw-share/channel/hs1/urgency', JSON.stringify(sampleEvent(seq, { gateway: 'gw-share' })), { qos: 1 });
+    }
+    const count = (out: string) => out.split('\n').filter((l) => l.includes('"type":"urgency"')).length;
+    await until(() => count(a.out.stdout) + count(b.out.stdout) >= 20, 5000, 'all 20 events');
+    assert.equal(count(a.out.stdout) + count(b.out.stdout), 20, 'each event reaches exactly one of the group');
+    assert.ok(count(a.out.stdout) > 0 && count(b.out.stdout) > 0, `split ${count(a.out.stdout)}/${count(b.out.stdout)}`);
+  } finally {
+    a.child.kill('SIGINT');
+    b.child.kill('SIGINT');
+    await Promise.all([a.exited, b.exited]);
+    await publisher.end();
+  }
+});
+
+test('watch against an unreachable broker says so and exits 1', { skip: MOSQUITTO_MISSING }, async () => {
+  const child = spawn(process.execPath, [cli, 'watch', '--broker', 'mqtt://127.0.0.1:1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 1);
+  assert.match(stderr, /cannot connect to mqtt:\/\/127\.0\.0\.1:1/);
+});
