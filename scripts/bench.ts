@@ -10,6 +10,8 @@ import { loadClassifier } from '../src/model/load-classifier.js';
 import { benchFeatures, loadRealSpeech } from './bench/bench-features.js';
 import { benchClassifyPath, benchSignal } from './bench/bench-classify.js';
 import { BENCH_GRU, benchFusedGru, benchKnnKernel, benchTfjsGru } from './bench/bench-model.js';
+import { benchDaemon } from './bench/bench-daemon.js';
+import { MOSQUITTO_MISSING, startMosquitto } from '../test/helpers/mosquitto.js';
 
 const json = process.argv.includes('--json');
 const realDir = join(packageRoot(), '..', 'shared', 'data', 'cremad');
@@ -36,6 +38,11 @@ const sampleRate = classifier.manifest.features.sampleRate;
 const synthetic = benchClassifyPath(classifier, benchSignal(60, sampleRate));
 const real = haveReal ? benchClassifyPath(classifier, await loadRealSpeech(realDir, 60, sampleRate)) : null;
 
+log('daemon: channels per core, window end → PUBACK latency (embedded broker' + (MOSQUITTO_MISSING ? '' : ', mosquitto') + '), RSS with 8 real-time channels (~15 s)…');
+const mosquitto = MOSQUITTO_MISSING ? undefined : await startMosquitto();
+const daemon = await benchDaemon(classifier, mosquitto ? { mosquittoUrl: mosquitto.url } : {});
+await mosquitto?.stop();
+
 // Last: TensorFlow.js is imported only here, so its load does not touch the figures above.
 log('gru inference on TensorFlow.js (wasm backend)…');
 const gruTfjs = await benchTfjsGru(['wasm', 'cpu']);
@@ -56,6 +63,7 @@ const result = {
   gru_bench_model: gruShape,
   classify_rtf: Math.round(synthetic.rtf),
   ...(real ? { classify_rtf_real: Math.round(real.rtf) } : {}),
+  ...daemon,
   classify_model: `${classifier.manifest.name}@${classifier.manifest.version} (${classifier.backend})`,
   ...(haveReal ? {} : { note: '../shared/data absent: real-speech figures skipped' }),
 };
