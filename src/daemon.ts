@@ -102,6 +102,13 @@ export class Daemon {
       logger,
     });
     this.publisher = new UrgencyPublisher({ link: this.link, outbox: this.outbox, logger });
+    // Retained, and again after every reconnect: a broker that lost its store still learns what runs here.
+    const activatedAt = new Date().toISOString();
+    const link = this.link;
+    link.on('connect', () => {
+      const state = { schema: 1 as const, ts: new Date().toISOString(), site: config.site, gateway: config.gateway, active: { ...model, activatedAt }, previous: null, lastInstall: null };
+      link.publishModelState(state).catch((error: Error) => logger.warn({ error: error.message }, 'could not publish the model state'));
+    });
 
     this.buildChannels(classifier);
     this.wireBus(model);
@@ -112,7 +119,6 @@ export class Daemon {
     logger.info({ url: loggableUrl(this.brokerUrl) }, 'connecting to the MQTT broker');
 
     const probe = new HealthProbe({ stateDir: config.stateDir });
-    const link = this.link;
     const outbox = this.outbox;
     this.telemetry = new TelemetryReporter({
       site: config.site,

@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ChannelState, CommandReply, StatusPayload, TelemetryPayload, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
+import { ChannelState, CommandReply, ModelState, StatusPayload, TelemetryPayload, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
 import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto, type TestSubscriber } from './helpers/mosquitto.js';
@@ -68,6 +68,9 @@ test('an angry caller replayed from a file raises a high flag on …/urgency tha
     const status = StatusPayload.parse((await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/status', 5000)).json());
     assert.equal(status.state, 'online');
     assert.deepEqual(status.model, { name: 'synthetic', version: '0.0.1' });
+
+    const modelState = ModelState.parse((await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/model', 5000, 'the model state')).json());
+    assert.deepEqual({ name: modelState.active?.name, version: modelState.active?.version }, { name: 'synthetic', version: '0.0.1' });
 
     const telemetry = TelemetryPayload.parse((await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/telemetry', 5000, 'telemetry')).json());
     assert.ok(telemetry.pipeline.latencyMs.features && telemetry.pipeline.latencyMs.model, 'per-stage latency is reported');
