@@ -16,6 +16,7 @@ export const FEATURE_NAMES = [
   'centroid',
   'rolloff',
   'flatness',
+  'pitch',
 ] as const;
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 
@@ -62,7 +63,7 @@ export const DEFAULT_FEATURE_CONFIG: FeatureConfig = {
   mfccCount: 40,
   deltaWidth: 2,
   contrastBands: 7,
-  features: [...FEATURE_NAMES],
+  features: ['mfcc', 'mfcc_delta', 'log_mel', 'chroma', 'contrast', 'tonnetz', 'rms', 'zcr', 'centroid', 'rolloff', 'flatness'],
   sequenceStride: 3,
 };
 
@@ -86,6 +87,9 @@ export function featureWidth(config: FeatureConfig, name: FeatureName): number {
     case 'rolloff':
     case 'flatness':
       return 1;
+    case 'pitch':
+      // log2(F0 / 50 Hz) when voiced (else 0), and periodicity.
+      return 2;
   }
 }
 

@@ -13,6 +13,7 @@ import { spectralFlatness } from './extractors/spectral-flatness.js';
 import { spectralRolloff } from './extractors/spectral-rolloff.js';
 import { tonnetz } from './extractors/tonnetz.js';
 import { zcr } from './extractors/zcr.js';
+import { pitch, pitchScratch, type PitchScratch } from './extractors/pitch.js';
 
 /**
  * Called once per completed hop with the raw (unwindowed) frame, which the analyser reuses:
@@ -66,6 +67,7 @@ export class FrameAnalyser {
   private readonly contrast: ContrastBands | null;
   private readonly contrastTop: Float64Array;
   private readonly contrastBottom: Float64Array;
+  private readonly pitchScratch: PitchScratch | null;
 
   /** Column offset of each feature, −1 when not configured. */
   private readonly at: Record<FeatureName, number>;
@@ -76,7 +78,7 @@ export class FrameAnalyser {
     const c = this.config;
     this.layout = featureLayout(c);
     this.dim = frameVectorSize(c);
-    this.at = { mfcc: -1, mfcc_delta: -1, log_mel: -1, chroma: -1, contrast: -1, tonnetz: -1, rms: -1, zcr: -1, centroid: -1, rolloff: -1, flatness: -1 };
+    this.at = { mfcc: -1, mfcc_delta: -1, log_mel: -1, chroma: -1, contrast: -1, tonnetz: -1, rms: -1, zcr: -1, centroid: -1, rolloff: -1, flatness: -1, pitch: -1 };
     for (const f of this.layout) this.at[f.name] = f.offset;
     const has = (n: FeatureName) => this.at[n] >= 0;
 
@@ -105,6 +107,7 @@ export class FrameAnalyser {
     const q = this.contrast?.maxQuantileBins ?? 1;
     this.contrastTop = new Float64Array(q);
     this.contrastBottom = new Float64Array(q);
+    this.pitchScratch = has('pitch') ? pitchScratch(c.frameSize) : null;
   }
 
   /** Frames completed since construction or `reset()`; the last one had index `framesSeen − 1`. */
@@ -194,6 +197,7 @@ export class FrameAnalyser {
     if (at.centroid >= 0) spectralCentroid(this.amplitude, bins, out, offset + at.centroid);
     if (at.rolloff >= 0) spectralRolloff(this.amplitude, bins, this.config.sampleRate, out, offset + at.rolloff);
     if (at.flatness >= 0) spectralFlatness(this.amplitude, bins, out, offset + at.flatness);
+    if (this.pitchScratch !== null) pitch(buffer, frameSize, this.config.sampleRate, this.pitchScratch, out, offset + at.pitch);
   }
 }
 

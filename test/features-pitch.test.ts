@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { analyseSignal } from '../src/features/frame-analyser.js';
+import { DEFAULT_FEATURE_CONFIG, frameVectorSize, type FeatureConfig } from '../src/features/feature-config.js';
+import { seededRandom } from '../src/datasets/seeded-random.js';
+
+const config: FeatureConfig = { ...DEFAULT_FEATURE_CONFIG, features: ['pitch'] };
+
+function voice(f0: number, seconds = 0.5, rate = 16000): Float32Array {
+  return Float32Array.from({ length: seconds * rate }, (_, i) => 0.3 * Math.sin((2 * Math.PI * f0 * i) / rate) + 0.15 * Math.sin((4 * Math.PI * f0 * i) / rate) + 0.1 * Math.sin((6 * Math.PI * f0 * i) / rate));
+}
+
+test('pitch is two columns: log2(F0 / 50 Hz) and periodicity', () => {
+  assert.equal(frameVectorSize(config), 2);
+});
+
+test('a harmonic voice gets its F0 within 2% across the speech range, without octave errors', () => {
+  for (const f0 of [70, 110, 180, 260, 380]) {
+    const { data } = analyseSignal(voice(f0), config);
+    const found = 50 * 2 ** data[2 * 5]!;
+    assert.ok(Math.abs(found - f0) / f0 < 0.02, `${f0} Hz read as ${found.toFixed(1)} Hz`);
+    assert.ok(data[2 * 5 + 1]! > 0.9, 'a periodic frame is voiced');
+  }
+});
+
+test('noise is unvoiced: F0 column 0 and low periodicity', () => {
+  const random = seededRandom(4);
+  const { data } = analyseSignal(Float32Array.from({ length: 8000 }, () => random() - 0.5), config);
+  assert.equal(data[2 * 5], 0);
+  assert.ok(data[2 * 5 + 1]! < 0.5);
+});
+
+test('the default feature config does not include pitch, so existing bundles keep their layout', () => {
+  assert.ok(!DEFAULT_FEATURE_CONFIG.features.includes('pitch'));
+});
