@@ -1,0 +1,42 @@
+import { DatasetError, type LabelledClip } from './labelled-clip.js';
+import { scanDataset, type DatasetFormat } from './scan-dataset.js';
+import { randomFileSplit, speakerFolds, splitByFold } from './speaker-split.js';
+
+/** `i/k`: fold i (0-based) of k speaker folds. */
+export interface FoldSpec {
+  index: number;
+  count: number;
+}
+
+export function parseFold(value: string): FoldSpec {
+  const m = /^(\d+)\/(\d+)$/.exec(value.trim());
+  const index = m ? Number(m[1]) : NaN, count = m ? Number(m[2]) : NaN;
+  if (!m || count < 2 || index >= count) throw new Error(`fold "${value}" must be i/k with 0 ≤ i < k and k ≥ 2, e.g. 0/5`);
+  return { index, count };
+}
+
+export type SplitKind = 'speaker' | 'random';
+
+/**
+ * The train and test side of fold `fold` of a dataset: by speaker (stratified by gender)
+ * unless `split` is `random`, the seed study's file-level protocol kept only to reproduce
+ * its inflated figures. `train` and `eval` call this with the same arguments, so a model
+ * trained with `--holdout 0/5` is evaluated with `--fold 0/5` on exactly the clips it never saw.
+ */
+export function foldOf(clips: LabelledClip[], fold: FoldSpec, seed: number, split: SplitKind = 'speaker'): { train: LabelledClip[]; test: LabelledClip[] } {
+  if (split === 'random') {
+    // The random protocol's fold i of k: file positions i, i+k, … after one seeded shuffle.
+    const shuffled = randomFileSplit(clips, 0, seed).train;
+    return { train: shuffled.filter((_, j) => j % fold.count !== fold.index), test: shuffled.filter((_, j) => j % fold.count === fold.index) };
+  }
+  const folds = speakerFolds(clips, fold.count, seed);
+  if (folds[fold.index]!.length === 0) throw new DatasetError(`fold ${fold.index}/${fold.count}`, 'has no speakers: use fewer folds');
+  return splitByFold(clips, folds, fold.index);
+}
+
+export async function scanAll(dirs: string[], format: DatasetFormat): Promise<LabelledClip[]> {
+  const clips: LabelledClip[] = [];
+  for (const d of dirs) clips.push(...(await scanDataset(d, format)));
+  if (clips.length === 0) throw new DatasetError(dirs.join(', '), 'no labelled clips found');
+  return clips;
+}

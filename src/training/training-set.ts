@@ -1,0 +1,50 @@
+import type { WindowingConfig } from '../audio/speech-windower.js';
+import type { LabelledClip } from '../datasets/labelled-clip.js';
+import { foldOf } from '../datasets/select-clips.js';
+import type { FeatureConfig } from '../features/feature-config.js';
+import { EMOTIONS, type Emotion } from '../model/emotions.js';
+import type { AugmentationName } from './augment.js';
+import { extractClipWindows, type ClipWindows } from './clip-windows.js';
+
+export interface TrainingSetOptions {
+  features: FeatureConfig;
+  windowing?: WindowingConfig;
+  augmentations: readonly AugmentationName[];
+  /** Share of the training speakers held out (per gender) to choose hyper-parameters and stop early. */
+  validationFolds: number;
+  seed: number;
+  cacheDir?: string;
+  progress?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface TrainingSet {
+  labels: Emotion[];
+  /** Training speakers' clips with their augmented copies. */
+  train: ClipWindows[];
+  /** Validation speakers' clean clips (never augmented: they stand for real callers). */
+  validation: ClipWindows[];
+  /** Validation speakers' augmented copies, for the final fit on every speaker. */
+  validationAugmented: ClipWindows[];
+  trainSpeakers: number;
+  validationSpeakers: number;
+}
+
+/**
+ * Splits clips into training and validation speakers (speaker-disjoint, stratified by
+ * gender, seeded) and extracts their windows through the inference feature path.
+ */
+export async function buildTrainingSet(clips: LabelledClip[], options: TrainingSetOptions): Promise<TrainingSet> {
+  const labels = EMOTIONS.filter((e) => clips.some((c) => c.label === e));
+  const split = foldOf(clips, { index: 0, count: options.validationFolds }, options.seed + 1);
+  const log = options.log ?? (() => {});
+  const onError = (clip: LabelledClip, err: Error) => log(`skipped ${clip.path}: ${err.message}`);
+  const common = { features: options.features, ...(options.windowing ? { windowing: options.windowing } : {}), ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}), progress: options.progress ?? false, onError };
+  log(`training speakers ${new Set(split.train.map((c) => c.speaker)).size} (${split.train.length} clips, ×${1 + options.augmentations.length} with augmentation: ${options.augmentations.join(', ') || 'none'}), validation speakers ${new Set(split.test.map((c) => c.speaker)).size} (${split.test.length} clips)`);
+  const all = await extractClipWindows([...split.train, ...split.test], { ...common, augmentations: options.augmentations });
+  const validationSpeakers = new Set(split.test.map((c) => c.speaker));
+  const train = all.filter((i) => !validationSpeakers.has(i.clip.speaker));
+  const validation = all.filter((i) => validationSpeakers.has(i.clip.speaker) && i.variant === 'clean');
+  const validationAugmented = all.filter((i) => validationSpeakers.has(i.clip.speaker) && i.variant !== 'clean');
+  return { labels, train, validation, validationAugmented, trainSpeakers: new Set(split.train.map((c) => c.speaker)).size, validationSpeakers: validationSpeakers.size };
+}

@@ -1,0 +1,70 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { tempDir } from './helpers/audio-fixtures.js';
+import { writeSyntheticDataset } from './helpers/synthetic-dataset.js';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
+const dir = tempDir('ser-edge-train-');
+let csv = '';
+
+async function serEdge(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+before(async () => {
+  csv = await writeSyntheticDataset(join(dir, 'data'), { speakers: 6, perClass: 2 });
+});
+
+test('train --kind knn learns clearly separable synthetic classes, and eval --json measures it on held-out speakers', async () => {
+  const model = join(dir, 'knn');
+  const trained = await serEdge('train', '--data', csv, '--kind', 'knn', '--out', model, '--holdout', '0/3', '--validation-folds', '2', '--augment', 'noise', '--cache', join(dir, 'cache'), '--no-progress');
+  assert.equal(trained.code, 0, trained.stderr);
+  const manifest = JSON.parse(await readFile(join(model, 'manifest.json'), 'utf8'));
+  assert.equal(manifest.kind, 'knn');
+  assert.ok(manifest.knn.k >= 1 && manifest.knn.k <= 15);
+  assert.equal(typeof manifest.metrics.urgentThreshold, 'number');
+  assert.deepEqual(manifest.urgencyWeights, { neutral: 0, sad: 1, angry: 1 }, 'the bundle\'s urgency is P(urgent labels)');
+
+  const evaluated = await serEdge('eval', '--data', csv, '--model', model, '--fold', '0/3', '--json', '--report', join(dir, 'report'));
+  assert.equal(evaluated.code, 0, evaluated.stderr);
+  const result = JSON.parse(evaluated.stdout);
+  for (const key of ['accuracy', 'macro_f1', 'per_class', 'confusion', 'urgent', 'n']) assert.ok(key in result, key);
+  assert.equal(result.n, 12, 'fold 0 of 3 holds 2 of the 6 speakers');
+  assert.ok(result.accuracy >= 0.9, `accuracy ${result.accuracy}`);
+  assert.ok('recall' in result.urgent && 'precision' in result.urgent);
+  assert.deepEqual(Object.keys(result.per_gender).sort(), ['female', 'male']);
+  await access(join(dir, 'report', 'report.md'));
+  await access(join(dir, 'report', 'confusion.svg'));
+});
+
+test('eval --channel telephone runs the same clips through a simulated telephone line', async () => {
+  const model = join(dir, 'knn');
+  const { code, stdout } = await serEdge('eval', '--data', csv, '--model', model, '--channel', 'telephone', '--urgent', 'angry', '--urgent-threshold', 'top', '--json');
+  assert.equal(code, 0);
+  const result = JSON.parse(stdout);
+  assert.equal(result.channel, 'telephone');
+  assert.equal(result.n, 36);
+  assert.deepEqual(result.urgent.labels, ['angry']);
+  assert.equal(result.urgent.rule, 'top');
+});
+
+test('eval names an unknown urgent label and a missing model clearly', async () => {
+  const bad = await serEdge('eval', '--data', csv, '--model', join(dir, 'knn'), '--urgent', 'furious');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /furious/);
+  const missing = await serEdge('eval', '--data', csv, '--model', join(dir, 'nope'));
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /manifest\.json/);
+});
