@@ -5,7 +5,7 @@ import { argMax } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
 import { levelForScore, levelRank, urgencyScore, type UrgencyLevel, type UrgencyThresholds } from '../urgency/urgency-score.js';
 import { UrgencyTracker, type TrackerConfig } from '../urgency/urgency-tracker.js';
-import { loadMono, streamWindows } from './file-features.js';
+import { loadMono, streamWindows, type FileAudio } from './file-features.js';
 import { judgeWindow, probabilityRecord, type WindowVerdict } from './window-verdict.js';
 
 export interface FileVerdict {
@@ -42,6 +42,14 @@ const round = (x: number, digits = 3) => Number(x.toFixed(digits));
  */
 export async function classifyFile(path: string, classifier: Classifier, options: ClassifyOptions): Promise<FileVerdict> {
   const audio = await loadMono(path, classifier.manifest.features.sampleRate);
+  return classifySignal(path, audio, classifier, options);
+}
+
+/**
+ * `classifyFile` for audio already decoded at the model's rate (e.g. `eval --channel
+ * telephone` passes a telephone-band version of the file): the same windows and summary.
+ */
+export function classifySignal(path: string, audio: FileAudio, classifier: Classifier, options: ClassifyOptions): FileVerdict {
   const verdicts: { v: WindowVerdict; frames: number }[] = [];
   streamWindows(audio.samples, { features: classifier.manifest.features, windowing: options.windowing, vad: options.vad }, (w) =>
     verdicts.push({ v: judgeWindow(classifier, w, options.labelWeights), frames: w.frames }),

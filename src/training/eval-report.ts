@@ -1,0 +1,88 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { EvalMetrics } from './evaluation.js';
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/**
+ * The confusion matrix as an SVG heat map: rows are true labels, columns predictions,
+ * each cell shaded by its share of the row (recall on the diagonal) and showing the count.
+ */
+export function confusionSvg(m: EvalMetrics, title: string): string {
+  const cell = 64, left = 110, top = 90;
+  const rows = m.confusion_labels, cols = m.confusion_columns;
+  const width = left + cols.length * cell + 20, height = top + rows.length * cell + 50;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
+    `<text x="${left + (cols.length * cell) / 2}" y="44" text-anchor="middle">predicted</text>`,
+    `<text x="16" y="${top + (rows.length * cell) / 2}" text-anchor="middle" transform="rotate(-90 16 ${top + (rows.length * cell) / 2})">true</text>`,
+  ];
+  cols.forEach((c, j) => parts.push(`<text x="${left + j * cell + cell / 2}" y="${top - 8}" text-anchor="middle">${esc(c)}</text>`));
+  rows.forEach((r, i) => {
+    const total = m.confusion[i]!.reduce((a, b) => a + b, 0);
+    parts.push(`<text x="${left - 8}" y="${top + i * cell + cell / 2 + 4}" text-anchor="end">${esc(r)}</text>`);
+    cols.forEach((c, j) => {
+      const count = m.confusion[i]![j]!;
+      const share = total > 0 ? count / total : 0;
+      const diagonal = c === r;
+      // Diagonal cells in blue, errors in red; darker means a larger share of the row.
+      const hue = diagonal ? 215 : 5;
+      const light = Math.round(97 - share * 55);
+      const ink = light < 60 ? 'white' : 'black';
+      const x = left + j * cell, y = top + i * cell;
+      parts.push(`<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="hsl(${hue},70%,${light}%)" stroke="#ccc"/>`);
+      parts.push(`<text x="${x + cell / 2}" y="${y + cell / 2 - 2}" text-anchor="middle" fill="${ink}" font-weight="${diagonal ? 'bold' : 'normal'}">${count}</text>`);
+      parts.push(`<text x="${x + cell / 2}" y="${y + cell / 2 + 14}" text-anchor="middle" fill="${ink}" font-size="10">${(share * 100).toFixed(0)}%</text>`);
+    });
+  });
+  parts.push(`<text x="${left}" y="${height - 16}" font-size="11">accuracy ${pct(m.accuracy)} · macro-F1 ${m.macro_f1.toFixed(3)} · n = ${m.n} · cells: count and share of the true label's clips</text>`);
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}
+
+export interface ReportContext {
+  model: string;
+  data: string[];
+  channel: string;
+  command: string;
+}
+
+export function reportMarkdown(m: EvalMetrics, ctx: ReportContext): string {
+  const lines = [
+    `# Evaluation: ${ctx.model}`,
+    '',
+    `- data: ${ctx.data.join(', ')} (${m.n} clips${m.no_speech ? `, ${m.no_speech} with no speech found, counted as errors` : ''})`,
+    `- channel: ${ctx.channel}`,
+    `- command: \`${ctx.command}\``,
+    `- file verdict: mean of the window probabilities (the classify pipeline)`,
+    '',
+    '| metric | value |',
+    '|---|---|',
+    `| accuracy | ${pct(m.accuracy)} |`,
+    `| macro-F1 | ${m.macro_f1.toFixed(3)} |`,
+    `| urgent (${m.urgent.labels.join('+')}) recall | ${m.urgent.recall.toFixed(3)} |`,
+    `| urgent precision | ${m.urgent.precision.toFixed(3)} |`,
+    `| urgent rule | ${m.urgent.rule === 'threshold' ? `P(${m.urgent.labels.join('+')}) ≥ ${m.urgent.threshold}` : 'top emotion is urgent'} |`,
+  ];
+  if (m.urgent_top) lines.push(`| urgent recall / precision, top-emotion rule | ${m.urgent_top.recall.toFixed(3)} / ${m.urgent_top.precision.toFixed(3)} |`);
+  if (m.labels_not_in_model.length) lines.push(`| labels the model cannot output (errors) | ${m.labels_not_in_model.join(', ')} |`);
+  lines.push('', '## Per class', '', '| label | precision | recall | F1 | support |', '|---|---|---|---|---|');
+  for (const [l, s] of Object.entries(m.per_class)) lines.push(`| ${l} | ${s.precision.toFixed(3)} | ${s.recall.toFixed(3)} | ${s.f1.toFixed(3)} | ${s.support} |`);
+  if (m.per_gender) {
+    lines.push('', '## Per gender', '', '| gender | n | accuracy | macro-F1 | urgent recall | urgent precision |', '|---|---|---|---|---|---|');
+    for (const [g, s] of Object.entries(m.per_gender)) lines.push(`| ${g} | ${s.n} | ${pct(s.accuracy)} | ${s.macro_f1.toFixed(3)} | ${s.urgent_recall.toFixed(3)} | ${s.urgent_precision.toFixed(3)} |`);
+  }
+  lines.push('', '## Confusion matrix', '', '![confusion matrix](confusion.svg)', '', `| true \\ predicted | ${m.confusion_columns.join(' | ')} |`, `|---|${m.confusion_columns.map(() => '---').join('|')}|`);
+  m.confusion_labels.forEach((l, i) => lines.push(`| ${l} | ${m.confusion[i]!.join(' | ')} |`));
+  return lines.join('\n') + '\n';
+}
+
+export async function writeReport(dir: string, m: EvalMetrics, ctx: ReportContext): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'report.md'), reportMarkdown(m, ctx));
+  await writeFile(join(dir, 'confusion.svg'), confusionSvg(m, `${ctx.model} — ${ctx.channel}`));
+  await writeFile(join(dir, 'metrics.json'), JSON.stringify(m, null, 1) + '\n');
+}
