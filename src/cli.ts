@@ -3,6 +3,12 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultModelDir, packageRoot } from './config/package-paths.js';
 import { runClassify } from './commands/classify-command.js';
+import { runDaemon } from './commands/run-command.js';
+import { runWatch } from './commands/watch-command.js';
+import { runEval } from './commands/eval-command.js';
+import { runTrain } from './commands/train-command.js';
+import { DATASET_FORMATS } from './datasets/scan-dataset.js';
+import { FEATURE_PRESET_NAMES } from './training/feature-presets.js';
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -28,6 +34,72 @@ program
   .addOption(new Option('--hop <seconds>', 'seconds of new speech between windows').default(1).argParser(positiveSeconds))
   .action(async (files: string[], opts: { model: string; json: boolean; window: number; hop: number }) => {
     process.exitCode = await runClassify(files, opts);
+  });
+
+program
+  .command('eval')
+  .description('Measure a model bundle on labelled recordings through the real classify path: accuracy, macro-F1, per class, confusion, urgent recall/precision, per gender.')
+  .requiredOption('--data <dirs...>', 'corpus folders (CREMA-D, RAVDESS, TESS, SAVEE, EmoDB names) or CSV files path,label,speaker[,gender]')
+  .option('-m, --model <dir>', 'model bundle directory', defaultModelDir())
+  .addOption(new Option('--format <name>', 'dataset naming convention').choices(DATASET_FORMATS).default('auto'))
+  .option('--json', 'print one JSON object (accuracy, macro_f1, per_class, confusion, urgent, n, per_gender…)', false)
+  .option('--report <dir>', 'write report.md, confusion.svg and metrics.json here')
+  .addOption(new Option('--channel <kind>', 'evaluate the recordings as they are, or through a simulated telephone line').choices(['clean', 'telephone']).default('clean'))
+  .option('--urgent <labels>', 'emotions that count as urgent', 'angry,sad')
+  .option('--urgent-threshold <p>', 'urgent when P(urgent labels) ≥ p; "model": the bundle\'s validation-tuned threshold; "top": when the top emotion is urgent', 'model')
+  .option('--fold <i/k>', 'evaluate only fold i of k (the clips `train --holdout i/k` left out)')
+  .option('--seed <n>', 'seed of the fold split', (v) => Number.parseInt(v, 10), 1)
+  .addOption(new Option('--split <kind>', 'folds by speaker, or by file (the seed study protocol, inflated)').choices(['speaker', 'random']).default('speaker'))
+  .option('--shared-labels', 'keep only clips whose label the model has (otherwise they count as errors)', false)
+  .action(async (opts) => {
+    process.exitCode = await runEval(opts);
+  });
+
+program
+  .command('train')
+  .description('Train a model bundle (KNN or GRU) from labelled recordings, choosing it on speaker-disjoint validation.')
+  .requiredOption('--data <dirs...>', 'corpus folders or CSV files path,label,speaker[,gender]')
+  .requiredOption('--out <dir>', 'bundle directory to write')
+  .addOption(new Option('--kind <kind>', 'model').choices(['knn', 'gru']).default('knn'))
+  .addOption(new Option('--format <name>', 'dataset naming convention').choices(DATASET_FORMATS).default('auto'))
+  .addOption(new Option('--features <preset>', 'feature configuration (the bundle carries it)').choices(FEATURE_PRESET_NAMES).default('prosody'))
+  .option('--augment <list>', 'augmented copies per training clip: noise, shift, speed, telephone (comma-separated) or none', 'noise,telephone')
+  .option('--holdout <i/k>', 'leave speaker fold i of k out entirely (then `eval --fold i/k`)')
+  .addOption(new Option('--split <kind>', 'how --holdout folds are made: by speaker, or by file (seed protocol only)').choices(['speaker', 'random']).default('speaker'))
+  .option('--seed <n>', 'seed of splits, shuffles and initial weights', (v) => Number.parseInt(v, 10), 1)
+  .option('--validation-folds <k>', 'one speaker fold of k is the validation set', (v) => Number.parseInt(v, 10), 5)
+  .option('--cache <dir>', 'feature cache directory', 'var/cache/features')
+  .option('--name <name>', 'model name', 'ser-model')
+  .option('--model-version <v>', 'model version', '0.1.0')
+  .option('--urgent <labels>', 'emotions that count as urgent (threshold tuning)', 'angry,sad')
+  .option('--max-bytes <n>', 'bundle weight budget in bytes', (v) => Number.parseInt(v, 10), 1_000_000)
+  .option('--epochs <n>', 'GRU: most epochs (early stopping, patience 5)', (v) => Number.parseInt(v, 10), 25)
+  .option('--units <list>', 'GRU: units per layer', '32,32')
+  .option('--batch-size <n>', 'GRU: batch size', (v) => Number.parseInt(v, 10), 64)
+  .option('--refit', 'GRU: after early stopping, retrain on every speaker for the best epoch count', false)
+  .option('--no-progress', 'no progress bars')
+  .action(async (opts) => {
+    process.exitCode = await runTrain(opts);
+  });
+
+program
+  .command('run')
+  .description('Run the gateway daemon: capture the configured headset channels, classify, publish urgency flags over MQTT. Without --config: one demo channel and an embedded broker.')
+  .option('-c, --config <file>', 'site config (JSON, may `extends` a firmware-config/ profile); see schemas/config.schema.json')
+  .option('--print-flags', 'print a human line per flag event on stdout (on by default without --config)')
+  .action(async (opts: { config?: string; printFlags?: boolean }) => {
+    process.exitCode = await runDaemon(opts, version);
+  });
+
+program
+  .command('watch')
+  .description('Live table of gateways, channels and urgency for central operators (or --json lines).')
+  .requiredOption('-b, --broker <url>', 'broker url, e.g. mqtt://broker:1883 or mqtts://broker:8883')
+  .option('-s, --site <site>', 'only this site (default: all sites)')
+  .option('-g, --group <group>', 'MQTT 5 shared-subscription group: consumers in one group split the urgency events')
+  .option('--json', 'print one JSON line per received message instead of the table', false)
+  .action(async (opts: { broker: string; site?: string; group?: string; json: boolean }) => {
+    process.exitCode = await runWatch(opts);
   });
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,95 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Presets, SingleBar } from 'cli-progress';
+import type { DatasetFormat } from '../datasets/scan-dataset.js';
+import { foldOf, parseFold, scanAll, type SplitKind } from '../datasets/select-clips.js';
+import { writeBundle } from '../model/model-bundle.js';
+import { parseAugmentations } from '../training/augment.js';
+import { parseUrgentLabels } from '../training/evaluation.js';
+import { FEATURE_PRESETS, type FeaturePreset } from '../training/feature-presets.js';
+import { trainKnn } from '../training/train-knn.js';
+import { buildTrainingSet } from '../training/training-set.js';
+
+export interface TrainCommandOptions {
+  data: string[];
+  format: DatasetFormat;
+  kind: 'knn' | 'gru';
+  out: string;
+  features?: FeaturePreset;
+  augment: string;
+  /** `i/k`: leave fold i of k out of training entirely (evaluate it with `eval --fold i/k`). */
+  holdout?: string;
+  split: SplitKind;
+  seed: number;
+  validationFolds: number;
+  cache: string;
+  name: string;
+  modelVersion: string;
+  urgent: string;
+  maxBytes: number;
+  epochs: number;
+  units: string;
+  batchSize: number;
+  progress: boolean;
+  refit: boolean;
+}
+
+/** `ser-edge train`: a bundle from labelled recordings, with the model chosen on speaker-disjoint validation. */
+export async function runTrain(options: TrainCommandOptions): Promise<number> {
+  const started = Date.now();
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  try {
+    const urgent = parseUrgentLabels(options.urgent);
+    const augmentations = parseAugmentations(options.augment);
+    const preset: FeaturePreset = options.features ?? 'prosody';
+    const features = FEATURE_PRESETS[preset];
+    let clips = await scanAll(options.data, options.format);
+    const holdout = options.holdout ? parseFold(options.holdout) : null;
+    if (holdout) clips = foldOf(clips, holdout, options.seed, options.split).train;
+    log(`${clips.length} clips from ${new Set(clips.map((c) => c.speaker)).size} speakers${holdout ? ` (fold ${options.holdout} held out, ${options.split} split, seed ${options.seed})` : ''}`);
+    const set = await buildTrainingSet(clips, { features, augmentations, validationFolds: options.validationFolds, seed: options.seed, cacheDir: options.cache, progress: options.progress, log });
+    const provenance = {
+      trainedOn: options.data,
+      clips: clips.length,
+      speakers: set.trainSpeakers + set.validationSpeakers,
+      ...(holdout ? { heldOutFold: options.holdout, split: options.split, splitSeed: options.seed } : {}),
+      augmentation: augmentations,
+      featurePreset: preset,
+    };
+    const common = { name: options.name, version: options.modelVersion, features, seed: options.seed, urgent, log, provenance };
+    let model: { draft: Parameters<typeof writeBundle>[1]; files: Record<string, Uint8Array> };
+    if (options.kind === 'knn') {
+      model = trainKnn(set, { ...common, maxReferenceBytes: options.maxBytes - 64 * 1024 });
+    } else {
+      const { trainGru } = await import('../training/train-gru.js');
+      const bar = options.progress ? new SingleBar({ format: 'train {bar} {value}/{total} epochs | {status} | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 3 }, Presets.shades_classic) : null;
+      model = await trainGru(set, {
+        ...common,
+        maxEpochs: options.epochs,
+        units: options.units.split(',').map((u) => Number.parseInt(u, 10)),
+        batchSize: options.batchSize,
+        refit: options.refit,
+        onEpoch: (epoch, total, status) => {
+          if (bar && epoch === 1) bar.start(total, 0, { status });
+          bar?.update(epoch, { status });
+          if (!bar) log(`epoch ${epoch}/${total} ${status}`);
+        },
+        onDone: () => bar?.stop(),
+      });
+    }
+    (model.draft.metrics as Record<string, unknown>).trainingSeconds = Math.round((Date.now() - started) / 1000);
+    // The bundle's urgency is P(urgent labels): the quantity whose threshold was tuned on
+    // validation. (The daemon's default weights also count fear and disgust at 0.5, which on
+    // simulated calm calls nearly tripled the false flags.)
+    model.draft.urgencyWeights = Object.fromEntries(model.draft.labels.map((l) => [l, urgent.includes(l) ? 1 : 0]));
+    const manifest = await writeBundle(options.out, model.draft, model.files);
+    const bytes = Object.values(manifest.files).reduce((n, f) => n + f.bytes, 0);
+    await mkdir(options.out, { recursive: true });
+    await writeFile(join(options.out, 'training-command.txt'), `ser-edge train ${process.argv.slice(3).join(' ')}\n`);
+    log(`wrote ${options.out}: ${manifest.name}@${manifest.version} (${manifest.kind}), ${bytes} bytes of weights, ${Math.round((Date.now() - started) / 1000)} s`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`ser-edge train: ${(err as Error).message}\n`);
+    return 2;
+  }
+}
