@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ChannelState, CommandReply, ModelState, StatusPayload, TelemetryPayload, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
+import { assertMatchesPublishedSchema } from './helpers/published-schemas.js';
 import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto, type TestSubscriber } from './helpers/mosquitto.js';
 
 const dir = tempDir('ser-edge-daemon-');
@@ -53,6 +54,7 @@ test('an angry caller replayed from a file raises a high flag on …/urgency tha
   const daemon = spawnDaemon(join(dir, 'gw-flag.json'), siteConfig('gw-flag', [fileChannel(angryWav, 'desk-1')]));
   try {
     const flag = await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/channel/desk-1/urgency', 15_000, 'an urgency event');
+    assertMatchesPublishedSchema('urgency-event.schema.json', flag.json());
     const event = UrgencyEvent.parse(flag.json());
     assert.equal(event.kind, 'raise');
     assert.equal(event.level, 'high');
@@ -64,15 +66,22 @@ test('an angry caller replayed from a file raises a high flag on …/urgency tha
 
     const state = await sub.waitFor((m) => m.topic.endsWith('/channel/desk-1/state') && ChannelState.parse(m.json()).eventId === event.id, 5000, 'the state of that flag');
     assert.equal(ChannelState.parse(state.json()).level, 'high');
+    assertMatchesPublishedSchema('channel-state.schema.json', state.json());
 
-    const status = StatusPayload.parse((await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/status', 5000)).json());
+    const statusMessage = await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/status', 5000);
+    assertMatchesPublishedSchema('status.schema.json', statusMessage.json());
+    const status = StatusPayload.parse(statusMessage.json());
     assert.equal(status.state, 'online');
     assert.deepEqual(status.model, { name: 'synthetic', version: '0.0.1' });
 
-    const modelState = ModelState.parse((await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/model', 5000, 'the model state')).json());
+    const modelMessage = await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/model', 5000, 'the model state');
+    assertMatchesPublishedSchema('model-state.schema.json', modelMessage.json());
+    const modelState = ModelState.parse(modelMessage.json());
     assert.deepEqual({ name: modelState.active?.name, version: modelState.active?.version }, { name: 'synthetic', version: '0.0.1' });
 
-    const telemetry = TelemetryPayload.parse((await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/telemetry', 5000, 'telemetry')).json());
+    const telemetryMessage = await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/telemetry', 5000, 'telemetry');
+    assertMatchesPublishedSchema('telemetry.schema.json', telemetryMessage.json());
+    const telemetry = TelemetryPayload.parse(telemetryMessage.json());
     assert.ok(telemetry.pipeline.latencyMs.features && telemetry.pipeline.latencyMs.model, 'per-stage latency is reported');
     assert.equal(telemetry.pipeline.channels['desk-1']?.role, 'customer');
   } finally {

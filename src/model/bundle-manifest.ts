@@ -102,6 +102,13 @@ export type BundleManifest = z.infer<typeof manifestSchema>;
 /** What a writer supplies; the file hashes are computed when the bundle is written. */
 export type ManifestDraft = Omit<BundleManifest, 'files' | 'schemaVersion'>;
 
+export const MANIFEST_SCHEMA_FILE = 'model-manifest.schema.json';
+
 export function manifestJsonSchema(): unknown {
   return z.toJSONSchema(manifestSchema, { unrepresentable: 'any' });
+}
+
+/** `schemas/model-manifest.schema.json` as committed (a test keeps the file in step). */
+export function manifestJsonSchemaText(): string {
+  return `${JSON.stringify(manifestJsonSchema(), null, 2)}\n`;
 }
