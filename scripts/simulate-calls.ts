@@ -1,0 +1,142 @@
+/**
+ * Time to flag on simulated calls. A call is clips of one speaker joined with pauses over
+ * background noise: calm (neutral) utterances first, then angry or sad ones. The call runs
+ * through the live path (streaming VAD + features, the model, per-call UrgencyTracker with
+ * the daemon's defaults); a flag is the tracker reaching `high`. Reports the median seconds
+ * from the first urgent utterance's start to the flag, the share of urgent calls flagged,
+ * and false flags per hour on calm-only calls of the same speakers.
+ *
+ *   node dist/scripts/simulate-calls.js --data ../shared/data/cremad --model var/cv/fold-0 --fold 0/5
+ */
+import { Command, Option } from 'commander';
+import { DEFAULT_WINDOWING } from '../src/audio/speech-windower.js';
+import { DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
+import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
+import type { LabelledClip } from '../src/datasets/labelled-clip.js';
+import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';
+import { loadClassifier } from '../src/model/load-classifier.js';
+import type { Emotion } from '../src/model/emotions.js';
+import { loadMono } from '../src/pipeline/file-features.js';
+import { SpeechFeatureStream } from '../src/pipeline/speech-feature-stream.js';
+import { judgeWindow } from '../src/pipeline/window-verdict.js';
+import { resolveWeights, weightsForLabels } from '../src/urgency/urgency-score.js';
+import { DEFAULT_TRACKER_CONFIG, UrgencyTracker } from '../src/urgency/urgency-tracker.js';
+import { addNoise, telephoneBand } from '../src/training/augment.js';
+
+const program = new Command()
+  .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
+  .option('-m, --model <dir>', 'model bundle', 'models/default')
+  .addOption(new Option('--format <name>').choices(DATASET_FORMATS).default('auto'))
+  .option('--fold <i/k>', 'use only the speakers of this fold (those a `--holdout i/k` model never saw)')
+  .option('--seed <n>', 'seed', (v) => Number.parseInt(v, 10), 1)
+  .option('--calls <n>', 'urgent calls to simulate (and as many calm-only calls)', (v) => Number.parseInt(v, 10), 40)
+  .option('--snr <db>', 'background noise SNR', (v) => Number(v), 20)
+  .option('--calm-utterances <n>', 'neutral utterances before the urgent part', (v) => Number.parseInt(v, 10), 4)
+  .option('--urgent-utterances <n>', 'urgent utterances', (v) => Number.parseInt(v, 10), 5)
+  .option('--calm-labels <list>', 'emotions of calm-only calls', 'neutral')
+  .option('--weights <list>', 'urgency weights to try instead of the bundle\'s, e.g. angry=1,sad=1,fearful=0,disgust=0')
+  .option('--telephone', 'pass calls through the telephone-band channel', false)
+  .option('--json', 'print one JSON object', false)
+  .parse();
+const opts = program.opts<{ data: string[]; model: string; format: DatasetFormat; fold?: string; seed: number; calls: number; snr: number; calmUtterances: number; urgentUtterances: number; telephone: boolean; json: boolean; calmLabels: string; weights?: string }>();
+const calmLabels = opts.calmLabels.split(',');
+
+let clips = await scanAll(opts.data, opts.format);
+if (opts.fold) clips = foldOf(clips, parseFold(opts.fold), opts.seed).test;
+const classifier = await loadClassifier(opts.model);
+const rate = classifier.manifest.features.sampleRate;
+const override = opts.weights ? Object.fromEntries(opts.weights.split(',').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1])])) : undefined;
+const weights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights, override));
+const random = seededRandom(opts.seed);
+const bySpeaker = new Map<string, LabelledClip[]>();
+for (const c of clips) bySpeaker.set(c.speaker, [...(bySpeaker.get(c.speaker) ?? []), c]);
+const speakers = [...bySpeaker.keys()].sort();
+const audioCache = new Map<string, Float32Array>();
+const audio = async (c: LabelledClip) => audioCache.get(c.path) ?? audioCache.set(c.path, (await loadMono(c.path, rate)).samples).get(c.path)!;
+
+async function buildCall(parts: LabelledClip[]): Promise<{ samples: Float32Array; starts: number[] }> {
+  const pieces: Float32Array[] = [];
+  const starts: number[] = [];
+  let at = Math.round((0.5 + random()) * rate);
+  pieces.push(new Float32Array(at));
+  for (const c of parts) {
+    starts.push(at / rate);
+    const a = await audio(c);
+    const pause = new Float32Array(Math.round((0.4 + 1.2 * random()) * rate));
+    pieces.push(a, pause);
+    at += a.length + pause.length;
+  }
+  const joined = new Float32Array(at);
+  let o = 0;
+  for (const p of pieces) {
+    joined.set(p, o);
+    o += p.length;
+  }
+  let samples = addNoise(joined, opts.snr, Math.floor(random() * 2 ** 31));
+  if (opts.telephone) samples = telephoneBand(samples, rate);
+  return { samples, starts };
+}
+
+/** Runs a call through the live path; returns the times (window ends, seconds) the tracker rose to high. */
+function runCall(samples: Float32Array): number[] {
+  const stream = new SpeechFeatureStream({ features: classifier.manifest.features, windowing: DEFAULT_WINDOWING });
+  const tracker = new UrgencyTracker(DEFAULT_TRACKER_CONFIG);
+  const raises: number[] = [];
+  const onWindow = (w: Parameters<Parameters<SpeechFeatureStream['push']>[1]>[0]) => {
+    const v = judgeWindow(classifier, w, weights);
+    const change = tracker.update(v.score);
+    if (change?.kind === 'raise' && change.level === 'high') raises.push(w.endSeconds);
+  };
+  const block = Math.round(0.1 * rate);
+  for (let i = 0; i < samples.length; i += block) stream.push(samples.subarray(i, i + block), onWindow);
+  stream.end(onWindow);
+  return raises;
+}
+
+const pick = <T>(items: T[], n: number) => shuffleInPlace([...items], random).slice(0, n);
+const delays: number[] = [];
+let missed = 0, earlyFlags = 0, urgentSeconds = 0;
+let calmFlags = 0, calmSeconds = 0;
+for (let call = 0; call < opts.calls; call++) {
+  const speaker = speakers[call % speakers.length]!;
+  const own = bySpeaker.get(speaker)!;
+  const emotion: Emotion = call % 2 === 0 ? 'angry' : 'sad';
+  const calm = pick(own.filter((c) => c.label === 'neutral'), opts.calmUtterances);
+  const hot = pick(own.filter((c) => c.label === emotion), opts.urgentUtterances);
+  if (calm.length === 0 || hot.length === 0) continue;
+  const { samples, starts } = await buildCall([...calm, ...hot]);
+  const onset = starts[calm.length]!;
+  const raises = runCall(samples);
+  urgentSeconds += samples.length / rate;
+  if (raises.some((t) => t < onset)) earlyFlags++;
+  const flag = raises.find((t) => t >= onset);
+  if (flag === undefined) missed++;
+  else delays.push(flag - onset);
+
+  // A calm-only call of the same speaker: up to 20 utterances of the calm labels.
+  const calmOnly = pick(own.filter((c) => calmLabels.includes(c.label)), 20);
+  const calmCall = await buildCall(calmOnly);
+  calmFlags += runCall(calmCall.samples).length;
+  calmSeconds += calmCall.samples.length / rate;
+}
+delays.sort((a, b) => a - b);
+const median = delays.length ? delays[Math.floor(delays.length / 2)]! : null;
+const result = {
+  model: `${classifier.manifest.name}@${classifier.manifest.version}`,
+  command: `node dist/scripts/simulate-calls.js ${process.argv.slice(2).join(' ')}`,
+  weights: Object.fromEntries(classifier.labels.map((l, i) => [l, weights[i]])),
+  speakers: speakers.length,
+  urgentCalls: delays.length + missed,
+  flagged: delays.length,
+  flaggedShare: Number((delays.length / Math.max(1, delays.length + missed)).toFixed(3)),
+  medianSecondsToFlag: median === null ? null : Number(median.toFixed(2)),
+  p90SecondsToFlag: delays.length ? Number(delays[Math.floor(delays.length * 0.9)]!.toFixed(2)) : null,
+  flagsBeforeUrgentPart: earlyFlags,
+  calmOnlyCalls: opts.calls,
+  calmLabels,
+  calmOnlyHours: Number((calmSeconds / 3600).toFixed(3)),
+  falseFlagsPerHour: Number((calmFlags / (calmSeconds / 3600)).toFixed(1)),
+  urgentCallHours: Number((urgentSeconds / 3600).toFixed(3)),
+};
+process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 1) + '\n');
+classifier.dispose();
