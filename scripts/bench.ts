@@ -9,7 +9,7 @@ import { defaultModelDir, packageRoot } from '../src/config/package-paths.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { benchFeatures, loadRealSpeech } from './bench/bench-features.js';
 import { benchClassifyPath, benchSignal } from './bench/bench-classify.js';
-import { BENCH_GRU, benchFusedGru, benchKnnKernel, benchTfjsGru } from './bench/bench-model.js';
+import { BENCH_GRU, benchBundleModel, benchFusedGru, benchKnnKernel, benchTfjsGru } from './bench/bench-model.js';
 import { benchDaemon } from './bench/bench-daemon.js';
 import { MOSQUITTO_MISSING, startMosquitto } from '../test/helpers/mosquitto.js';
 
@@ -32,6 +32,8 @@ const gruShape = `${BENCH_GRU.units.length}×GRU${BENCH_GRU.units[0]} over ${BEN
 log(`gru inference (${gruShape}): fused kernel, wasm SIMD and JS…`);
 const gruMs = benchFusedGru('wasm-simd');
 const gruJsMs = benchFusedGru('js');
+log(`shipped model (${classifier.manifest.name}@${classifier.manifest.version}, ${classifier.backend})…`);
+const defaultModelMs = benchBundleModel(classifier);
 
 log('classify path (VAD → features → model → urgency) with models/default…');
 const sampleRate = classifier.manifest.features.sampleRate;
@@ -61,6 +63,7 @@ const result = {
   gru_tfjs_ms_per_audio_s: Number(gruTfjs.ms.toFixed(2)),
   gru_tfjs_backend: gruTfjs.backend,
   gru_bench_model: gruShape,
+  default_model_ms_per_audio_s: Number(defaultModelMs.toFixed(3)),
   classify_rtf: Math.round(synthetic.rtf),
   ...(real ? { classify_rtf_real: Math.round(real.rtf) } : {}),
   ...daemon,

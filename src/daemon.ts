@@ -19,7 +19,8 @@ import { HealthProbe } from './telemetry/health-probe.js';
 import { PipelineMetrics } from './telemetry/pipeline-metrics.js';
 import { PrometheusEndpoint } from './telemetry/prometheus-endpoint.js';
 import { TelemetryReporter } from './telemetry/telemetry-reporter.js';
-import { DEFAULT_URGENCY_THRESHOLDS, resolveWeights, weightsForLabels } from './urgency/urgency-score.js';
+import { resolveWeights, weightsForLabels } from './urgency/urgency-score.js';
+import { DEFAULT_TRACKER_CONFIG } from './urgency/urgency-tracker.js';
 import { DEFAULT_WINDOWING } from './audio/speech-windower.js';
 
 export interface DaemonDependencies {
@@ -174,7 +175,7 @@ export class Daemon {
     const labelWeights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights, config.urgency.weights));
     const tracker = {
       smoothing: config.urgency.smoothing,
-      thresholds: config.urgency.thresholds ?? DEFAULT_URGENCY_THRESHOLDS,
+      thresholds: config.urgency.thresholds ?? DEFAULT_TRACKER_CONFIG.thresholds,
       hysteresis: config.urgency.hysteresis,
       raiseWindows: config.urgency.raiseWindows,
       clearWindows: config.urgency.clearWindows,

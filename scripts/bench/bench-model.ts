@@ -81,6 +81,19 @@ export async function benchTfjsGru(backends: TfBackendName[], shape: GruShape = 
   return { ms, backend: classifier.backend };
 }
 
+/**
+ * CPU ms of one prediction of a loaded bundle on its own model input (the shipped model as
+ * the daemon runs it): per second of audio at the default 1 s window hop.
+ */
+export function benchBundleModel(classifier: Classifier, minSeconds = 0.5): number {
+  const modelInput = classifier.manifest.selfTest[0]?.input;
+  if (!modelInput) throw new Error(`${classifier.manifest.name} has no self-test vector to time`);
+  const input = Float32Array.from(modelInput);
+  const out = new Float32Array(classifier.labels.length);
+  for (let i = 0; i < 20; i++) classifier.predictModelInput(input, out);
+  return cpuSecondsPerCall(() => classifier.predictModelInput(input, out), minSeconds) * 1000;
+}
+
 /** Fused wasm-simd ms per audio second over a grid of sizes (for choosing what ships). */
 export function benchGruSizes(minSeconds = 0.2): { units: string; steps: number; inputDim: number; ms: number }[] {
   const rows = [];

@@ -1,7 +1,7 @@
 import type { Classifier } from '../model/classifier.js';
 import { loadClassifier } from '../model/load-classifier.js';
 import { classifyFile, type FileVerdict } from '../pipeline/classify-file.js';
-import { DEFAULT_URGENCY_THRESHOLDS, resolveWeights, weightsForLabels } from '../urgency/urgency-score.js';
+import { resolveWeights, weightsForLabels } from '../urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
 import { DEFAULT_WINDOWING } from '../audio/speech-windower.js';
 
@@ -46,7 +46,7 @@ export async function runClassify(files: string[], options: ClassifyCommandOptio
   let failed = 0;
   for (const file of files) {
     try {
-      const verdict = await classifyFile(file, classifier, { labelWeights, thresholds: DEFAULT_URGENCY_THRESHOLDS, tracker: DEFAULT_TRACKER_CONFIG, windowing });
+      const verdict = await classifyFile(file, classifier, { labelWeights, thresholds: DEFAULT_TRACKER_CONFIG.thresholds, tracker: DEFAULT_TRACKER_CONFIG, windowing });
       process.stdout.write((options.json ? JSON.stringify(verdict) : describe(verdict)) + '\n');
     } catch (err) {
       failed++;

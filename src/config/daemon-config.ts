@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { EMOTIONS } from '../model/emotions.js';
 import { urgencyThresholdsSchema } from '../urgency/urgency-score.js';
+import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
 
 /**
  * The daemon's configuration: what `ser-edge run` reads from a firmware-config profile,
@@ -156,11 +157,12 @@ export const daemonConfigSchema = z
       .prefault({}),
     urgency: z
       .object({
-        smoothing: z.number().gt(0).max(1).default(0.5),
+        // The defaults are the tracker's own, so `classify`, `eval` and the daemon agree.
+        smoothing: z.number().gt(0).max(1).default(DEFAULT_TRACKER_CONFIG.smoothing),
         thresholds: urgencyThresholdsSchema.optional(),
-        hysteresis: z.number().min(0).max(0.5).default(0.1),
-        raiseWindows: z.number().int().min(1).max(20).default(2),
-        clearWindows: z.number().int().min(1).max(60).default(3),
+        hysteresis: z.number().min(0).max(0.5).default(DEFAULT_TRACKER_CONFIG.hysteresis),
+        raiseWindows: z.number().int().min(1).max(20).default(DEFAULT_TRACKER_CONFIG.raiseWindows),
+        clearWindows: z.number().int().min(1).max(60).default(DEFAULT_TRACKER_CONFIG.clearWindows),
         /** Site overrides of the bundle's emotion weights. */
         weights: z.partialRecord(z.enum(EMOTIONS), z.number().min(0).max(1)).optional(),
       })

@@ -5,7 +5,7 @@ import type { Classifier } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
 import { classifySignal } from '../pipeline/classify-file.js';
 import { loadMono } from '../pipeline/file-features.js';
-import { DEFAULT_URGENCY_THRESHOLDS, resolveWeights, weightsForLabels } from '../urgency/urgency-score.js';
+import { resolveWeights, weightsForLabels } from '../urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
 import { telephoneBand } from './augment.js';
 import { computeMetrics, type ClipOutcome, type EvalMetrics } from './evaluation.js';
@@ -36,7 +36,7 @@ export async function classifyClips(clips: LabelledClip[], classifier: Classifie
     try {
       const audio = await loadMono(clip.path, rate);
       if (options.channel === 'telephone') audio.samples = telephoneBand(audio.samples, rate);
-      const verdict = classifySignal(clip.path, audio, classifier, { labelWeights, thresholds: DEFAULT_URGENCY_THRESHOLDS, tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING });
+      const verdict = classifySignal(clip.path, audio, classifier, { labelWeights, thresholds: DEFAULT_TRACKER_CONFIG.thresholds, tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING });
       outcomes.push({ truth: clip.label, predicted: verdict.emotion, probabilities: verdict.probabilities, speaker: clip.speaker, ...(clip.gender ? { gender: clip.gender } : {}) });
     } catch (err) {
       options.onError?.(clip, err as Error);
