@@ -20,7 +20,7 @@ import { loadMono } from '../src/pipeline/file-features.js';
 import { SpeechFeatureStream } from '../src/pipeline/speech-feature-stream.js';
 import { judgeWindow } from '../src/pipeline/window-verdict.js';
 import { resolveWeights, weightsForLabels } from '../src/urgency/urgency-score.js';
-import { DEFAULT_TRACKER_CONFIG, UrgencyTracker } from '../src/urgency/urgency-tracker.js';
+import { DEFAULT_TRACKER_CONFIG, UrgencyTracker, trackerConfigSchema, type TrackerConfig } from '../src/urgency/urgency-tracker.js';
 import { addNoise, telephoneBand } from '../src/training/augment.js';
 
 const program = new Command()
@@ -35,10 +35,11 @@ const program = new Command()
   .option('--urgent-utterances <n>', 'urgent utterances', (v) => Number.parseInt(v, 10), 5)
   .option('--calm-labels <list>', 'emotions of calm-only calls', 'neutral')
   .option('--weights <list>', 'urgency weights to try instead of the bundle\'s, e.g. angry=1,sad=1,fearful=0,disgust=0')
+  .option('--tracker <list>', 'tracker settings to try instead of the daemon defaults, e.g. smoothing=0.3,high=0.7,medium=0.45,raiseWindows=3')
   .option('--telephone', 'pass calls through the telephone-band channel', false)
   .option('--json', 'print one JSON object', false)
   .parse();
-const opts = program.opts<{ data: string[]; model: string; format: DatasetFormat; fold?: string; seed: number; calls: number; snr: number; calmUtterances: number; urgentUtterances: number; telephone: boolean; json: boolean; calmLabels: string; weights?: string }>();
+const opts = program.opts<{ data: string[]; model: string; format: DatasetFormat; fold?: string; seed: number; calls: number; snr: number; calmUtterances: number; urgentUtterances: number; telephone: boolean; json: boolean; calmLabels: string; weights?: string; tracker?: string }>();
 const calmLabels = opts.calmLabels.split(',');
 
 let clips = await scanAll(opts.data, opts.format);
@@ -46,6 +47,7 @@ if (opts.fold) clips = foldOf(clips, parseFold(opts.fold), opts.seed).test;
 const classifier = await loadClassifier(opts.model);
 const rate = classifier.manifest.features.sampleRate;
 const override = opts.weights ? Object.fromEntries(opts.weights.split(',').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1])])) : undefined;
+const tracker = trackerFromOption(opts.tracker);
 const weights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights, override));
 const random = seededRandom(opts.seed);
 const bySpeaker = new Map<string, LabelledClip[]>();
@@ -53,6 +55,19 @@ for (const c of clips) bySpeaker.set(c.speaker, [...(bySpeaker.get(c.speaker) ??
 const speakers = [...bySpeaker.keys()].sort();
 const audioCache = new Map<string, Float32Array>();
 const audio = async (c: LabelledClip) => audioCache.get(c.path) ?? audioCache.set(c.path, (await loadMono(c.path, rate)).samples).get(c.path)!;
+
+/** `key=value,…` over the daemon's default tracker; `high` and `medium` set the thresholds. */
+function trackerFromOption(text: string | undefined): TrackerConfig {
+  const config = structuredClone(DEFAULT_TRACKER_CONFIG);
+  for (const pair of text ? text.split(',') : []) {
+    const [key, value] = pair.split('=');
+    const n = Number(value);
+    if (key === 'high' || key === 'medium') config.thresholds[key] = n;
+    else if (key === 'smoothing' || key === 'hysteresis' || key === 'raiseWindows' || key === 'clearWindows') config[key] = n;
+    else throw new Error(`--tracker: unknown setting "${key}" (smoothing, high, medium, hysteresis, raiseWindows, clearWindows)`);
+  }
+  return trackerConfigSchema.parse(config);
+}
 
 async function buildCall(parts: LabelledClip[]): Promise<{ samples: Float32Array; starts: number[] }> {
   const pieces: Float32Array[] = [];
@@ -80,11 +95,11 @@ async function buildCall(parts: LabelledClip[]): Promise<{ samples: Float32Array
 /** Runs a call through the live path; returns the times (window ends, seconds) the tracker rose to high. */
 function runCall(samples: Float32Array): number[] {
   const stream = new SpeechFeatureStream({ features: classifier.manifest.features, windowing: DEFAULT_WINDOWING });
-  const tracker = new UrgencyTracker(DEFAULT_TRACKER_CONFIG);
+  const callTracker = new UrgencyTracker(tracker);
   const raises: number[] = [];
   const onWindow = (w: Parameters<Parameters<SpeechFeatureStream['push']>[1]>[0]) => {
     const v = judgeWindow(classifier, w, weights);
-    const change = tracker.update(v.score);
+    const change = callTracker.update(v.score);
     if (change?.kind === 'raise' && change.level === 'high') raises.push(w.endSeconds);
   };
   const block = Math.round(0.1 * rate);
@@ -125,6 +140,7 @@ const result = {
   model: `${classifier.manifest.name}@${classifier.manifest.version}`,
   command: `node dist/scripts/simulate-calls.js ${process.argv.slice(2).join(' ')}`,
   weights: Object.fromEntries(classifier.labels.map((l, i) => [l, weights[i]])),
+  tracker,
   speakers: speakers.length,
   urgentCalls: delays.length + missed,
   flagged: delays.length,
