@@ -100,6 +100,8 @@ export class Daemon {
       ...(config.mqtt.usernameFile ? { usernameFile: config.mqtt.usernameFile } : {}),
       ...(config.mqtt.passwordFile ? { passwordFile: config.mqtt.passwordFile } : {}),
       statusInfo: () => ({ version: this.deps.version, model, backend: classifier.backend }),
+      // aedes speaks MQTT 3.1.1 only: asking it for 5 first would just log a fallback warning.
+      ...(this.broker ? { protocolVersion: 4 as const } : {}),
       logger,
     });
     this.publisher = new UrgencyPublisher({ link: this.link, outbox: this.outbox, logger });
