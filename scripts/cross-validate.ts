@@ -26,6 +26,7 @@ import { writeReport } from '../src/training/eval-report.js';
 import { FEATURE_PRESET_NAMES, FEATURE_PRESETS, type FeaturePreset } from '../src/training/feature-presets.js';
 import { trainKnn } from '../src/training/train-knn.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
+import { parseMasking } from '../src/commands/train-command.js';
 
 const program = new Command()
   .name('cross-validate')
@@ -44,10 +45,11 @@ const program = new Command()
   .option('--units <list>', 'GRU units', '32,32')
   .option('--epochs <n>', 'GRU max epochs', (v) => Number.parseInt(v, 10), 25)
   .option('--batch-size <n>', 'GRU batch size', (v) => Number.parseInt(v, 10), 64)
+  .option('--mask <steps,dims>', 'GRU training masks (as train --mask)', 'none')
   .option('--cache <dir>', 'feature cache', 'var/cache/features')
   .parse();
 
-const opts = program.opts<{ data: string[]; out: string; kind: 'knn' | 'gru'; format: DatasetFormat; features: FeaturePreset; augment: string; folds: number; only?: string; split: SplitKind; seed: number; urgent: string; channels: string; units: string; epochs: number; batchSize: number; cache: string }>();
+const opts = program.opts<{ data: string[]; out: string; kind: 'knn' | 'gru'; format: DatasetFormat; features: FeaturePreset; augment: string; folds: number; only?: string; split: SplitKind; seed: number; urgent: string; channels: string; units: string; epochs: number; batchSize: number; mask: string; cache: string }>();
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const urgent = parseUrgentLabels(opts.urgent);
 const features = FEATURE_PRESETS[opts.features];
@@ -82,7 +84,7 @@ for (const fold of folds) {
   const model =
     opts.kind === 'knn'
       ? trainKnn(set, { ...common, maxReferenceBytes: 1_000_000 - 64 * 1024 })
-      : await (await import('../src/training/train-gru.js')).trainGru(set, { ...common, units: opts.units.split(',').map(Number), maxEpochs: opts.epochs, batchSize: opts.batchSize, onEpoch: (e, n, s) => log(`  fold ${fold} epoch ${e}/${n} ${s}`) });
+      : await (await import('../src/training/train-gru.js')).trainGru(set, { ...common, units: opts.units.split(',').map(Number), maxEpochs: opts.epochs, batchSize: opts.batchSize, ...parseMasking(opts.mask), onEpoch: (e, n, s) => log(`  fold ${fold} epoch ${e}/${n} ${s}`) });
   const dir = join(opts.out, `fold-${fold}`);
   await writeBundle(dir, model.draft, model.files);
   const classifier = await loadClassifier(dir);

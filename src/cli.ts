@@ -77,6 +77,7 @@ program
   .option('--units <list>', 'GRU: units per layer', '32,32')
   .option('--batch-size <n>', 'GRU: batch size', (v) => Number.parseInt(v, 10), 64)
   .option('--refit', 'GRU: after early stopping, retrain on every speaker for the best epoch count', false)
+  .option('--mask <steps,dims>', 'GRU: per epoch, mask a random span of up to this many steps and band of features in each training sequence, or none', 'none')
   .option('--no-progress', 'no progress bars')
   .action(async (opts) => {
     process.exitCode = await runTrain(opts);

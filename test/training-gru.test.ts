@@ -35,3 +35,22 @@ test('early stopping keeps the weights of the best validation epoch', async () =
   assert.ok(statuses.length === 40 || statuses.length - fitted.bestEpoch === 2, 'stops `patience` epochs after the best one');
   fitted.model.dispose();
 });
+
+test('masking zeroes one span of steps and one band of features per sequence, within the limits', async () => {
+  const { maskSequences } = await import('../src/training/train-gru.js');
+  const { seededRandom } = await import('../src/datasets/seeded-random.js');
+  const steps = 20, dim = 10, count = 50;
+  const x = new Float32Array(count * steps * dim).fill(1);
+  maskSequences(x, count, steps, dim, { maxSteps: 4, maxDims: 3 }, seededRandom(1));
+  for (let n = 0; n < count; n++) {
+    const seq = x.subarray(n * steps * dim, (n + 1) * steps * dim);
+    const zeroSteps = Array.from({ length: steps }, (_, t) => seq.subarray(t * dim, (t + 1) * dim).every((v) => v === 0)).filter(Boolean).length;
+    const zeroDims = Array.from({ length: dim }, (_, d) => Array.from({ length: steps }, (_, t) => seq[t * dim + d]).every((v) => v === 0)).filter(Boolean).length;
+    assert.ok(zeroSteps <= 4 || zeroDims === dim, `sequence ${n}: ${zeroSteps} masked steps`);
+    assert.ok(zeroDims <= 3 || zeroSteps === steps, `sequence ${n}: ${zeroDims} masked features`);
+  }
+  assert.ok(x.some((v) => v === 0) && x.some((v) => v === 1), 'some values are masked, most are kept');
+  const untouched = new Float32Array(steps * dim).fill(1);
+  maskSequences(untouched, 1, steps, dim, { maxSteps: 0, maxDims: 0 }, seededRandom(2));
+  assert.ok(untouched.every((v) => v === 1), 'zero limits mask nothing');
+});

@@ -32,6 +32,8 @@ export interface TrainCommandOptions {
   batchSize: number;
   progress: boolean;
   refit: boolean;
+  /** `steps,dims` of the GRU's training masks, or `none`. */
+  mask: string;
 }
 
 /** `ser-edge train`: a bundle from labelled recordings, with the model chosen on speaker-disjoint validation. */
@@ -69,6 +71,7 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
         units: options.units.split(',').map((u) => Number.parseInt(u, 10)),
         batchSize: options.batchSize,
         refit: options.refit,
+        ...parseMasking(options.mask),
         onEpoch: (epoch, total, status) => {
           if (bar && epoch === 1) bar.start(total, 0, { status });
           bar?.update(epoch, { status });
@@ -92,4 +95,12 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
     process.stderr.write(`ser-edge train: ${(err as Error).message}\n`);
     return 2;
   }
+}
+
+/** `--mask steps,dims` (e.g. `8,6`) or `none`. */
+export function parseMasking(value: string): { masking?: { maxSteps: number; maxDims: number } } {
+  if (value === 'none') return {};
+  const m = /^(\d+),(\d+)$/.exec(value.trim());
+  if (!m) throw new Error(`--mask "${value}" must be steps,dims (e.g. 8,6) or none`);
+  return { masking: { maxSteps: Number(m[1]), maxDims: Number(m[2]) } };
 }

@@ -33,6 +33,30 @@ export interface GruTrainOptions {
   provenance?: Record<string, unknown>;
   /** Train on validation speakers too for the best epoch count once it is known (final models). */
   refit?: boolean;
+  /**
+   * SpecAugment-style masking of each training sequence, redrawn every epoch: one span of
+   * up to `maxSteps` steps and one band of up to `maxDims` features set to 0 (the training
+   * mean after normalisation). Off when absent.
+   */
+  masking?: { maxSteps: number; maxDims: number };
+}
+
+/**
+ * Masks one random run of steps and one random run of feature dimensions in each of
+ * `count` sequences of `steps × dim`, in place. With 40 speakers the GRU learns who is
+ * speaking within a few epochs; hiding parts of each sequence makes it use more of it.
+ */
+export function maskSequences(x: Float32Array, count: number, steps: number, dim: number, masking: { maxSteps: number; maxDims: number }, random: () => number): void {
+  const stride = steps * dim;
+  for (let n = 0; n < count; n++) {
+    const base = n * stride;
+    const span = Math.floor(random() * (Math.min(masking.maxSteps, steps) + 1));
+    const t0 = Math.floor(random() * (steps - span + 1));
+    for (let t = t0; t < t0 + span; t++) x.fill(0, base + t * dim, base + (t + 1) * dim);
+    const band = Math.floor(random() * (Math.min(masking.maxDims, dim) + 1));
+    const d0 = Math.floor(random() * (dim - band + 1));
+    for (let t = 0; t < steps; t++) x.fill(0, base + t * dim + d0, base + t * dim + d0 + band);
+  }
 }
 
 export interface GruModel {
@@ -196,6 +220,7 @@ async function fitEpochs(
       xs.set(train.x.subarray(src * stride, (src + 1) * stride), dst * stride);
       ys[dst] = train.y[src]!;
     });
+    if (options.masking) maskSequences(xs, train.count, steps, dim, options.masking, random);
     const x = tf.tensor3d(xs, [train.count, steps, dim]);
     const y = tf.oneHot(tf.tensor1d(ys, 'int32'), classes);
     const h = await model.fit(x, y, { epochs: 1, batchSize: options.batchSize, shuffle: false, verbose: 0 });
@@ -318,6 +343,7 @@ export async function trainGru(set: TrainingSet, options: GruTrainOptions): Prom
       bestEpoch: fitted.bestEpoch,
       bestValidationLoss: Number(fitted.bestLoss.toFixed(4)),
       refit: options.refit ?? false,
+      ...(options.masking ? { masking: options.masking } : {}),
     },
     selfTestInputs: fitted.selfTestInputs,
   });
