@@ -49,7 +49,8 @@ async function exportedBundle(units: number[], steps: number, dim: number, seed:
     name: 'test-gru',
     version: '0.0.1',
     labels: LABELS,
-    features: DEFAULT_FEATURE_CONFIG,
+    // A bundle's input width must be its frame vector size: `dim` MFCCs per frame.
+    features: { ...DEFAULT_FEATURE_CONFIG, features: ['mfcc'], mfccCount: dim },
     normaliser: { mean: Array.from({ length: dim }, (_, i) => i / 10), std: Array.from({ length: dim }, (_, i) => 1 + i / 20) },
     steps,
     metrics: {},

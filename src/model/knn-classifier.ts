@@ -44,20 +44,22 @@ export class KnnClassifier implements Classifier {
     if (refLabels.length !== this.search.count) throw new Error(`${refLabels.length} reference labels for ${this.search.count} references`);
     this.refLabels = refLabels;
     this.normaliser = Normaliser.fromJSON(manifest.normaliser, `model ${manifest.name}`);
+    if (this.normaliser.dim !== s.dim) throw new Error(`model ${manifest.name}: normaliser has ${this.normaliser.dim} dimensions, the references ${s.dim}`);
     this.pooled = new Float32Array(s.dim);
     this.query = new Int8Array(s.dim);
     this.votes = new Float64Array(manifest.labels.length);
   }
 
+  /** From a bundle `loadBundle` read, which has already checked its input shape against its features (checkModelInput). */
   static fromBundle(bundle: ModelBundle, options: NeighbourSearchOptions = {}): KnnClassifier {
     const m = bundle.manifest;
-    const s = m.knn!;
+    const s = m.knn;
+    if (!s) throw new BundleError(bundle.dir, 'has no knn section');
     const refs = bundleFile(bundle, s.referencesFile);
     const labels = bundleFile(bundle, s.labelsFile);
     if (refs.length !== s.count * s.dim) throw new BundleError(bundle.dir, `${s.referencesFile} holds ${refs.length} bytes, expected count × dim = ${s.count * s.dim}`);
     if (labels.length !== s.count) throw new BundleError(bundle.dir, `${s.labelsFile} holds ${labels.length} labels, expected ${s.count}`);
     if (labels.some((l) => l >= m.labels.length)) throw new BundleError(bundle.dir, `${s.labelsFile} names a label index beyond the ${m.labels.length} labels`);
-    if (m.normaliser.mean.length !== s.dim) throw new BundleError(bundle.dir, `normaliser has ${m.normaliser.mean.length} dimensions, the references ${s.dim}`);
     return new KnnClassifier(m, new Int8Array(refs.buffer, refs.byteOffset, refs.length), new Uint8Array(labels.buffer, labels.byteOffset, labels.length), options);
   }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { featureLayout, frameVectorSize } from '../features/feature-config.js';
 import { MANIFEST_FILE, MANIFEST_SCHEMA_VERSION, manifestSchema, type BundleManifest, type ManifestDraft } from './bundle-manifest.js';
 
 /** A bundle that cannot be used: bad manifest, missing or altered file, failed self-test. */
@@ -56,6 +57,7 @@ export async function loadBundle(dir: string): Promise<ModelBundle> {
   }
   if (text.length > MAX_MANIFEST_BYTES) throw new BundleError(where, `${MANIFEST_FILE} is ${text.length} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
   const manifest = parseManifest(text.toString('utf8'), where);
+  checkModelInput(manifest, where);
   const files = new Map<string, Buffer>();
   for (const [name, entry] of Object.entries(manifest.files)) {
     let data: Buffer;
@@ -69,6 +71,53 @@ export async function loadBundle(dir: string): Promise<ModelBundle> {
     files.set(name, data);
   }
   return { dir: where, manifest, files };
+}
+
+/** `mfcc 20 + rms 1 + …`: how a feature list adds up to its frame vector size. */
+function describeFrame(manifest: BundleManifest): string {
+  return featureLayout(manifest.features)
+    .map((f) => `${f.name} ${f.width}`)
+    .join(' + ');
+}
+
+/**
+ * Checks that the model consumes exactly what the bundle's feature configuration makes:
+ * a KNN the pooled mean and std of each frame vector (2 × frame size), a GRU a sequence
+ * of frame vectors (frame size per step); that the normaliser and every self-test input
+ * have that shape too. One check for both kinds, run at load, so a bundle trained with
+ * another feature list is refused with both numbers rather than misread or failing
+ * later with a bare RangeError.
+ */
+export function checkModelInput(manifest: BundleManifest, where: string): void {
+  const frame = frameVectorSize(manifest.features);
+  const refuse = (what: string): never => {
+    throw new BundleError(
+      where,
+      `${what}, from its features ${describeFrame(manifest)} = ${frame} values per frame: the model does not fit the feature configuration in ${MANIFEST_FILE}; rebuild the bundle from the features it was trained on`,
+    );
+  };
+  let width: number;
+  let modelInput: number;
+  let inputShape: string;
+  if (manifest.kind === 'knn') {
+    const knn = manifest.knn!;
+    if (manifest.input !== 'pooled_mean_std') refuse(`a knn bundle declares input "${manifest.input}", expected "pooled_mean_std"`);
+    if (knn.dim !== 2 * frame) refuse(`knn.dim is ${knn.dim}, expected 2 × ${frame} = ${2 * frame} (the mean and std of each frame value)`);
+    width = modelInput = knn.dim;
+    inputShape = `${knn.dim} (knn.dim)`;
+  } else {
+    const gru = manifest.gru!;
+    if (manifest.input !== 'sequence') refuse(`a gru bundle declares input "${manifest.input}", expected "sequence"`);
+    if (gru.inputDim !== frame) refuse(`gru.inputDim is ${gru.inputDim}, expected ${frame} (one frame vector per step)`);
+    width = gru.inputDim;
+    modelInput = gru.steps * gru.inputDim;
+    inputShape = `steps × inputDim = ${gru.steps} × ${gru.inputDim} = ${modelInput}`;
+  }
+  if (manifest.normaliser.mean.length !== width) refuse(`normaliser has ${manifest.normaliser.mean.length} dimensions, expected ${width}`);
+  for (const [i, vector] of manifest.selfTest.entries()) {
+    if (vector.input.length !== modelInput)
+      throw new BundleError(where, `${MANIFEST_FILE} selfTest[${i}].input has ${vector.input.length} values, expected ${inputShape}: the self-test vectors were not made for this model`);
+  }
 }
 
 /**
