@@ -5,6 +5,8 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
+import { buildKnnModel } from '../src/training/knn-trainer.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { writeSyntheticDataset } from './helpers/synthetic-dataset.js';
 
@@ -67,4 +69,20 @@ test('eval names an unknown urgent label and a missing model clearly', async () 
   const missing = await serEdge('eval', '--data', csv, '--model', join(dir, 'nope'));
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /manifest\.json/);
+});
+
+test('every KNN bundle carries urgency weights: angry and sad 1, the daemon defaults for its other labels', () => {
+  const labels = ['neutral', 'sad', 'angry', 'fearful'] as const;
+  const vectors = Float32Array.from({ length: 8 * 4 }, (_, i) => Math.sin(i));
+  const model = buildKnnModel({ vectors, labels: Uint8Array.from([0, 1, 2, 3, 0, 1, 2, 3]), count: 8, dim: 4 }, { name: 'w', version: '0.0.1', labels: [...labels], features: DEFAULT_FEATURE_CONFIG, k: 3, metric: 'l1' });
+  assert.deepEqual(model.draft.urgencyWeights, { neutral: 0, sad: 1, angry: 1, fearful: 0.5 });
+});
+
+test('urgency weights given to the KNN builder are the ones its bundle carries', () => {
+  const vectors = Float32Array.from({ length: 4 * 2 }, (_, i) => i);
+  const model = buildKnnModel(
+    { vectors, labels: Uint8Array.from([0, 1, 0, 1]), count: 4, dim: 2 },
+    { name: 'w', version: '0.0.1', labels: ['neutral', 'angry'], features: DEFAULT_FEATURE_CONFIG, k: 1, metric: 'l1', urgencyWeights: { neutral: 0, angry: 0.8 } },
+  );
+  assert.deepEqual(model.draft.urgencyWeights, { neutral: 0, angry: 0.8 });
 });

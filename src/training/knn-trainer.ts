@@ -10,6 +10,7 @@ import type { BundleManifest, ManifestDraft } from '../model/bundle-manifest.js'
 import type { DistanceMetric } from '../model/int8-neighbour-search.js';
 import type { FeatureConfig } from '../features/feature-config.js';
 import type { ClipWindows } from './clip-windows.js';
+import { DEFAULT_URGENCY_WEIGHTS, type UrgencyWeights } from '../urgency/urgency-score.js';
 
 export interface KnnTrainingOptions {
   name: string;
@@ -20,6 +21,8 @@ export interface KnnTrainingOptions {
   metric: DistanceMetric;
   description?: string;
   metrics?: Record<string, unknown>;
+  /** The bundle's urgency weights; by default the daemon's (angry and sad 1) for the model's labels. */
+  urgencyWeights?: Partial<UrgencyWeights>;
 }
 
 export interface PooledSet {
@@ -74,6 +77,9 @@ export function buildKnnModel(train: PooledSet, options: KnnTrainingOptions): Kn
     features: options.features,
     input: 'pooled_mean_std',
     normaliser: normaliser.toJSON(),
+    // Written into every bundle, so the urgency a gateway computes is the one the bundle
+    // was made with, not whatever defaults that gateway's version happens to have.
+    urgencyWeights: options.urgencyWeights ?? Object.fromEntries(options.labels.map((l) => [l, DEFAULT_URGENCY_WEIGHTS[l]])),
     metrics: options.metrics ?? {},
     createdAt: new Date().toISOString(),
     selfTest: [],
