@@ -134,3 +134,34 @@ test('whole-signal analysis fills the mfcc_delta columns from the mfcc columns',
   assert.ok(nonZero > frames / 2);
   assert.equal(dim, frameVectorSize(config));
 });
+
+/** Frame vectors of the test signal as `extract` writes them: mfcc_delta columns still 0. */
+function rawFrames(analyser: FrameAnalyser): { rows: Float32Array; frames: number } {
+  const signal = testSignal();
+  const frames = frameCount(signal.length, analyser.config);
+  const rows = new Float32Array(frames * analyser.dim);
+  analyser.push(signal, (_frame, index) => analyser.extract(rows, index * analyser.dim));
+  return { rows, frames };
+}
+
+test('the analyser fills a window\'s deltas exactly as fillDeltas does with its configuration', () => {
+  const analyser = new FrameAnalyser(config);
+  const { rows, frames } = rawFrames(analyser);
+  const expected = rows.slice();
+  fillDeltas(expected, frames, config);
+  analyser.fillDeltas(rows, frames);
+  assert.deepEqual(rows, expected);
+});
+
+test('the analyser leaves rows untouched when its configuration has no mfcc_delta', () => {
+  const analyser = new FrameAnalyser({ ...config, features: ['mfcc', 'rms'] });
+  const { rows, frames } = rawFrames(analyser);
+  const before = rows.slice();
+  analyser.fillDeltas(rows, frames);
+  assert.deepEqual(rows, before);
+});
+
+test('the analyser refuses to fill deltas over rows shorter than the frames it is told of', () => {
+  const analyser = new FrameAnalyser(config);
+  assert.throws(() => analyser.fillDeltas(new Float32Array(analyser.dim), 2), /2 frames of \d+ need/);
+});

@@ -48,7 +48,7 @@ test('a single click does not start an utterance', () => {
 function fill(w: SpeechWindower, frames: number, start = 0) {
   const windows = [];
   for (let i = 0; i < frames; i++) {
-    w.nextRow().fill(start + i);
+    w.ring.fill(start + i, w.rowOffset, w.rowOffset + w.dim);
     const win = w.commit(start + i);
     if (win) windows.push({ ...win, rows: win.rows.slice() });
   }
@@ -82,4 +82,18 @@ test('too little speech at an utterance end gives no window', () => {
   const w = new SpeechWindower(1, 10, { windowSeconds: 3, hopSeconds: 1, minSpeechSeconds: 0.5 });
   fill(w, 3);
   assert.equal(w.endOfSpeech(), null);
+});
+
+test('a speech frame is written in place at the ring write offset, which steps one row per frame and wraps after a window', () => {
+  const w = new SpeechWindower(2, 10, { windowSeconds: 1, hopSeconds: 0.5, minSpeechSeconds: 0.5 });
+  const ring = w.ring;
+  let last = null;
+  for (let i = 0; i < 25; i++) {
+    assert.equal(w.rowOffset, (i % 10) * 2);
+    assert.equal(w.ring, ring, 'the same ring every frame: nothing allocated');
+    w.ring.fill(i, w.rowOffset, w.rowOffset + w.dim);
+    last = w.commit(i) ?? last;
+  }
+  assert.ok(last);
+  assert.deepEqual(Array.from(last.rows), Array.from({ length: 20 }, (_, i) => last.firstFrame + Math.floor(i / 2)));
 });

@@ -29,7 +29,12 @@ export class SpeechWindower {
   readonly windowFrames: number;
   readonly hopFrames: number;
   readonly minFrames: number;
-  private readonly ring: Float32Array;
+  /**
+   * The last `windowFrames` speech frames, row-major. The next frame's features are
+   * written in place at `rowOffset` (e.g. `analyser.extract(ring, rowOffset)`), then
+   * `commit` stores them: no view or copy per frame.
+   */
+  readonly ring: Float32Array;
   private readonly ringFrameIndex: Float64Array;
   private readonly windowRows: Float32Array;
   private writePos = 0;
@@ -51,12 +56,12 @@ export class SpeechWindower {
     this.windowRows = new Float32Array(this.windowFrames * dim);
   }
 
-  /** A slot for the next speech frame's features; call `commit` once it is filled. */
-  nextRow(): Float32Array {
-    return this.ring.subarray(this.writePos * this.dim, (this.writePos + 1) * this.dim);
+  /** Where in `ring` the next speech frame's `dim` values go; call `commit` once they are written. */
+  get rowOffset(): number {
+    return this.writePos * this.dim;
   }
 
-  /** Stores the row filled through `nextRow()`; returns a window when one is due. */
+  /** Stores the row written at `rowOffset`; returns a window when one is due. */
   commit(frameIndex: number): WindowFrames | null {
     this.ringFrameIndex[this.writePos] = frameIndex;
     this.writePos = (this.writePos + 1) % this.windowFrames;

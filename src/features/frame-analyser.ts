@@ -72,6 +72,8 @@ export class FrameAnalyser {
   /** Column offset of each feature, −1 when not configured. */
   private readonly at: Record<FeatureName, number>;
   private readonly needsAmplitude: boolean;
+  /** Where `fillDeltas` reads mfcc and writes mfcc_delta; null without mfcc_delta. */
+  private readonly deltaColumns: DeltaColumns | null;
 
   constructor(config: FeatureConfig) {
     this.config = parseFeatureConfig(config, 'FrameAnalyser');
@@ -81,6 +83,7 @@ export class FrameAnalyser {
     this.at = { mfcc: -1, mfcc_delta: -1, log_mel: -1, chroma: -1, contrast: -1, tonnetz: -1, rms: -1, zcr: -1, centroid: -1, rolloff: -1, flatness: -1, pitch: -1 };
     for (const f of this.layout) this.at[f.name] = f.offset;
     const has = (n: FeatureName) => this.at[n] >= 0;
+    this.deltaColumns = deltaColumns(this.layout);
 
     this.frameSize = c.frameSize;
     this.hopSize = c.hopSize;
@@ -199,6 +202,32 @@ export class FrameAnalyser {
     if (at.flatness >= 0) spectralFlatness(this.amplitude, bins, out, offset + at.flatness);
     if (this.pitchScratch !== null) pitch(buffer, frameSize, this.config.sampleRate, this.pitchScratch, out, offset + at.pitch);
   }
+
+  /**
+   * `fillDeltas` for this analyser's configuration, with the columns worked out once at
+   * construction: it runs once per window, so it builds no layout and allocates nothing.
+   */
+  fillDeltas(rows: Float32Array, frames: number): void {
+    fillDeltaColumns(rows, frames, this.dim, this.deltaColumns, this.config.deltaWidth);
+  }
+}
+
+interface DeltaColumns {
+  base: number;
+  delta: number;
+  width: number;
+}
+
+function deltaColumns(layout: readonly { name: FeatureName; offset: number; width: number }[]): DeltaColumns | null {
+  const delta = layout.find((f) => f.name === 'mfcc_delta');
+  const base = layout.find((f) => f.name === 'mfcc');
+  return delta === undefined || base === undefined ? null : { base: base.offset, delta: delta.offset, width: delta.width };
+}
+
+function fillDeltaColumns(rows: Float32Array, frames: number, dim: number, columns: DeltaColumns | null, deltaWidth: number): void {
+  if (columns === null || frames === 0) return;
+  if (rows.length < frames * dim) throw new RangeError(`fillDeltas: ${frames} frames of ${dim} need ${frames * dim} values, rows has ${rows.length}`);
+  htkDeltas(rows, frames, dim, columns.base, columns.delta, columns.width, deltaWidth);
 }
 
 function copy(from: Float64Array, to: Float32Array, offset: number): void {
@@ -208,16 +237,11 @@ function copy(from: Float64Array, to: Float32Array, offset: number): void {
 /**
  * Computes the `mfcc_delta` columns of `frames` consecutive frame vectors (row-major,
  * `frameVectorSize(config)` wide) from their `mfcc` columns, in place. Call it once a
- * window of frames is complete; a no-op when `mfcc_delta` is not configured.
+ * window of frames is complete; a no-op when `mfcc_delta` is not configured. Works the
+ * layout out on every call: a running stream uses `FrameAnalyser.fillDeltas`.
  */
 export function fillDeltas(rows: Float32Array, frames: number, config: FeatureConfig): void {
-  const layout = featureLayout(config);
-  const delta = layout.find((f) => f.name === 'mfcc_delta');
-  const base = layout.find((f) => f.name === 'mfcc');
-  if (delta === undefined || base === undefined || frames === 0) return;
-  const dim = frameVectorSize(config);
-  if (rows.length < frames * dim) throw new RangeError(`fillDeltas: ${frames} frames of ${dim} need ${frames * dim} values, rows has ${rows.length}`);
-  htkDeltas(rows, frames, dim, base.offset, delta.offset, delta.width, config.deltaWidth);
+  fillDeltaColumns(rows, frames, frameVectorSize(config), deltaColumns(featureLayout(config)), config.deltaWidth);
 }
 
 /** Number of frames `FrameAnalyser` completes for `samples` samples. */
@@ -235,6 +259,6 @@ export function analyseSignal(signal: Float32Array, config: FeatureConfig): { fr
   const dim = analyser.dim;
   const data = new Float32Array(frames * dim);
   analyser.push(signal, (_frame, index) => analyser.extract(data, index * dim));
-  fillDeltas(data, frames, analyser.config);
+  analyser.fillDeltas(data, frames);
   return { frames, dim, data };
 }

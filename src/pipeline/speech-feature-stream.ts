@@ -2,7 +2,7 @@ import { DEFAULT_VAD_CONFIG, VoiceActivityDetector, frameEnergyDb, type VadConfi
 import { DEFAULT_WINDOWING, SpeechWindower, type WindowFrames, type WindowingConfig } from '../audio/speech-windower.js';
 import type { FeatureConfig } from '../features/feature-config.js';
 import { frameVectorSize } from '../features/feature-config.js';
-import { FrameAnalyser, fillDeltas } from '../features/frame-analyser.js';
+import { FrameAnalyser } from '../features/frame-analyser.js';
 
 /** A window of speech frames with its place in the stream. */
 export interface SpeechWindow extends WindowFrames {
@@ -26,7 +26,6 @@ export interface SpeechFeatureStreamOptions {
 export class SpeechFeatureStream {
   readonly dim: number;
   private readonly analyser: FrameAnalyser;
-  private readonly features: FeatureConfig;
   private readonly vad: VoiceActivityDetector;
   private readonly windower: SpeechWindower;
   private readonly hopSeconds: number;
@@ -40,7 +39,6 @@ export class SpeechFeatureStream {
 
   constructor(options: SpeechFeatureStreamOptions) {
     const f = options.features;
-    this.features = f;
     this.analyser = new FrameAnalyser(f);
     this.dim = frameVectorSize(f);
     this.vad = new VoiceActivityDetector(options.vad ?? DEFAULT_VAD_CONFIG);
@@ -74,7 +72,8 @@ export class SpeechFeatureStream {
     const speech = this.vad.update(frameEnergyDb(frame));
     if (speech) {
       this.speechFrames++;
-      this.analyser.extract(this.windower.nextRow());
+      // Straight into the windower's ring: a speech frame allocates nothing.
+      this.analyser.extract(this.windower.ring, this.windower.rowOffset);
       const window = this.windower.commit(index);
       if (window) this.deliver(window);
     } else if (this.wasSpeech) {
@@ -90,7 +89,7 @@ export class SpeechFeatureStream {
 
   private deliver(window: WindowFrames): void {
     // Deltas need neighbouring frames, so they are filled over the finished window.
-    fillDeltas(window.rows, window.frames, this.features);
+    this.analyser.fillDeltas(window.rows, window.frames);
     this.sink?.({
       ...window,
       startSeconds: window.firstFrame * this.hopSeconds,
