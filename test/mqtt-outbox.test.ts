@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Outbox, encodeRecord, readJournal } from '../src/mqtt/outbox.js';
+import { Outbox, dropRank, encodeRecord, readJournal } from '../src/mqtt/outbox.js';
 import { sampleEvent } from './helpers/mosquitto.js';
 
 const tempDir = () => mkdtemp(join(tmpdir(), 'ser-edge-outbox-'));
@@ -95,18 +95,48 @@ describe('Outbox', () => {
     assert.equal(skippedBytes, records[1]!.length);
   });
 
-  test('when full it drops the oldest low events first, then medium, and counts them', async () => {
-    const one = encodeRecord({ t: 'e', e: sampleEvent(1, { level: 'medium' }) }).length;
+  test('when full it drops the oldest medium raises first, then the oldest high, and counts them by level', async () => {
+    const raise = (seq: number, level: 'medium' | 'high') => sampleEvent(seq, { kind: 'raise', level, previousLevel: 'low' });
+    const one = encodeRecord({ t: 'e', e: raise(1, 'medium') }).length;
     const outbox = await opened(await tempDir(), one * 4 + 10);
-    const levels = ['high', 'low', 'medium', 'low'] as const;
-    for (const level of levels) await outbox.append(sampleEvent(outbox.nextSeq(), { level }));
-    await outbox.append(sampleEvent(outbox.nextSeq(), { level: 'high' }));
-    assert.deepEqual(outbox.pending().map((e) => `${e.seq}:${e.level}`), ['1:high', '3:medium', '4:low', '5:high']);
-    await outbox.append(sampleEvent(outbox.nextSeq(), { level: 'high' }));
-    await outbox.append(sampleEvent(outbox.nextSeq(), { level: 'high' }));
-    assert.deepEqual(outbox.pending().map((e) => `${e.seq}:${e.level}`), ['1:high', '5:high', '6:high', '7:high']);
-    assert.deepEqual(outbox.droppedCounts, { low: 2, medium: 1, high: 0 });
+    for (const level of ['high', 'medium', 'high', 'medium'] as const) await outbox.append(raise(outbox.nextSeq(), level));
+    await outbox.append(raise(outbox.nextSeq(), 'high'));
+    assert.deepEqual(outbox.pending().map((e) => `${e.seq}:${e.level}`), ['1:high', '3:high', '4:medium', '5:high']);
+    await outbox.append(raise(outbox.nextSeq(), 'high'));
+    await outbox.append(raise(outbox.nextSeq(), 'high'));
+    assert.deepEqual(outbox.pending().map((e) => `${e.seq}:${e.level}`), ['3:high', '5:high', '6:high', '7:high']);
+    await outbox.append(raise(outbox.nextSeq(), 'medium'));
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [3, 5, 6, 7], 'a medium raise arriving at an outbox full of high ones is the one dropped');
+    assert.deepEqual(outbox.droppedCounts, { low: 0, medium: 3, high: 1 });
     await outbox.stop();
+  });
+
+  test('when full a clear ranks with the level it ends, so clears are not dropped ahead of the raises they end', async () => {
+    // A long outage: calls raise and clear while nothing can be sent.
+    const raise = (seq: number, level: 'medium' | 'high') => sampleEvent(seq, { callId: `call-${seq}`, kind: 'raise', level, previousLevel: 'low' });
+    const clear = (seq: number, from: 'medium' | 'high') => sampleEvent(seq, { callId: `call-${seq}`, kind: 'clear', level: 'low', previousLevel: from });
+    const largest = Math.max(...[raise(1, 'medium'), raise(1, 'high'), clear(1, 'medium'), clear(1, 'high')].map((e) => encodeRecord({ t: 'e', e }).length));
+    const outbox = await opened(await tempDir(), largest * 4);
+    await outbox.append(raise(outbox.nextSeq(), 'high'));
+    await outbox.append(clear(outbox.nextSeq(), 'high'));
+    await outbox.append(raise(outbox.nextSeq(), 'medium'));
+    await outbox.append(clear(outbox.nextSeq(), 'medium'));
+    const summary = () => outbox.pending().map((e) => `${e.seq}:${e.kind}:${e.level}`);
+
+    await outbox.append(raise(outbox.nextSeq(), 'high'));
+    assert.deepEqual(summary(), ['1:raise:high', '2:clear:low', '4:clear:low', '5:raise:high'], 'the oldest medium-ranked event goes first');
+    await outbox.append(clear(outbox.nextSeq(), 'high'));
+    assert.deepEqual(summary(), ['1:raise:high', '2:clear:low', '5:raise:high', '6:clear:low'], 'a clear of a medium flag ranks medium');
+    await outbox.append(raise(outbox.nextSeq(), 'high'));
+    assert.deepEqual(summary(), ['2:clear:low', '5:raise:high', '6:clear:low', '7:raise:high'], 'clears of high flags outlive older high raises');
+    assert.deepEqual(outbox.droppedCounts, { low: 1, medium: 1, high: 1 });
+    await outbox.stop();
+  });
+
+  test('a clear without previousLevel ranks one level above the level it came down to', () => {
+    const { previousLevel: _omitted, ...bare } = sampleEvent(1, { kind: 'clear', level: 'low' });
+    assert.equal(dropRank(bare), dropRank(sampleEvent(2, { kind: 'raise', level: 'medium', previousLevel: 'low' })));
+    assert.equal(dropRank({ ...bare, level: 'medium' }), dropRank(sampleEvent(3, { kind: 'raise', level: 'high', previousLevel: 'medium' })));
   });
 
   test('an event that does not match the schema is refused with the field named', async () => {

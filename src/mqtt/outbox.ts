@@ -33,12 +33,14 @@ import { UrgencyEvent, describeIssues, type DroppedCounts } from './payload-sche
  * it. Take a seq with `nextSeq()` and append that event before taking the next one.
  *
  * Bound: the unacknowledged events' records stay within `maxBytes`. When a new event does
- * not fit, the oldest low-level event goes first, then the oldest medium, and only then
- * the oldest high; the new event itself counts among the candidates (a low event arriving
- * at an outbox full of high ones is the one dropped). Drops are counted by level in
- * `droppedCounts` since start, for telemetry. The journal file stays below about
- * 2 × maxBytes + 64 KiB: acknowledged records are compacted away once they outweigh the
- * live ones.
+ * not fit, events leave lowest rank first, oldest first within a rank; the new event
+ * itself counts among the candidates (a medium raise arriving at an outbox full of high
+ * ones is the one dropped). An event's rank is the higher of its level and its
+ * `previousLevel` (`dropRank`): a clear is as important as the raise it ends, because a
+ * dropped clear leaves the central queue showing a caller urgent after the flag came down.
+ * Drops are counted by the event's level in `droppedCounts` since start, for telemetry.
+ * The journal file stays below about 2 × maxBytes + 64 KiB: acknowledged records are
+ * compacted away once they outweigh the live ones.
  */
 export interface OutboxDeps {
   /** Directory of the journal; created if missing. One outbox per directory. */
@@ -236,14 +238,12 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     }
   }
 
-  /** Chooses what leaves so `incoming` fits: lowest level first, oldest first within a level. */
+  /** Chooses what leaves so `incoming` fits: lowest `dropRank` first, oldest first within a rank. */
   private makeRoom(incoming: UrgencyEvent, incomingBytes: number): UrgencyEvent[] {
     const drops: UrgencyEvent[] = [];
     let bytes = this.liveBytes + incomingBytes;
     if (bytes <= this.deps.maxBytes) return drops;
-    const candidates = [...[...this.live.values()].map((l) => l.event), incoming].sort(
-      (a, b) => levelRank(a.level) - levelRank(b.level) || a.seq - b.seq,
-    );
+    const candidates = [...[...this.live.values()].map((l) => l.event), incoming].sort((a, b) => dropRank(a) - dropRank(b) || a.seq - b.seq);
     for (const victim of candidates) {
       if (bytes <= this.deps.maxBytes) break;
       drops.push(victim);
@@ -287,6 +287,17 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     this.handle = await open(this.path, 'a');
     this.fileBytes = data.length;
   }
+}
+
+/**
+ * The rank by which a full outbox chooses what to drop: the higher of the event's level
+ * and the level it left. A clear (level low) thus ranks with the raise it ends. A clear
+ * without `previousLevel` came down from at least one level above its own.
+ */
+export function dropRank(event: UrgencyEvent): number {
+  const rank = levelRank(event.level);
+  if (event.previousLevel !== undefined) return Math.max(rank, levelRank(event.previousLevel));
+  return event.kind === 'clear' ? Math.min(rank + 1, levelRank('high')) : rank;
 }
 
 async function syncDirectory(dir: string): Promise<void> {
