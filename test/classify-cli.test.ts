@@ -104,3 +104,15 @@ test('a model directory that is not a bundle is refused with a clear message', a
   assert.equal(code, 2);
   assert.match(stderr, /no manifest\.json here/);
 });
+
+test('a hop longer than the window is refused once, naming both flags, before the model or any file is read', async () => {
+  const a = join(dir, 'never-read-a.wav');
+  const b = join(dir, 'never-read-b.wav');
+  const { code, stdout, stderr } = await run(process.execPath, [cli, 'classify', '--model', join(dir, 'no-model-here'), '--window', '1', '--hop', '2', a, b]).catch((e) => e);
+  assert.equal(code, 2);
+  assert.equal(stdout, '');
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, stderr);
+  assert.match(lines[0]!, /--hop 2 .*--window 1/);
+  assert.doesNotMatch(stderr, /never-read|manifest/);
+});

@@ -29,11 +29,24 @@ function describe(v: FileVerdict): string {
   return lines.join('\n');
 }
 
+/** What is wrong with a --window/--hop pair, or null: the windower's rules, in the flags' terms. */
+export function windowingProblem(window: number, hop: number): string | null {
+  if (!(window > 0) || !(hop > 0)) return `--window ${window} and --hop ${hop} must both be positive numbers of seconds`;
+  if (hop > window) return `--hop ${hop} s is longer than --window ${window} s, so speech between windows would never be classified: use a hop no longer than the window`;
+  return null;
+}
+
 /**
  * Classifies each file in turn. A file that cannot be read gets one error line on stderr
- * and the rest still run; the exit code says whether any failed.
+ * and the rest still run; the exit code says whether any failed. Bad options or a bad
+ * model stop it before any file is read, with exit code 2.
  */
 export async function runClassify(files: string[], options: ClassifyCommandOptions): Promise<number> {
+  const problem = windowingProblem(options.window, options.hop);
+  if (problem) {
+    process.stderr.write(`ser-edge classify: ${problem}\n`);
+    return 2;
+  }
   let classifier: Classifier;
   try {
     classifier = await loadClassifier(options.model);
