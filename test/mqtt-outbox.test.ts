@@ -1,19 +1,46 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Outbox, dropRank, encodeRecord, readJournal } from '../src/mqtt/outbox.js';
 import { sampleEvent } from './helpers/mosquitto.js';
 
 const tempDir = () => mkdtemp(join(tmpdir(), 'ser-edge-outbox-'));
+/** node:fs/promises does not export the FileHandle class; one handle's prototype is it. */
+const FileHandleClass = await (async () => {
+  const probe = await open(process.execPath, 'r');
+  await probe.close();
+  return probe.constructor as { prototype: object };
+})();
 
 async function opened(dir: string, maxBytes = 1024 * 1024): Promise<Outbox> {
   const outbox = new Outbox({ dir, maxBytes });
   await outbox.start();
   return outbox;
+}
+
+/**
+ * Until the returned function is called (or the test ends), every FileHandle.write of a
+ * buffer takes at most `limit` bytes, as a nearly full disk or an interrupted write would.
+ */
+function shortWrites(t: TestContext, limit: number): () => void {
+  const proto = FileHandleClass.prototype as { write: (...args: unknown[]) => Promise<{ bytesWritten: number; buffer: unknown }> };
+  const original = proto.write;
+  proto.write = function (this: unknown, data: unknown, offset?: unknown, length?: unknown, position?: unknown) {
+    if (!Buffer.isBuffer(data)) return original.call(this, data, offset, length, position);
+    const from = typeof offset === 'number' ? offset : 0;
+    const asked = typeof length === 'number' ? length : data.length - from;
+    if (limit === 0) return Promise.resolve({ bytesWritten: 0, buffer: data });
+    return original.call(this, data, from, Math.min(asked, limit), position ?? null);
+  };
+  const restore = () => {
+    proto.write = original;
+  };
+  t.after(restore);
+  return restore;
 }
 
 describe('Outbox', () => {
@@ -137,6 +164,29 @@ describe('Outbox', () => {
     const { previousLevel: _omitted, ...bare } = sampleEvent(1, { kind: 'clear', level: 'low' });
     assert.equal(dropRank(bare), dropRank(sampleEvent(2, { kind: 'raise', level: 'medium', previousLevel: 'low' })));
     assert.equal(dropRank({ ...bare, level: 'medium' }), dropRank(sampleEvent(3, { kind: 'raise', level: 'high', previousLevel: 'medium' })));
+  });
+
+  test('a short write is continued until the whole record is on disk', async (t) => {
+    const dir = await tempDir();
+    let outbox = await opened(dir);
+    const restore = shortWrites(t, 7);
+    for (let i = 0; i < 3; i++) await outbox.append(sampleEvent(outbox.nextSeq()));
+    await outbox.ack(sampleEvent(2).id);
+    await outbox.stop();
+    restore();
+    outbox = await opened(dir);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [1, 3]);
+    await outbox.stop();
+  });
+
+  test('a write that takes no bytes at all fails the append instead of reporting the event stored', async (t) => {
+    const dir = await tempDir();
+    const outbox = await opened(dir);
+    const restore = shortWrites(t, 0);
+    await assert.rejects(outbox.append(sampleEvent(outbox.nextSeq())), /took 0 of \d+ bytes and then no more; check the free space/);
+    restore();
+    assert.equal(outbox.depth, 0);
+    await outbox.stop();
   });
 
   test('an event that does not match the schema is refused with the field named', async () => {

@@ -264,7 +264,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private async write(buf: Buffer, durable: boolean): Promise<void> {
     const handle = this.handle;
     if (!handle) throw new OutboxError(`outbox ${this.deps.dir} was stopped while writing`);
-    await handle.write(buf);
+    await writeAll(handle, buf, this.path);
     this.fileBytes += buf.length;
     if (durable) await handle.datasync();
   }
@@ -275,7 +275,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const data = Buffer.concat(parts);
     const out = await open(tmp, 'w');
     try {
-      await out.write(data);
+      await writeAll(out, data, tmp);
       await out.sync();
     } finally {
       await out.close();
@@ -298,6 +298,21 @@ export function dropRank(event: UrgencyEvent): number {
   const rank = levelRank(event.level);
   if (event.previousLevel !== undefined) return Math.max(rank, levelRank(event.previousLevel));
   return event.kind === 'clear' ? Math.min(rank + 1, levelRank('high')) : rank;
+}
+
+/**
+ * Writes all of `data`: a write may take fewer bytes than asked (a full disk, a signal),
+ * and a record reported stored must be whole. Throws when the file takes nothing more.
+ */
+async function writeAll(handle: FileHandle, data: Buffer, path: string): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+    if (bytesWritten <= 0) {
+      throw new OutboxError(`outbox journal ${path} took ${offset} of ${data.length} bytes and then no more; check the free space of its filesystem`);
+    }
+    offset += bytesWritten;
+  }
 }
 
 async function syncDirectory(dir: string): Promise<void> {
