@@ -35,7 +35,7 @@ const program = new Command()
   .option('--urgent-utterances <n>', 'urgent utterances', (v) => Number.parseInt(v, 10), 5)
   .option('--calm-labels <list>', 'emotions of calm-only calls', 'neutral')
   .option('--weights <list>', 'urgency weights to try instead of the bundle\'s, e.g. angry=1,sad=1,fearful=0,disgust=0')
-  .option('--tracker <list>', 'tracker settings to try instead of the daemon defaults, e.g. smoothing=0.3,high=0.7,medium=0.45,raiseWindows=3')
+  .option('--tracker <list>', 'tracker settings to try instead of the daemon defaults, e.g. smoothing=0.3,high=0.7,medium=0.45,raiseWindows=3; several settings separated by ";" are compared on the same calls')
   .option('--telephone', 'pass calls through the telephone-band channel', false)
   .option('--json', 'print one JSON object', false)
   .parse();
@@ -47,7 +47,8 @@ if (opts.fold) clips = foldOf(clips, parseFold(opts.fold), opts.seed).test;
 const classifier = await loadClassifier(opts.model);
 const rate = classifier.manifest.features.sampleRate;
 const override = opts.weights ? Object.fromEntries(opts.weights.split(',').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1])])) : undefined;
-const tracker = trackerFromOption(opts.tracker);
+// Several settings separated by `;` are all measured on the same calls (the model runs once).
+const trackers = (opts.tracker ?? '').split(';').map((t) => trackerFromOption(t || undefined));
 const weights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights, override));
 const random = seededRandom(opts.seed);
 const bySpeaker = new Map<string, LabelledClip[]>();
@@ -92,26 +93,41 @@ async function buildCall(parts: LabelledClip[]): Promise<{ samples: Float32Array
   return { samples, starts };
 }
 
-/** Runs a call through the live path; returns the times (window ends, seconds) the tracker rose to high. */
-function runCall(samples: Float32Array): number[] {
+/** A call's window scores in order, with each window's end (seconds): what every tracker setting reads. */
+interface ScoredCall {
+  scores: number[];
+  ends: number[];
+}
+
+/** Runs a call through the live path (streaming VAD, features, the model) once. */
+function scoreCall(samples: Float32Array): ScoredCall {
   const stream = new SpeechFeatureStream({ features: classifier.manifest.features, windowing: DEFAULT_WINDOWING });
-  const callTracker = new UrgencyTracker(tracker);
-  const raises: number[] = [];
+  const call: ScoredCall = { scores: [], ends: [] };
   const onWindow = (w: Parameters<Parameters<SpeechFeatureStream['push']>[1]>[0]) => {
-    const v = judgeWindow(classifier, w, weights);
-    const change = callTracker.update(v.score);
-    if (change?.kind === 'raise' && change.level === 'high') raises.push(w.endSeconds);
+    call.scores.push(judgeWindow(classifier, w, weights).score);
+    call.ends.push(w.endSeconds);
   };
   const block = Math.round(0.1 * rate);
   for (let i = 0; i < samples.length; i += block) stream.push(samples.subarray(i, i + block), onWindow);
   stream.end(onWindow);
+  return call;
+}
+
+/** The times (window ends) at which a per-call tracker with `config` rose to high. */
+function highRaises(call: ScoredCall, config: TrackerConfig): number[] {
+  const tracker = new UrgencyTracker(config);
+  const raises: number[] = [];
+  call.scores.forEach((score, i) => {
+    const change = tracker.update(score);
+    if (change?.kind === 'raise' && change.level === 'high') raises.push(call.ends[i]!);
+  });
   return raises;
 }
 
 const pick = <T>(items: T[], n: number) => shuffleInPlace([...items], random).slice(0, n);
-const delays: number[] = [];
-let missed = 0, earlyFlags = 0, urgentSeconds = 0;
-let calmFlags = 0, calmSeconds = 0;
+const urgentCalls: { call: ScoredCall; onset: number; emotion: Emotion }[] = [];
+const calmCalls: ScoredCall[] = [];
+let urgentSeconds = 0, calmSeconds = 0;
 for (let call = 0; call < opts.calls; call++) {
   const speaker = speakers[call % speakers.length]!;
   const own = bySpeaker.get(speaker)!;
@@ -120,39 +136,60 @@ for (let call = 0; call < opts.calls; call++) {
   const hot = pick(own.filter((c) => c.label === emotion), opts.urgentUtterances);
   if (calm.length === 0 || hot.length === 0) continue;
   const { samples, starts } = await buildCall([...calm, ...hot]);
-  const onset = starts[calm.length]!;
-  const raises = runCall(samples);
+  urgentCalls.push({ call: scoreCall(samples), onset: starts[calm.length]!, emotion });
   urgentSeconds += samples.length / rate;
-  if (raises.some((t) => t < onset)) earlyFlags++;
-  const flag = raises.find((t) => t >= onset);
-  if (flag === undefined) missed++;
-  else delays.push(flag - onset);
 
   // A calm-only call of the same speaker: up to 20 utterances of the calm labels.
-  const calmOnly = pick(own.filter((c) => calmLabels.includes(c.label)), 20);
-  const calmCall = await buildCall(calmOnly);
-  calmFlags += runCall(calmCall.samples).length;
-  calmSeconds += calmCall.samples.length / rate;
+  const calmOnly = await buildCall(pick(own.filter((c) => calmLabels.includes(c.label)), 20));
+  calmCalls.push(scoreCall(calmOnly.samples));
+  calmSeconds += calmOnly.samples.length / rate;
 }
-delays.sort((a, b) => a - b);
-const median = delays.length ? delays[Math.floor(delays.length / 2)]! : null;
-const result = {
+
+/** Time to flag and false flags for one tracker setting, over the same scored calls. */
+function outcome(config: TrackerConfig) {
+  const delays: number[] = [];
+  let missed = 0, earlyFlags = 0, calmFlags = 0;
+  const flaggedBy: Record<string, { calls: number; flagged: number }> = {};
+  for (const { call, onset, emotion } of urgentCalls) {
+    const raises = highRaises(call, config);
+    if (raises.some((t) => t < onset)) earlyFlags++;
+    const flag = raises.find((t) => t >= onset);
+    const tally = (flaggedBy[emotion] ??= { calls: 0, flagged: 0 });
+    tally.calls++;
+    if (flag === undefined) missed++;
+    else {
+      delays.push(flag - onset);
+      tally.flagged++;
+    }
+  }
+  for (const call of calmCalls) calmFlags += highRaises(call, config).length;
+  delays.sort((a, b) => a - b);
+  const median = delays.length ? delays[Math.floor(delays.length / 2)]! : null;
+  return {
+    tracker: config,
+    urgentCalls: urgentCalls.length,
+    flagged: delays.length,
+    flaggedShare: Number((delays.length / Math.max(1, urgentCalls.length)).toFixed(3)),
+    flaggedShareByEmotion: Object.fromEntries(Object.entries(flaggedBy).map(([e, t]) => [e, Number((t.flagged / t.calls).toFixed(3))])),
+    medianSecondsToFlag: median === null ? null : Number(median.toFixed(2)),
+    p90SecondsToFlag: delays.length ? Number(delays[Math.floor(delays.length * 0.9)]!.toFixed(2)) : null,
+    flagsBeforeUrgentPart: earlyFlags,
+    falseFlagsPerHour: Number((calmFlags / (calmSeconds / 3600)).toFixed(1)),
+    missed,
+  };
+}
+
+const common = {
   model: `${classifier.manifest.name}@${classifier.manifest.version}`,
   command: `node dist/scripts/simulate-calls.js ${process.argv.slice(2).join(' ')}`,
   weights: Object.fromEntries(classifier.labels.map((l, i) => [l, weights[i]])),
-  tracker,
   speakers: speakers.length,
-  urgentCalls: delays.length + missed,
-  flagged: delays.length,
-  flaggedShare: Number((delays.length / Math.max(1, delays.length + missed)).toFixed(3)),
-  medianSecondsToFlag: median === null ? null : Number(median.toFixed(2)),
-  p90SecondsToFlag: delays.length ? Number(delays[Math.floor(delays.length * 0.9)]!.toFixed(2)) : null,
-  flagsBeforeUrgentPart: earlyFlags,
-  calmOnlyCalls: opts.calls,
+  calmOnlyCalls: calmCalls.length,
   calmLabels,
   calmOnlyHours: Number((calmSeconds / 3600).toFixed(3)),
-  falseFlagsPerHour: Number((calmFlags / (calmSeconds / 3600)).toFixed(1)),
   urgentCallHours: Number((urgentSeconds / 3600).toFixed(3)),
 };
+const results = trackers.map(outcome);
+const result = results.length === 1 ? { ...common, ...results[0] } : { ...common, settings: results };
 process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 1) + '\n');
 classifier.dispose();
