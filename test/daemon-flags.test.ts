@@ -184,3 +184,28 @@ test('a config error names the key and the file, and run exits 2 before touching
   assert.match(daemon.stderr(), /calls\.callSilenceSecs: unknown key/);
   assert.ok(daemon.stderr().includes(file));
 });
+
+test('a plain mqtt:// url with mqtt.requireTls is a config error: one line naming the key, exit 2, nothing sent to the broker', { skip, timeout: 20_000 }, async () => {
+  const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-plain/#']);
+  const config = siteConfig('gw-plain', [fileChannel(angryWav, 'desk-1')]);
+  const daemon = spawnDaemon(join(dir, 'gw-plain.json'), { ...config, mqtt: { ...config.mqtt, requireTls: true } });
+  const { code } = await daemon.exited;
+  assert.equal(code, 2);
+  const lines = daemon.stderr().trim().split('\n');
+  assert.equal(lines.length, 1, daemon.stderr());
+  assert.match(lines[0]!, /^ser-edge run: invalid config .*gw-plain\.json: mqtt\.url mqtt:\/\/127\.0\.0\.1:\d+\/? is not TLS but mqtt\.requireTls is set: use an mqtts:\/\//);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(sub.messages.map((m) => m.topic), [], 'the gateway never connected');
+  await sub.end();
+});
+
+test('a TLS file that does not exist is a config error naming the key and the path, exit 2', { skip, timeout: 20_000 }, async () => {
+  const config = siteConfig('gw-nofile', [fileChannel(angryWav, 'desk-1')]);
+  const missing = join(dir, 'no-such-ca.crt');
+  const daemon = spawnDaemon(join(dir, 'gw-nofile.json'), { ...config, mqtt: { ...config.mqtt, tls: { ca: missing } } });
+  const { code } = await daemon.exited;
+  assert.equal(code, 2);
+  const lines = daemon.stderr().trim().split('\n');
+  assert.equal(lines.length, 1, daemon.stderr());
+  assert.ok(lines[0]!.includes(`mqtt.tls.ca: cannot read ${missing} (ENOENT)`), lines[0]);
+});

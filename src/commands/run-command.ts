@@ -1,6 +1,8 @@
-import { ConfigError, loadDaemonConfig } from '../config/load-daemon-config.js';
+import { accessSync, constants, statSync } from 'node:fs';
+import { ConfigError, loadDaemonConfig, type ResolvedConfig } from '../config/load-daemon-config.js';
 import { Daemon } from '../daemon.js';
 import { createDaemonLogger } from '../daemon/daemon-logger.js';
+import { LinkConfigError, redactUrl } from '../mqtt/mqtt-link.js';
 
 export interface RunCommandOptions {
   config?: string;
@@ -24,6 +26,11 @@ export async function runDaemon(options: RunCommandOptions, version: string): Pr
     return error instanceof ConfigError ? 2 : 1;
   }
   const config = { ...loaded.config, printFlags: options.printFlags ?? loaded.config.printFlags };
+  const problem = brokerSettingsProblem(config);
+  if (problem !== null) {
+    process.stderr.write(`ser-edge run: invalid config${options.config === undefined ? '' : ` ${options.config}`}: ${problem}\n`);
+    return 2;
+  }
   const logger = createDaemonLogger({ level: config.logLevel, site: config.site, gateway: config.gateway });
   logger.info({ layers: loaded.layers, profile: config.profile, version }, 'configuration loaded');
   const daemon = new Daemon({ config, logger, version });
@@ -59,7 +66,8 @@ export async function runDaemon(options: RunCommandOptions, version: string): Pr
     logger.fatal({ error: (error as Error).message }, 'ser-edge could not start');
     process.stderr.write(`ser-edge run: ${(error as Error).message}\n`);
     await daemon.stop(0).catch(() => {});
-    return 1;
+    // What the link refuses before connecting (e.g. a certificate without its key) is config too.
+    return error instanceof LinkConfigError ? 2 : 1;
   }
   if (config.printFlags) {
     process.stdout.write(
@@ -69,4 +77,41 @@ export async function runDaemon(options: RunCommandOptions, version: string): Pr
     );
   }
   return done;
+}
+
+/**
+ * Broker settings that validate as JSON but cannot work: TLS required of a plain URL, or a
+ * TLS or credential file that is not there. These are config errors (exit 2), found before
+ * anything starts, named by their config key. Only paths are named, never file contents.
+ */
+export function brokerSettingsProblem(config: Pick<ResolvedConfig, 'mqtt'>): string | null {
+  const { mqtt } = config;
+  if (mqtt.requireTls) {
+    if (mqtt.url === undefined) {
+      return 'mqtt.requireTls is set but mqtt.url is not: the embedded broker is plain MQTT on loopback; set mqtt.url to an mqtts:// broker, or turn mqtt.requireTls off';
+    }
+    if (!/^(mqtts|wss):/i.test(mqtt.url)) {
+      return `mqtt.url ${redactUrl(mqtt.url)} is not TLS but mqtt.requireTls is set: use an mqtts:// (or wss://) broker URL, or turn mqtt.requireTls off for a development broker`;
+    }
+  }
+  const files: [key: string, path: string | undefined][] = [
+    ['mqtt.tls.ca', mqtt.tls?.ca],
+    ['mqtt.tls.cert', mqtt.tls?.cert],
+    ['mqtt.tls.key', mqtt.tls?.key],
+    ['mqtt.usernameFile', mqtt.usernameFile],
+    ['mqtt.passwordFile', mqtt.passwordFile],
+  ];
+  for (const [key, path] of files) {
+    if (path === undefined) continue;
+    try {
+      accessSync(path, constants.R_OK);
+      if (!statSync(path).isFile()) return `${key}: ${path} is not a file; set ${key} to the file's path`;
+    } catch (error) {
+      return `${key}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); check the path and its permissions`;
+    }
+  }
+  if (Boolean(mqtt.tls?.cert) !== Boolean(mqtt.tls?.key)) {
+    return `${mqtt.tls?.cert ? 'mqtt.tls.key' : 'mqtt.tls.cert'} is missing: mqtt.tls.cert and mqtt.tls.key go together (a client certificate and its key), set both or neither`;
+  }
+  return null;
 }
