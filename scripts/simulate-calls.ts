@@ -113,13 +113,14 @@ function scoreCall(samples: Float32Array): ScoredCall {
   return call;
 }
 
-/** The times (window ends) at which a per-call tracker with `config` rose to high. */
-function highRaises(call: ScoredCall, config: TrackerConfig): number[] {
+/** The times (window ends) at which a per-call tracker with `config` rose to `level` or above. */
+function raisesTo(call: ScoredCall, config: TrackerConfig, level: 'medium' | 'high'): number[] {
   const tracker = new UrgencyTracker(config);
   const raises: number[] = [];
   call.scores.forEach((score, i) => {
     const change = tracker.update(score);
-    if (change?.kind === 'raise' && change.level === 'high') raises.push(call.ends[i]!);
+    // `high`: every rise to high; `medium`: every rise out of low (a new flag of any level).
+    if (change?.kind === 'raise' && (level === 'high' ? change.level === 'high' : change.previous === 'low')) raises.push(call.ends[i]!);
   });
   return raises;
 }
@@ -145,38 +146,40 @@ for (let call = 0; call < opts.calls; call++) {
   calmSeconds += calmOnly.samples.length / rate;
 }
 
-/** Time to flag and false flags for one tracker setting, over the same scored calls. */
+/**
+ * Time to flag and false flags for one tracker setting, over the same scored calls: for
+ * the high flag, and for any flag (a rise from low to medium or high).
+ */
 function outcome(config: TrackerConfig) {
-  const delays: number[] = [];
-  let missed = 0, earlyFlags = 0, calmFlags = 0;
-  const flaggedBy: Record<string, { calls: number; flagged: number }> = {};
-  for (const { call, onset, emotion } of urgentCalls) {
-    const raises = highRaises(call, config);
-    if (raises.some((t) => t < onset)) earlyFlags++;
-    const flag = raises.find((t) => t >= onset);
-    const tally = (flaggedBy[emotion] ??= { calls: 0, flagged: 0 });
-    tally.calls++;
-    if (flag === undefined) missed++;
-    else {
-      delays.push(flag - onset);
-      tally.flagged++;
+  const atLevel = (level: 'medium' | 'high') => {
+    const delays: number[] = [];
+    let earlyFlags = 0, calmFlags = 0;
+    const flaggedBy: Record<string, { calls: number; flagged: number }> = {};
+    for (const { call, onset, emotion } of urgentCalls) {
+      const raises = raisesTo(call, config, level);
+      if (raises.some((t) => t < onset)) earlyFlags++;
+      const flag = raises.find((t) => t >= onset);
+      const tally = (flaggedBy[emotion] ??= { calls: 0, flagged: 0 });
+      tally.calls++;
+      if (flag !== undefined) {
+        delays.push(flag - onset);
+        tally.flagged++;
+      }
     }
-  }
-  for (const call of calmCalls) calmFlags += highRaises(call, config).length;
-  delays.sort((a, b) => a - b);
-  const median = delays.length ? delays[Math.floor(delays.length / 2)]! : null;
-  return {
-    tracker: config,
-    urgentCalls: urgentCalls.length,
-    flagged: delays.length,
-    flaggedShare: Number((delays.length / Math.max(1, urgentCalls.length)).toFixed(3)),
-    flaggedShareByEmotion: Object.fromEntries(Object.entries(flaggedBy).map(([e, t]) => [e, Number((t.flagged / t.calls).toFixed(3))])),
-    medianSecondsToFlag: median === null ? null : Number(median.toFixed(2)),
-    p90SecondsToFlag: delays.length ? Number(delays[Math.floor(delays.length * 0.9)]!.toFixed(2)) : null,
-    flagsBeforeUrgentPart: earlyFlags,
-    falseFlagsPerHour: Number((calmFlags / (calmSeconds / 3600)).toFixed(1)),
-    missed,
+    for (const call of calmCalls) calmFlags += raisesTo(call, config, level).length;
+    delays.sort((a, b) => a - b);
+    const median = delays.length ? delays[Math.floor(delays.length / 2)]! : null;
+    return {
+      flagged: delays.length,
+      flaggedShare: Number((delays.length / Math.max(1, urgentCalls.length)).toFixed(3)),
+      flaggedShareByEmotion: Object.fromEntries(Object.entries(flaggedBy).map(([e, t]) => [e, Number((t.flagged / t.calls).toFixed(3))])),
+      medianSecondsToFlag: median === null ? null : Number(median.toFixed(2)),
+      p90SecondsToFlag: delays.length ? Number(delays[Math.floor(delays.length * 0.9)]!.toFixed(2)) : null,
+      flagsBeforeUrgentPart: earlyFlags,
+      falseFlagsPerHour: Number((calmFlags / (calmSeconds / 3600)).toFixed(1)),
+    };
   };
+  return { tracker: config, urgentCalls: urgentCalls.length, ...atLevel('high'), anyLevel: atLevel('medium') };
 }
 
 const common = {
