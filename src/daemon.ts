@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { SHUTDOWN_DEADLINE_MS, SHUTDOWN_GOODBYE_MS } from './config/daemon-config.js';
 import type { ResolvedConfig } from './config/load-daemon-config.js';
 import { DaemonBus, type ChannelLevelEvent, type UrgencyChangeEvent } from './daemon/daemon-events.js';
 import { ChannelRunner } from './daemon/channel-runner.js';
@@ -53,6 +54,9 @@ export class Daemon {
   private readonly runners: ChannelRunner[] = [];
   /** Publisher calls in the order the channels made them, so a channel's retained state ends on its latest word. */
   private publishing: Promise<unknown> = Promise.resolve();
+  private starting: Promise<void> | undefined;
+  /** Set by stop(): a start still under way gives up at its next step. */
+  private stopRequested = false;
 
   constructor(dependencies: DaemonDependencies) {
     this.deps = dependencies;
@@ -63,10 +67,17 @@ export class Daemon {
     return this.deps.config.mqtt.url ?? this.broker?.url ?? '';
   }
 
-  async start(): Promise<void> {
+  /** Brings the stages up. A stop() while this runs makes it reject with DaemonStartAborted at its next step. */
+  start(): Promise<void> {
+    this.starting ??= this.bringUp();
+    return this.starting;
+  }
+
+  private async bringUp(): Promise<void> {
     const { config, logger } = this.deps;
     const classifier = await loadClassifier(config.model.dir);
     this.classifier = classifier;
+    this.continueStarting();
     const model = { name: classifier.manifest.name, version: classifier.manifest.version };
     logger.info({ model, backend: classifier.backend, dir: config.model.dir }, 'model loaded');
 
@@ -83,10 +94,12 @@ export class Daemon {
         await this.broker.start();
       }
       logger.info({ url: this.broker.url }, 'no mqtt.url configured: embedded broker listening on loopback');
+      this.continueStarting();
     }
 
     this.outbox = new TimedOutbox({ dir: config.outbox.dir, maxBytes: config.outbox.maxBytes, logger, onPublished: (ms) => this.metrics.latency.publish.record(ms) });
     await this.outbox.start();
+    this.continueStarting();
     this.link = new MqttLink({
       url: this.brokerUrl,
       clientId: config.mqtt.clientId ?? `ser-edge-${config.site}-${config.gateway}`,
@@ -120,6 +133,7 @@ export class Daemon {
     await this.publisher.start();
     await this.link.start();
     logger.info({ url: loggableUrl(this.brokerUrl) }, 'connecting to the MQTT broker');
+    this.continueStarting();
 
     const probe = new HealthProbe({ stateDir: config.stateDir });
     const outbox = this.outbox;
@@ -139,6 +153,7 @@ export class Daemon {
     if (config.telemetry.prometheus.enabled) {
       this.prometheus = new PrometheusEndpoint({ ...config.telemetry.prometheus, metrics: this.metrics, outbox, reconnects: () => link.reconnects, logger });
       await this.prometheus.start();
+      this.continueStarting();
     }
     for (const runner of this.runners) runner.start();
     this.telemetry.start();
@@ -146,24 +161,48 @@ export class Daemon {
   }
 
   /**
-   * Orderly shutdown within `deadlineMs`: capture stops first (the calls in progress end),
-   * then what the outbox holds gets until the flush deadline to be acknowledged, then the
-   * link says `offline` and closes. Unacknowledged events stay on disk for the next start.
+   * Orderly shutdown, all of it within one deadline (`withinMs`, default
+   * SHUTDOWN_DEADLINE_MS): capture stops first, then what the outbox holds gets until the
+   * flush timeout to be acknowledged, then the link says `offline` and closes. Each step gets
+   * only the time left, and capture and flush leave SHUTDOWN_GOODBYE_MS of it for the
+   * goodbye, so a recorder slow to die or a broker slow to acknowledge cannot crowd out the
+   * `offline` status. A step that overruns is left behind, never waited for.
+   * Unacknowledged events stay on disk for the next start. Called while start() is still
+   * under way, it lets start() give up at its next step and waits for that first.
    */
-  async stop(deadlineMs = this.deps.config.mqtt.flushTimeoutMs): Promise<void> {
-    const { logger } = this.deps;
-    await Promise.all(this.runners.map((r) => r.stop()));
-    await this.publishing;
-    await this.telemetry?.stop();
-    const flushedAll = await this.flush(deadlineMs);
+  async stop(options: { withinMs?: number; flushMs?: number } = {}): Promise<void> {
+    const { config, logger } = this.deps;
+    const until = performance.now() + (options.withinMs ?? SHUTDOWN_DEADLINE_MS);
+    /** What is left of the deadline once `reserve` ms are kept back for the steps after this one. */
+    const left = (reserve = 0) => Math.max(0, until - reserve - performance.now());
+    const step = async (name: string, work: Promise<unknown> | undefined, ms: number): Promise<void> => {
+      if (work === undefined) return;
+      const outcome = await settleWithin(work, ms);
+      if (outcome === 'late') logger.warn({ step: name, waitedMs: Math.round(ms) }, `shutdown: ${name} did not finish in time; going on without it`);
+      else if (outcome instanceof Error) logger.warn({ step: name, error: outcome.message }, `shutdown: ${name} failed`);
+    };
+
+    this.stopRequested = true;
+    // start() reports its own failure (or abort) to its caller; here it only has to be over.
+    await step('start-up', this.starting?.catch(() => {}), left(SHUTDOWN_GOODBYE_MS));
+    await step('capture', Promise.all(this.runners.map((r) => r.stop())), left(SHUTDOWN_GOODBYE_MS));
+    await step('queueing the last events', this.publishing, left(SHUTDOWN_GOODBYE_MS));
+    await step('telemetry', this.telemetry?.stop(), left(SHUTDOWN_GOODBYE_MS));
+    const flushedAll = await this.flush(Math.min(options.flushMs ?? config.mqtt.flushTimeoutMs, left(SHUTDOWN_GOODBYE_MS)));
     if (!flushedAll) logger.warn({ pending: this.outbox?.depth }, 'shutdown: some events were not acknowledged in time; they stay in the outbox for the next start');
-    await this.prometheus?.stop();
-    await this.publisher?.stop();
-    await this.link?.stop();
-    await this.outbox?.stop();
-    await this.broker?.stop();
+    await step('prometheus endpoint', this.prometheus?.stop(), left(SHUTDOWN_GOODBYE_MS));
+    // Of the goodbye's share: a moment for a publish awaiting its PUBACK, most of it for `offline`, the rest for closing.
+    await this.publisher?.stop(left(STOP_OFFLINE_MS + STOP_CLOSE_MS));
+    await this.link?.stop({ offlineTimeoutMs: left(STOP_CLOSE_MS) });
+    await step('outbox', this.outbox?.stop(), left());
+    await step('embedded broker', this.broker?.stop(), left());
     this.classifier?.dispose();
     logger.info({}, 'ser-edge stopped');
+  }
+
+  /** Throws once stop() was called, so a start still under way gives up instead of starting capture. */
+  private continueStarting(): void {
+    if (this.stopRequested) throw new DaemonStartAborted();
   }
 
   private async flush(deadlineMs: number): Promise<boolean> {
@@ -240,6 +279,31 @@ export class Daemon {
     });
     this.bus.on('call', (call) => logger.info(call, `call ${call.action}`));
     this.bus.on('source-running', (s) => logger.info(s, 'audio source running'));
+  }
+}
+
+/** start() gave up because stop() was called while it ran: a shutdown, not a failure. */
+export class DaemonStartAborted extends Error {
+  override name = 'DaemonStartAborted';
+  constructor() {
+    super('start-up was stopped before it finished');
+  }
+}
+
+/** Of the goodbye's share of the shutdown: kept for publishing `offline`, and after it for closing the outbox and broker. */
+const STOP_OFFLINE_MS = 600;
+const STOP_CLOSE_MS = 200;
+
+/** Waits for `work` at most `ms`: 'done', its error, or 'late' (it is left running). */
+async function settleWithin(work: Promise<unknown>, ms: number): Promise<'done' | 'late' | Error> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => 'done' as const, (error: unknown) => (error instanceof Error ? error : new Error(String(error)))), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

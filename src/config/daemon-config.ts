@@ -74,6 +74,14 @@ export const demoSourceSchema = z
 export const sourceSchema = z.discriminatedUnion('type', [microphoneSourceSchema, fileSourceSchema, stdinSourceSchema, demoSourceSchema]);
 export type SourceConfig = z.infer<typeof sourceSchema>;
 
+/**
+ * The whole of a shutdown, from SIGTERM to the last step: the README and the systemd unit
+ * promise an exit within 5 s, and `run` exits hard at 4.5 s whatever is still going.
+ */
+export const SHUTDOWN_DEADLINE_MS = 4000;
+/** Kept back from stopping capture and flushing the outbox, for the goodbye: the `offline` status and closing the outbox. */
+export const SHUTDOWN_GOODBYE_MS = 1000;
+
 const backoffSchema = z
   .object({
     initialMs: z.number().int().positive().default(1000),
@@ -117,8 +125,12 @@ export const daemonConfigSchema = z
         usernameFile: z.string().optional(),
         passwordFile: z.string().optional(),
         backoff: backoffSchema.prefault({}),
-        /** How long shutdown waits for the broker to acknowledge what is queued. */
-        flushTimeoutMs: z.number().int().min(0).max(4000).default(2500),
+        /**
+         * How long shutdown waits for the broker to acknowledge what is queued. At most the
+         * shutdown's 4 s less the second kept for the `offline` status, and shortened further
+         * when stopping capture took part of the 4 s.
+         */
+        flushTimeoutMs: z.number().int().min(0).max(SHUTDOWN_DEADLINE_MS - SHUTDOWN_GOODBYE_MS).default(2500),
         /** The broker started when no url is configured: loopback only, port 0 picks a free one. */
         embedded: z
           .object({ port: z.number().int().min(0).max(65535).default(1883) })

@@ -160,7 +160,13 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     this.connect();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Says goodbye and closes. The retained `offline` status gets `offlineTimeoutMs` (default
+   * 2 s, less when the daemon's shutdown has less left) to be acknowledged; without that
+   * acknowledgement the socket is dropped so the broker publishes the will instead.
+   */
+  async stop(options: { offlineTimeoutMs?: number } = {}): Promise<void> {
+    const offlineTimeoutMs = Math.max(0, options.offlineTimeoutMs ?? 2000);
     this.stopping = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
@@ -171,7 +177,11 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     // still say goodbye, or its clean DISCONNECT below would leave "online" retained forever.
     let saidGoodbye = false;
     if (client?.connected) {
-      saidGoodbye = await withTimeout(this.publishOn(client, this.topics.status, this.statusPayload('offline', 'shutdown'), { qos: 1, retain: true }), 2000).then(
+      saidGoodbye = await withTimeout(
+        this.publishOn(client, this.topics.status, this.statusPayload('offline', 'shutdown'), { qos: 1, retain: true }),
+        offlineTimeoutMs,
+        `the broker did not acknowledge the offline status within ${offlineTimeoutMs} ms`,
+      ).then(
         () => true,
         (err) => {
           this.log.warn({ err: (err as Error).message }, 'could not publish offline status on shutdown');

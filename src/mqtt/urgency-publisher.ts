@@ -54,15 +54,20 @@ export class UrgencyPublisher {
     this.kick();
   }
 
-  /** Stop before the link and the outbox; unacknowledged events stay in the outbox for the next start. */
-  async stop(): Promise<void> {
+  /**
+   * Stop before the link and the outbox; unacknowledged events stay in the outbox for the
+   * next start. A publish still waiting for its PUBACK gets at most `maxWaitMs` (default
+   * 2 s, less when the daemon's shutdown has less left) and is then abandoned: the outbox
+   * keeps the event, and stopping the link fails the publish.
+   */
+  async stop(maxWaitMs = 2000): Promise<void> {
     this.started = false;
     this.deps.link.off('connect', this.onConnect);
     this.deps.outbox.off('appended', this.onAppended);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    // A publish still waiting for its PUBACK is abandoned after a moment: the outbox keeps the event.
-    for (let waited = 0; this.draining && waited < 2000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+    const until = performance.now() + maxWaitMs;
+    while (this.draining && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
   }
 
   /**
