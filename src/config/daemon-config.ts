@@ -143,8 +143,15 @@ export const daemonConfigSchema = z
       .object({
         /** Model bundle directory; the shipped models/default when absent. */
         dir: z.string().min(1).optional(),
-        /** TensorFlow.js backends in order of preference, for models that run on it (GRU). */
+        /**
+         * GRU bundles: `fused` runs the hand-written int8 kernel (the faster for models this
+         * small, on one thread), `tfjs` runs TensorFlow.js on `backends` with `threads`.
+         * KNN bundles always run on their int8 kernel.
+         */
+        runtime: z.enum(['fused', 'tfjs']).default('fused'),
+        /** TensorFlow.js backends in order of preference, for models that run on it (`runtime: "tfjs"`). */
         backends: z.array(z.enum(['tensorflow', 'wasm', 'cpu'])).min(1).default(['wasm', 'cpu']),
+        /** Threads asked of the TensorFlow.js backend; the log says when the backend cannot use them. */
         threads: z.number().int().min(1).max(64).default(1),
       })
       .strict()
