@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_URGENCY_WEIGHTS, levelForScore, resolveWeights, urgencyScore, weightsForLabels } from '../src/urgency/urgency-score.js';
+import { DEFAULT_URGENCY_THRESHOLDS, DEFAULT_URGENCY_WEIGHTS, levelForScore, resolveWeights, urgencyScore, weightsForLabels } from '../src/urgency/urgency-score.js';
 import { UrgencyTracker } from '../src/urgency/urgency-tracker.js';
 
 const labels = ['angry', 'disgust', 'fearful', 'happy', 'neutral', 'sad'] as const;
@@ -12,7 +12,9 @@ test('a confidently angry window scores high and a neutral one low', () => {
 });
 
 test('fear and disgust weigh medium by default', () => {
-  assert.equal(levelForScore(urgencyScore([0, 0.45, 0.45, 0, 0.1, 0], w)), 'medium');
+  // Half the weight of anger: a window all fear and disgust scores 0.5, one all anger 1.
+  assert.ok(Math.abs(urgencyScore([0, 0.5, 0.5, 0, 0, 0], w) - 0.5) < 1e-6);
+  assert.equal(levelForScore(urgencyScore([0, 0.5, 0.5, 0, 0, 0], w), { medium: 0.4, high: 0.6 }), 'medium');
 });
 
 test('site weights override the defaults per emotion', () => {
@@ -43,7 +45,8 @@ test('sustained anger raises high within a few windows', () => {
 test('the level clears only after several calm windows and does not flap on a borderline score', () => {
   const t = new UrgencyTracker();
   for (let i = 0; i < 6; i++) t.update(0.95);
-  const borderline = [0.58, 0.62, 0.57, 0.61, 0.59].map((s) => t.update(s));
+  const high = DEFAULT_URGENCY_THRESHOLDS.high;
+  const borderline = [-0.02, 0.02, -0.03, 0.01, -0.01].map((d) => t.update(high + d));
   assert.deepEqual(borderline.filter(Boolean), [], 'a score hovering at the threshold keeps the level');
   const calm = [0, 0, 0, 0, 0, 0].map((s) => t.update(s)).filter(Boolean);
   assert.ok(calm.length >= 1);
