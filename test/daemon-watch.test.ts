@@ -1,8 +1,9 @@
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { UrgencyBoard, readWatchMessage, watchFilters } from '../src/commands/watch-command.js';
+import { EmbeddedBroker } from '../src/daemon/embedded-broker.js';
 import { MOSQUITTO_MISSING, connectSubscriber, sampleEvent, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 
 const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
@@ -63,7 +64,11 @@ after(async () => {
 });
 
 function spawnWatch(...args: string[]) {
-  const child = spawn(process.execPath, [cli, 'watch', '--broker', broker.url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawnWatchOn(broker.url, ...args);
+}
+
+function spawnWatchOn(url: string, ...args: string[]) {
+  const child = spawn(process.execPath, [cli, 'watch', '--broker', url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
   child.stdout.on('data', (d: Buffer) => (out.stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
@@ -134,4 +139,46 @@ test('watch against an unreachable broker says so and exits 1', { skip: MOSQUITT
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   assert.equal(code, 1);
   assert.match(stderr, /cannot connect to mqtt:\/\/127\.0\.0\.1:1/);
+});
+
+describe('watch against an MQTT 3.1.1-only broker (aedes)', () => {
+  let aedes: EmbeddedBroker;
+  before(async () => {
+    aedes = new EmbeddedBroker({ port: 0 });
+    await aedes.start();
+  });
+  after(async () => {
+    await aedes?.stop();
+  });
+
+  /** watch is connected and subscribed once it prints the retained marker published before it started. */
+  async function readyOn3(watch: ReturnType<typeof spawnWatchOn>, gateway: string) {
+    const publisher = await connectSubscriber(aedes.url, [], { protocolVersion: 4 });
+    await publisher.client.publishAsync(`ser/v1/lab/${gateway}/channel/marker/state`, JSON.stringify({ ...state('marker', 'low', 0), gateway }), { qos: 1, retain: true });
+    await until(() => watch.out.stdout.includes('"marker"'), 10_000, 'watch to subscribe');
+    await publisher.end();
+  }
+
+  test('with --group, watch warns on stderr that the broker fell back to MQTT 3.1.1 and urgency events may never arrive', { timeout: 20_000 }, async () => {
+    const watch = spawnWatchOn(aedes.url, '--site', 'lab', '--group', 'ops', '--json');
+    try {
+      await readyOn3(watch, 'gw-v3-group');
+      assert.match(watch.out.stderr, /warning: the broker at mqtt:\/\/127\.0\.0\.1:\d+\/? only speaks MQTT 3\.1\.1, but --group ops is an MQTT 5 shared subscription/);
+      assert.match(watch.out.stderr, /urgency events may never arrive/);
+    } finally {
+      watch.child.kill('SIGINT');
+      assert.equal(await watch.exited, 0);
+    }
+  });
+
+  test('without --group, watch on an MQTT 3.1.1 broker prints no warning', { timeout: 20_000 }, async () => {
+    const watch = spawnWatchOn(aedes.url, '--site', 'lab', '--json');
+    try {
+      await readyOn3(watch, 'gw-v3-plain');
+      assert.equal(watch.out.stderr, '');
+    } finally {
+      watch.child.kill('SIGINT');
+      assert.equal(await watch.exited, 0);
+    }
+  });
 });

@@ -194,11 +194,19 @@ export async function runWatch(options: WatchOptions): Promise<number> {
   };
 
   let client: MqttClient;
+  let protocolVersion: 5 | 4;
   try {
-    client = await connectWatcher(options.broker);
+    ({ client, protocolVersion } = await connectWatcher(options.broker));
   } catch (error) {
     process.stderr.write(`ser-edge watch: cannot connect to ${redactUrl(options.broker)}: ${(error as Error).message}; check --broker (mqtt://host:1883 or mqtts://host:8883)\n`);
     return 1;
+  }
+  if (protocolVersion === 4 && options.group !== undefined) {
+    // A 3.1.1 broker may take "$share/…" as an ordinary topic that nothing is published to.
+    process.stderr.write(
+      `ser-edge watch: warning: the broker at ${redactUrl(options.broker)} only speaks MQTT 3.1.1, but --group ${options.group} is an MQTT 5 shared subscription ($share/${options.group}/…): ` +
+        'urgency events may never arrive. Use an MQTT 5 broker (mosquitto, EMQX, HiveMQ) for --group, or leave --group out.\n',
+    );
   }
   client.on('message', (topic, payload) => {
     const message = readWatchMessage(topic, payload);
@@ -229,14 +237,14 @@ export async function runWatch(options: WatchOptions): Promise<number> {
   return 0;
 }
 
-/** MQTT 5 (shared subscriptions are a v5 feature), falling back to 3.1.1 for brokers without it. */
-async function connectWatcher(url: string): Promise<MqttClient> {
+/** MQTT 5 (shared subscriptions are a v5 feature), falling back to 3.1.1 for brokers without it; says which it got. */
+async function connectWatcher(url: string): Promise<{ client: MqttClient; protocolVersion: 5 | 4 }> {
   const base: IClientOptions = { clientId: `ser-edge-watch-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: 2000, connectTimeout: 10_000 };
   try {
-    return await mqtt.connectAsync(url, { ...base, protocolVersion: 5 }, false);
+    return { client: await mqtt.connectAsync(url, { ...base, protocolVersion: 5 }, false), protocolVersion: 5 };
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    if (code === 0x84 || code === 1) return mqtt.connectAsync(url, { ...base, protocolVersion: 4 }, false);
+    if (code === 0x84 || code === 1) return { client: await mqtt.connectAsync(url, { ...base, protocolVersion: 4 }, false), protocolVersion: 4 };
     throw error;
   }
 }
