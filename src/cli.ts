@@ -99,7 +99,12 @@ program
   .option('-s, --site <site>', 'only this site (default: all sites)')
   .option('-g, --group <group>', 'MQTT 5 shared-subscription group: consumers in one group split the urgency events')
   .option('--json', 'print one JSON line per received message instead of the table', false)
-  .action(async (opts: { broker: string; site?: string; group?: string; json: boolean }) => {
+  .option('--ca <file>', 'CA certificate (PEM) to trust for an mqtts:// broker')
+  .option('--cert <file>', 'client certificate (PEM), with --key, for a broker that requires one')
+  .option('--key <file>', 'private key (PEM) of --cert')
+  .option('--username-file <file>', 'file holding the broker username (never printed)')
+  .option('--password-file <file>', 'file holding the broker password (never printed)')
+  .action(async (opts: Parameters<typeof runWatch>[0]) => {
     process.exitCode = await runWatch(opts);
   });
 

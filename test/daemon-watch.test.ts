@@ -3,8 +3,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { UrgencyBoard, readWatchMessage, watchFilters } from '../src/commands/watch-command.js';
+import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { EmbeddedBroker } from '../src/daemon/embedded-broker.js';
-import { MOSQUITTO_MISSING, connectSubscriber, sampleEvent, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { tempDir } from './helpers/audio-fixtures.js';
+import { MOSQUITTO_MISSING, OPENSSL_MISSING, connectSubscriber, generateTestCertificates, sampleEvent, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 
 const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
 const json = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -180,5 +184,78 @@ describe('watch against an MQTT 3.1.1-only broker (aedes)', () => {
       watch.child.kill('SIGINT');
       assert.equal(await watch.exited, 0);
     }
+  });
+});
+
+describe('watch over TLS with a client certificate and credentials from files', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING }, () => {
+  const credentials = { username: 'central-ops', password: 'wAtch-s3cret-99' };
+  let certs: ReturnType<typeof generateTestCertificates>;
+  let tlsBroker: Mosquitto;
+  let files: { user: string; pass: string };
+  before(async () => {
+    certs = generateTestCertificates();
+    const dir = tempDir('ser-edge-watch-tls-');
+    const passwordFile = join(dir, 'mosquitto.passwd');
+    const made = spawnSync('mosquitto_passwd', ['-b', '-c', passwordFile, credentials.username, credentials.password], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    files = { user: join(dir, 'user'), pass: join(dir, 'pass') };
+    await writeFile(files.user, `${credentials.username}\n`);
+    await writeFile(files.pass, `${credentials.password}\n`);
+    tlsBroker = await startMosquitto({
+      tls: { caFile: certs.caFile, certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, requireCertificate: true },
+      extraConfig: ['allow_anonymous false', `password_file ${passwordFile}`],
+    });
+  });
+  after(async () => {
+    await tlsBroker?.stop();
+  });
+
+  test('--ca, --cert, --key, --username-file and --password-file reach an mqtts broker that requires them all, and the secrets are never printed', { timeout: 20_000 }, async () => {
+    const { readFileSync } = await import('node:fs');
+    const publisher = await connectSubscriber(tlsBroker.url, [], {
+      ca: readFileSync(certs.caFile),
+      cert: readFileSync(certs.clientCertFile),
+      key: readFileSync(certs.clientKeyFile),
+      ...credentials,
+    });
+    const watch = spawnWatchOn(
+      tlsBroker.url,
+      ...['--site', 'lab', '--json', '--ca', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile],
+      ...['--username-file', files.user, '--password-file', files.pass],
+    );
+    try {
+      await publisher.client.publishAsync('ser/v1/lab/gw-tls/channel/marker/state', JSON.stringify({ ...state('marker', 'low', 0), gateway: 'gw-tls' }), { qos: 1, retain: true });
+      await until(() => watch.out.stdout.includes('"marker"'), 10_000, `watch to read the broker; stderr: ${watch.out.stderr}`);
+      await publisher.client.publishAsync('ser/v1/lab/gw-tls/channel/hs1/urgency', JSON.stringify(sampleEvent(3, { gateway: 'gw-tls' })), { qos: 1 });
+      await until(() => watch.out.stdout.includes('"seq":3'), 5000, 'the urgency event');
+    } finally {
+      watch.child.kill('SIGINT');
+      assert.equal(await watch.exited, 0);
+      await publisher.end();
+    }
+    for (const text of [watch.out.stdout, watch.out.stderr]) {
+      assert.ok(!text.includes(credentials.password) && !text.includes(credentials.username), 'no credential is printed');
+    }
+  });
+
+  test('without the password the broker refuses watch, which says so without printing the username', { timeout: 20_000 }, async () => {
+    const watch = spawnWatchOn(tlsBroker.url, '--ca', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile, '--username-file', files.user);
+    const code = await watch.exited;
+    assert.equal(code, 1);
+    assert.match(watch.out.stderr, /cannot connect to mqtts:\/\/127\.0\.0\.1:\d+/);
+    assert.ok(!watch.out.stderr.includes(credentials.username));
+  });
+
+  test('a TLS file that cannot be read is named with its option, and watch exits 2 before connecting', async () => {
+    const missing = join(certs.dir, 'no-such-ca.crt');
+    const watch = spawnWatchOn(tlsBroker.url, '--ca', missing);
+    assert.equal(await watch.exited, 2);
+    assert.equal(watch.out.stderr, `ser-edge watch: --ca ${missing}: cannot read it (ENOENT); check the path and its permissions\n`);
+  });
+
+  test('--cert without --key says which one is missing, and watch exits 2', async () => {
+    const watch = spawnWatchOn(tlsBroker.url, '--ca', certs.caFile, '--cert', certs.clientCertFile);
+    assert.equal(await watch.exited, 2);
+    assert.match(watch.out.stderr, /--key is missing: a client certificate \(--cert\) and its key \(--key\) go together/);
   });
 });

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { z } from 'zod';
 import { ChannelState, StatusPayload, TelemetryPayload, UrgencyEvent, describeIssues } from '../mqtt/payload-schemas.js';
@@ -11,6 +12,47 @@ export interface WatchOptions {
   /** Shared-subscription group: consumers with the same group split the urgency events between them. */
   group?: string;
   json: boolean;
+  /** PEM files for an mqtts:// broker: the CA to trust, and a client certificate with its key. */
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** Files holding the broker username and password (a trailing newline is ignored). Never printed. */
+  usernameFile?: string;
+  passwordFile?: string;
+}
+
+/** An option that cannot be used (a file that cannot be read, a certificate without its key); exit 2. */
+export class WatchOptionError extends Error {
+  override name = 'WatchOptionError';
+}
+
+/**
+ * The TLS and credential part of the connection, read from the files the options name.
+ * Errors name the option and the path, never a file's content.
+ */
+export async function watchConnectionOptions(options: Pick<WatchOptions, 'broker' | 'ca' | 'cert' | 'key' | 'usernameFile' | 'passwordFile'>): Promise<IClientOptions> {
+  const tlsFiles = ([['--ca', options.ca], ['--cert', options.cert], ['--key', options.key]] as const).filter(([, path]) => path !== undefined);
+  if (tlsFiles.length > 0 && !/^(mqtts|wss):/i.test(options.broker)) {
+    throw new WatchOptionError(`${tlsFiles.map(([flag]) => flag).join(', ')} need a TLS broker URL: use mqtts://host:8883 (or wss://) for --broker, not ${redactUrl(options.broker)}`);
+  }
+  if ((options.cert === undefined) !== (options.key === undefined)) {
+    throw new WatchOptionError(`${options.cert === undefined ? '--cert' : '--key'} is missing: a client certificate (--cert) and its key (--key) go together`);
+  }
+  const read = async (flag: string, path: string): Promise<Buffer> => {
+    try {
+      return await readFile(path);
+    } catch (error) {
+      throw new WatchOptionError(`${flag} ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); check the path and its permissions`);
+    }
+  };
+  const secret = async (flag: string, path: string): Promise<string> => (await read(flag, path)).toString('utf8').replace(/\r?\n$/, '');
+  const out: IClientOptions = {};
+  if (options.ca !== undefined) out.ca = await read('--ca', options.ca);
+  if (options.cert !== undefined) out.cert = await read('--cert', options.cert);
+  if (options.key !== undefined) out.key = await read('--key', options.key);
+  if (options.usernameFile !== undefined) out.username = await secret('--username-file', options.usernameFile);
+  if (options.passwordFile !== undefined) out.password = await secret('--password-file', options.passwordFile);
+  return out;
 }
 
 /** The topic filters `watch` subscribes to; urgency events go through `$share/{group}/` when a group is given. */
@@ -193,10 +235,17 @@ export async function runWatch(options: WatchOptions): Promise<number> {
     out.write(out.isTTY ? `\x1b[H\x1b[2J${frame}\n` : `${frame}\n\n`);
   };
 
+  let connection: IClientOptions;
+  try {
+    connection = await watchConnectionOptions(options);
+  } catch (error) {
+    process.stderr.write(`ser-edge watch: ${(error as Error).message}\n`);
+    return 2;
+  }
   let client: MqttClient;
   let protocolVersion: 5 | 4;
   try {
-    ({ client, protocolVersion } = await connectWatcher(options.broker));
+    ({ client, protocolVersion } = await connectWatcher(options.broker, connection));
   } catch (error) {
     process.stderr.write(`ser-edge watch: cannot connect to ${redactUrl(options.broker)}: ${(error as Error).message}; check --broker (mqtt://host:1883 or mqtts://host:8883)\n`);
     return 1;
@@ -238,8 +287,8 @@ export async function runWatch(options: WatchOptions): Promise<number> {
 }
 
 /** MQTT 5 (shared subscriptions are a v5 feature), falling back to 3.1.1 for brokers without it; says which it got. */
-async function connectWatcher(url: string): Promise<{ client: MqttClient; protocolVersion: 5 | 4 }> {
-  const base: IClientOptions = { clientId: `ser-edge-watch-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: 2000, connectTimeout: 10_000 };
+async function connectWatcher(url: string, connection: IClientOptions): Promise<{ client: MqttClient; protocolVersion: 5 | 4 }> {
+  const base: IClientOptions = { ...connection, clientId: `ser-edge-watch-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: 2000, connectTimeout: 10_000 };
   try {
     return { client: await mqtt.connectAsync(url, { ...base, protocolVersion: 5 }, false), protocolVersion: 5 };
   } catch (error) {
