@@ -51,7 +51,9 @@ const skip = MOSQUITTO_MISSING;
 
 test('an angry caller replayed from a file raises a high flag on …/urgency that matches the schema, and the retained state follows', { skip }, async () => {
   const sub: TestSubscriber = await connectSubscriber(broker.url, ['ser/v1/lab/gw-flag/#']);
-  const daemon = spawnDaemon(join(dir, 'gw-flag.json'), siteConfig('gw-flag', [fileChannel(angryWav, 'desk-1')]));
+  // Real time and looping, so the call is still going when the flag is raised: the retained
+  // state is the channel's latest (coalesced), and a fast replay could end the call first.
+  const daemon = spawnDaemon(join(dir, 'gw-flag.json'), siteConfig('gw-flag', [fileChannel(angryWav, 'desk-1', { realtime: true, loop: true })]));
   try {
     const flag = await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/channel/desk-1/urgency', 15_000, 'an urgency event');
     assertMatchesPublishedSchema('urgency-event.schema.json', flag.json());
@@ -79,7 +81,8 @@ test('an angry caller replayed from a file raises a high flag on …/urgency tha
     const modelState = ModelState.parse(modelMessage.json());
     assert.deepEqual({ name: modelState.active?.name, version: modelState.active?.version }, { name: 'synthetic', version: '0.0.1' });
 
-    const telemetryMessage = await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/telemetry', 5000, 'telemetry');
+    // The first report may predate the first window; the next ones carry its latencies.
+    const telemetryMessage = await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/telemetry' && m.json<TelemetryPayload>().pipeline.latencyMs.model !== undefined, 5000, 'telemetry with latencies');
     assertMatchesPublishedSchema('telemetry.schema.json', telemetryMessage.json());
     const telemetry = TelemetryPayload.parse(telemetryMessage.json());
     assert.ok(telemetry.pipeline.latencyMs.features && telemetry.pipeline.latencyMs.model, 'per-stage latency is reported');
