@@ -26,7 +26,7 @@ import { writeReport } from '../src/training/eval-report.js';
 import { FEATURE_PRESET_NAMES, FEATURE_PRESETS, type FeaturePreset } from '../src/training/feature-presets.js';
 import { trainKnn } from '../src/training/train-knn.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
-import { parseMasking } from '../src/commands/train-command.js';
+import { parseMasking, urgentOnlyWeights } from '../src/commands/train-command.js';
 
 const program = new Command()
   .name('cross-validate')
@@ -85,6 +85,8 @@ for (const fold of folds) {
     opts.kind === 'knn'
       ? trainKnn(set, { ...common, maxReferenceBytes: 1_000_000 - 64 * 1024 })
       : await (await import('../src/training/train-gru.js')).trainGru(set, { ...common, units: opts.units.split(',').map(Number), maxEpochs: opts.epochs, batchSize: opts.batchSize, ...parseMasking(opts.mask), onEpoch: (e, n, s) => log(`  fold ${fold} epoch ${e}/${n} ${s}`) });
+  // The same bundle urgency as `train` writes, so fold bundles run in simulate-calls as the shipped one does.
+  model.draft.urgencyWeights = urgentOnlyWeights(model.draft.labels, urgent);
   const dir = join(opts.out, `fold-${fold}`);
   await writeBundle(dir, model.draft, model.files);
   const classifier = await loadClassifier(dir);

@@ -4,6 +4,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { DatasetFormat } from '../datasets/scan-dataset.js';
 import { foldOf, parseFold, scanAll, type SplitKind } from '../datasets/select-clips.js';
 import { writeBundle } from '../model/model-bundle.js';
+import type { Emotion } from '../model/emotions.js';
 import { parseAugmentations } from '../training/augment.js';
 import { parseUrgentLabels } from '../training/evaluation.js';
 import { FEATURE_PRESETS, type FeaturePreset } from '../training/feature-presets.js';
@@ -84,7 +85,7 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
     // The bundle's urgency is P(urgent labels): the quantity whose threshold was tuned on
     // validation. (The daemon's default weights also count fear and disgust at 0.5, which on
     // simulated calm calls nearly tripled the false flags.)
-    model.draft.urgencyWeights = Object.fromEntries(model.draft.labels.map((l) => [l, urgent.includes(l) ? 1 : 0]));
+    model.draft.urgencyWeights = urgentOnlyWeights(model.draft.labels, urgent);
     const manifest = await writeBundle(options.out, model.draft, model.files);
     const bytes = Object.values(manifest.files).reduce((n, f) => n + f.bytes, 0);
     await mkdir(options.out, { recursive: true });
@@ -103,4 +104,9 @@ export function parseMasking(value: string): { masking?: { maxSteps: number; max
   const m = /^(\d+),(\d+)$/.exec(value.trim());
   if (!m) throw new Error(`--mask "${value}" must be steps,dims (e.g. 8,6) or none`);
   return { masking: { maxSteps: Number(m[1]), maxDims: Number(m[2]) } };
+}
+
+/** A trained bundle's urgency weights: 1 for the urgent labels its threshold was tuned on, 0 for the rest. */
+export function urgentOnlyWeights(labels: readonly Emotion[], urgent: readonly Emotion[]): Partial<Record<Emotion, number>> {
+  return Object.fromEntries(labels.map((l) => [l, urgent.includes(l) ? 1 : 0]));
 }
