@@ -161,7 +161,9 @@ export function withoutDropout(model: tf.LayersModel): tf.LayersModel {
   for (const layer of model.layers) {
     const c = layer.getConfig();
     if (layer.getClassName() === 'GRU') {
-      copy.add(tf.layers.gru({ units: c['units'] as number, returnSequences: c['returnSequences'] as boolean, recurrentActivation: 'sigmoid', activation: 'tanh', ...(copy.layers.length === 0 ? { inputShape: (layer.batchInputShape ?? []).slice(1) as number[] } : {}) }));
+      // Zeros, not the default orthogonal initialiser: the weights are replaced just below, and
+      // orthogonal on a large recurrent kernel is slow and warns.
+      copy.add(tf.layers.gru({ units: c['units'] as number, returnSequences: c['returnSequences'] as boolean, recurrentActivation: 'sigmoid', activation: 'tanh', kernelInitializer: 'zeros', recurrentInitializer: 'zeros', ...(copy.layers.length === 0 ? { inputShape: (layer.batchInputShape ?? []).slice(1) as number[] } : {}) }));
     } else if (layer.getClassName() === 'Dense') {
       copy.add(tf.layers.dense({ units: c['units'] as number, activation: 'softmax' }));
     }
