@@ -1,5 +1,5 @@
 /**
- * Assembles every hand-written kernel `src/model/kernels/*.wat` into the TypeScript
+ * Assembles every hand-written kernel `src/{model,features}/kernels/*.wat` into the TypeScript
  * module next to it (`<name>.wasm.ts`, the bytes as base64), which is what ships: the
  * runtime needs no assembler, and a test re-assembles each .wat to prove the committed
  * bytes are its source's.
@@ -7,15 +7,21 @@
  *   npm run build && node dist/scripts/build-wasm.js
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../src/config/package-paths.js';
 
-export const kernelSourceDir = (): string => join(packageRoot(), 'src', 'model', 'kernels');
+/** Kernels live with the stage that runs them (`src/<stage>/kernels/`); paths below are relative to src/. */
+export const kernelSourceDir = (): string => join(packageRoot(), 'src');
+const KERNEL_FOLDERS = ['model/kernels', 'features/kernels'];
 
-/** The .wat kernels, by file name. */
+/** The .wat kernels, as paths relative to src/ (e.g. `model/kernels/gru.wat`). */
 export async function kernelSources(): Promise<string[]> {
-  return (await readdir(kernelSourceDir())).filter((f) => f.endsWith('.wat')).sort();
+  const found: string[] = [];
+  for (const folder of KERNEL_FOLDERS) {
+    for (const file of await readdir(join(kernelSourceDir(), folder))) if (file.endsWith('.wat')) found.push(`${folder}/${file}`);
+  }
+  return found.sort();
 }
 
 /** Assembles WAT text with the SIMD feature on; throws wabt's message (file:line) on an error. */
@@ -38,7 +44,7 @@ export function generatedModuleText(watFile: string, bytes: Uint8Array): string 
   const b64 = Buffer.from(bytes).toString('base64');
   const lines = b64.match(/.{1,100}/g) ?? [''];
   return (
-    `// Generated from ${watFile} by scripts/build-wasm.ts: edit the .wat, then run\n` +
+    `// Generated from ${basename(watFile)} by scripts/build-wasm.ts: edit the .wat, then run\n` +
     `// \`npm run build && node dist/scripts/build-wasm.js\`.\n` +
     `export const wasmBase64 =\n` +
     lines.map((l) => `  '${l}'`).join(' +\n') +

@@ -33,3 +33,18 @@ test('noise is unvoiced: F0 column 0 and low periodicity', () => {
 test('the default feature config does not include pitch, so existing bundles keep their layout', () => {
   assert.ok(!DEFAULT_FEATURE_CONFIG.features.includes('pitch'));
 });
+
+test('the wasm-simd and js autocorrelation kernels give the same pitch and periodicity', async () => {
+  const { pitch, pitchScratch } = await import('../src/features/extractors/pitch.js');
+  const random = seededRandom(12);
+  const simd = pitchScratch(512, 'wasm-simd');
+  const js = pitchScratch(512, 'js');
+  const a = new Float64Array(2), b = new Float64Array(2);
+  const frames = [voice(95).subarray(0, 512), voice(310).subarray(1000, 1512), Float32Array.from({ length: 512 }, () => random() - 0.5), new Float32Array(512)];
+  for (let k = 0; k < 50; k++) frames.push(Float32Array.from({ length: 512 }, (_, i) => Math.sin(i / (3 + k / 7)) * 0.4 + (random() - 0.5) * 0.2));
+  for (const frame of frames) {
+    pitch(frame, 512, 16000, simd, a, 0);
+    pitch(frame, 512, 16000, js, b, 0);
+    assert.ok(Math.abs(a[0]! - b[0]!) < 1e-9 && Math.abs(a[1]! - b[1]!) < 1e-9, `simd ${a.join(', ')} vs js ${b.join(', ')}`);
+  }
+});
