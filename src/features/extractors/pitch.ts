@@ -37,18 +37,21 @@ export function pitchScratch(frameSize: number, kernel: 'auto' | PitchKernelName
   const module = kernel === 'js' ? null : kernelModule(autocorrelationWasm);
   if (kernel === 'wasm-simd' && !module) throw new Error('the wasm-simd autocorrelation kernel needs WebAssembly SIMD, which this runtime lacks');
   let xcorr: XcorrKernel | null = null;
+  let half = new Float64Array(n);
   if (module) {
     const { exports, memory } = instantiateKernel(module, 16 * n);
     xcorr = { xcorr: exports['xcorr'] as XcorrKernel['xcorr'], heap: new Float64Array(memory.buffer), x: 0, out: n };
+    // The decimated frame is written straight into the kernel's memory: no copy per frame.
+    half = new Float64Array(memory.buffer, 0, n);
   }
-  return { half: new Float64Array(n), nccf: new Float64Array(n), energy: new Float64Array(n + 1), kernel: xcorr };
+  return { half, nccf: new Float64Array(n), energy: new Float64Array(n + 1), kernel: xcorr };
 }
 
 /** Σ half[i]·half[i + lag] for i < n − lag, into nccf[lag], for lag in [from, to]. */
 function crossTerms(scratch: PitchScratch, n: number, from: number, to: number): void {
   const { half, nccf, kernel } = scratch;
   if (kernel) {
-    kernel.heap.set(half.subarray(0, n), kernel.x);
+    // `half` is already the kernel's input (a view of its memory at `x`).
     kernel.xcorr(kernel.x * 8, n, from, to, kernel.out * 8);
     for (let lag = from; lag <= to; lag++) nccf[lag] = kernel.heap[kernel.out + lag - from]!;
     return;
