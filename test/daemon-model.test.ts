@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { loadModel } from '../src/daemon.js';
+import { loadModel } from '../src/daemon/load-model.js';
 import type { ResolvedConfig } from '../src/config/load-daemon-config.js';
 import { DEFAULT_FEATURE_CONFIG, frameVectorSize, type FeatureConfig } from '../src/features/feature-config.js';
 import type { Emotion } from '../src/model/emotions.js';

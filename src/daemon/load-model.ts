@@ -1,0 +1,44 @@
+import type { Logger } from 'pino';
+import type { ResolvedConfig } from '../config/load-daemon-config.js';
+import type { Classifier } from '../model/classifier.js';
+import { loadClassifier } from '../model/load-classifier.js';
+
+/**
+ * Loads the configured model bundle with the profile's runtime settings: with
+ * `model.runtime: "tfjs"`, a GRU bundle runs on TensorFlow.js with `model.backends` (the
+ * first that loads here) and `model.threads`. Where the profile's backends or threads
+ * cannot take effect, one log line says so, rather than the settings being ignored quietly.
+ */
+export async function loadModel(model: ResolvedConfig['model'], logger: Logger): Promise<Classifier> {
+  const tfjs = model.runtime === 'tfjs';
+  if (tfjs && model.backends.includes('wasm')) {
+    // Taken only when the wasm backend initialises, so it must come before the model loads.
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    wasm.setThreadsCount(model.threads);
+  }
+  const classifier = await loadClassifier(model.dir, tfjs ? { gruRuntime: 'tfjs', tfBackends: model.backends } : {});
+  const settings = { backends: model.backends, threads: model.threads, runtime: model.runtime, backend: classifier.backend };
+  if (!tfjs || classifier.manifest.kind !== 'gru') {
+    const why =
+      classifier.manifest.kind === 'gru'
+        ? 'they apply to GRU bundles on TensorFlow.js (model.runtime "tfjs"); this one runs on the fused int8 kernel'
+        : `they apply to GRU bundles on TensorFlow.js; a ${classifier.manifest.kind} bundle runs on its int8 kernel`;
+    logger.info(settings, `model.backends and model.threads not used: ${why} (${classifier.backend}), on one thread`);
+    return classifier;
+  }
+  const { tf } = await import('../model/tf-backend.js');
+  const backend = tf.getBackend();
+  if (backend !== 'wasm' && backend !== 'cpu') {
+    logger.warn(settings, `model.threads ${model.threads} not applied: TensorFlow.js has no thread setting for its ${backend} backend, which sizes its own thread pool`);
+    return classifier;
+  }
+  // wasm reports what it really started; cpu is plain JavaScript on the event loop's thread.
+  const threads = backend === 'wasm' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : 1;
+  if (threads === model.threads) {
+    logger.info({ ...settings, threadsInUse: threads }, `model runs on TensorFlow.js ${backend} with ${threads} thread(s)`);
+  } else {
+    const why = backend === 'wasm' ? 'TensorFlow.js runs wasm without threads under Node' : 'the cpu backend is plain JavaScript on one thread';
+    logger.warn({ ...settings, threadsInUse: threads }, `model.threads ${model.threads} not applied: the ${backend} backend runs ${threads} thread(s) here (${why})`);
+  }
+  return classifier;
+}
