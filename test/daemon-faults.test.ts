@@ -4,7 +4,7 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UrgencyEvent } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
-import { spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
+import { spawnDaemon, writeSyntheticModel, writeVoiceWav, labSiteConfig } from './helpers/daemon-process.js';
 import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 
 const dir = tempDir('ser-edge-daemon-faults-');
@@ -24,19 +24,8 @@ after(async () => {
   await broker?.stop();
 });
 
-function siteConfig(gateway: string, sources: unknown[]) {
-  return {
-    extends: 'generic-linux',
-    site: 'lab',
-    gateway,
-    stateDir: join(dir, gateway),
-    mqtt: { url: broker.url, backoff: { initialMs: 100, maxMs: 500 } },
-    model: { dir: modelDir },
-    retry: { initialMs: 200, maxMs: 800 },
-    telemetry: { intervalSeconds: 1 },
-    sources,
-  };
-}
+const siteConfig = (gateway: string, sources: unknown[]) =>
+  labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, sources, { mqtt: { backoff: { initialMs: 100, maxMs: 500 } }, retry: { initialMs: 200, maxMs: 800 } });
 
 const loopingFile = (path: string, id: string) => ({ type: 'file', path, realtime: false, loop: true, channels: [{ id, role: 'customer' }] });
 const storedSeqs = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'urgency raise' || l.msg === 'urgency clear').map((l) => l.seq as number);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ChannelState, CommandReply, ModelState, StatusPayload, TelemetryPayload, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
-import { spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
+import { spawnDaemon, writeSyntheticModel, writeVoiceWav, labSiteConfig } from './helpers/daemon-process.js';
 import { assertMatchesPublishedSchema } from './helpers/published-schemas.js';
 import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto, type TestSubscriber } from './helpers/mosquitto.js';
 
@@ -24,20 +24,7 @@ after(async () => {
   await broker?.stop();
 });
 
-/** A site config for one gateway of the test site, with its own state directory. */
-function siteConfig(gateway: string, sources: unknown[], extra: Record<string, unknown> = {}) {
-  return {
-    extends: 'generic-linux',
-    site: 'lab',
-    gateway,
-    stateDir: join(dir, gateway),
-    mqtt: { url: broker.url, backoff: { initialMs: 100, maxMs: 1000 } },
-    model: { dir: modelDir },
-    telemetry: { intervalSeconds: 1 },
-    ...extra,
-    sources,
-  };
-}
+const siteConfig = (gateway: string, sources: unknown[], overrides: Record<string, unknown> = {}) => labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, sources, overrides);
 
 const fileChannel = (path: string, id: string, options: { realtime?: boolean; loop?: boolean } = {}) => ({
   type: 'file',
@@ -190,8 +177,7 @@ test('a config error names the key and the file, and run exits 2 before touching
 
 test('a plain mqtt:// url with mqtt.requireTls is a config error: one line naming the key, exit 2, nothing sent to the broker', { skip, timeout: 20_000 }, async () => {
   const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-plain/#']);
-  const config = siteConfig('gw-plain', [fileChannel(angryWav, 'desk-1')]);
-  const daemon = spawnDaemon(join(dir, 'gw-plain.json'), { ...config, mqtt: { ...config.mqtt, requireTls: true } });
+  const daemon = spawnDaemon(join(dir, 'gw-plain.json'), siteConfig('gw-plain', [fileChannel(angryWav, 'desk-1')], { mqtt: { requireTls: true } }));
   const { code } = await daemon.exited;
   assert.equal(code, 2);
   const lines = daemon.stderr().trim().split('\n');
@@ -203,9 +189,8 @@ test('a plain mqtt:// url with mqtt.requireTls is a config error: one line namin
 });
 
 test('a TLS file that does not exist is a config error naming the key and the path, exit 2', { skip, timeout: 20_000 }, async () => {
-  const config = siteConfig('gw-nofile', [fileChannel(angryWav, 'desk-1')]);
   const missing = join(dir, 'no-such-ca.crt');
-  const daemon = spawnDaemon(join(dir, 'gw-nofile.json'), { ...config, mqtt: { ...config.mqtt, tls: { ca: missing } } });
+  const daemon = spawnDaemon(join(dir, 'gw-nofile.json'), siteConfig('gw-nofile', [fileChannel(angryWav, 'desk-1')], { mqtt: { tls: { ca: missing } } }));
   const { code } = await daemon.exited;
   assert.equal(code, 2);
   const lines = daemon.stderr().trim().split('\n');

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { ConfigError, loadDaemonConfig } from '../src/config/load-daemon-config.js';
 import { StatusPayload } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
-import { spawnDaemon, writeSyntheticModel, writeVoiceWav, type DaemonProcess } from './helpers/daemon-process.js';
+import { spawnDaemon, writeSyntheticModel, writeVoiceWav, type DaemonProcess, labSiteConfig } from './helpers/daemon-process.js';
 import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 
 const dir = tempDir('ser-edge-daemon-shutdown-');
@@ -46,18 +46,7 @@ after(async () => {
   await broker?.stop();
 });
 
-function siteConfig(gateway: string, sources: unknown[], mqtt: Record<string, unknown> = {}) {
-  return {
-    extends: 'generic-linux',
-    site: 'lab',
-    gateway,
-    stateDir: join(dir, gateway),
-    mqtt: { url: broker.url, backoff: { initialMs: 100, maxMs: 1000 }, ...mqtt },
-    model: { dir: modelDir },
-    telemetry: { intervalSeconds: 1 },
-    sources,
-  };
-}
+const siteConfig = (gateway: string, sources: unknown[], mqtt: Record<string, unknown> = {}) => labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, sources, { mqtt });
 
 const angryFile = { type: 'file', path: '', realtime: false, loop: true, channels: [{ id: 'desk-1', role: 'customer' }] };
 

@@ -11,6 +11,33 @@ import { buildKnnModel, poolWindows } from '../../src/training/knn-trainer.js';
 import { writeWav } from './audio-fixtures.js';
 import { writeSyntheticDataset } from './synthetic-dataset.js';
 
+/** Where a test file's daemons run: its temporary folder, its mosquitto and its model. */
+export interface TestSite {
+  dir: string;
+  brokerUrl: string;
+  modelDir: string;
+}
+
+/**
+ * A site config for one gateway of the test site `lab`, with its own state directory and
+ * fast reconnects and telemetry. `mqtt` adds to (or overrides) the mqtt section; every
+ * other key of `overrides` replaces that section.
+ */
+export function labSiteConfig(site: TestSite, gateway: string, sources: unknown[], overrides: { mqtt?: Record<string, unknown> } & Record<string, unknown> = {}): Record<string, unknown> {
+  const { mqtt, ...rest } = overrides;
+  return {
+    extends: 'generic-linux',
+    site: 'lab',
+    gateway,
+    stateDir: join(site.dir, gateway),
+    mqtt: { url: site.brokerUrl, backoff: { initialMs: 100, maxMs: 1000 }, ...mqtt },
+    model: { dir: site.modelDir },
+    telemetry: { intervalSeconds: 1 },
+    ...rest,
+    sources,
+  };
+}
+
 const cli = fileURLToPath(new URL('../../../bin/ser-edge.js', import.meta.url));
 
 /**
