@@ -378,7 +378,9 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
 
   private statusPayload(state: 'online' | 'offline', reason?: 'shutdown' | 'lost'): StatusPayload {
     const info = this.deps.statusInfo();
-    return {
+    // Validated like every other payload: the birth and the last will are what a central
+    // server reads first, and a bad model name or version must fail here, not there.
+    return parseOrThrow(StatusPayload, {
       schema: SCHEMA_VERSION,
       state,
       ts: new Date().toISOString(),
@@ -389,7 +391,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       model: info.model,
       backend: info.backend,
       protocol: this.protocol === 5 ? '5' : '3.1.1',
-    };
+    }, this.topics.status);
   }
 
   /** Never throws: a bad command costs an error reply, not the daemon. */
@@ -409,7 +411,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       };
       const to = responseTopic || `${this.topics.base}/cmd/${name}/reply`;
       try {
-        await this.publishOn(client, to, message, { qos: 1, retain: false, ...(correlationData ? { properties: { correlationData } } : {}) });
+        await this.publishOn(client, to, parseOrThrow(CommandReply, message, to), { qos: 1, retain: false, ...(correlationData ? { properties: { correlationData } } : {}) });
       } catch (err) {
         this.log.warn({ command: name, topic: to, err: (err as Error).message }, 'could not publish command reply');
       }
