@@ -11,7 +11,7 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_WINDOWING } from '../src/audio/speech-windower.js';
 import { DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
-import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
+import { heldOutClips, scanAll, type SplitKind } from '../src/datasets/select-clips.js';
 import type { LabelledClip } from '../src/datasets/labelled-clip.js';
 import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
@@ -28,7 +28,8 @@ const program = new Command()
   .option('-m, --model <dir>', 'model bundle', 'models/default')
   .addOption(new Option('--format <name>').choices(DATASET_FORMATS).default('auto'))
   .option('--fold <i/k>', 'use only the speakers of this fold (those a `--holdout i/k` model never saw)')
-  .option('--seed <n>', 'seed', (v) => Number.parseInt(v, 10), 1)
+  .option('--seed <n>', 'seed of the fold split and of the calls', (v) => Number.parseInt(v, 10), 1)
+  .addOption(new Option('--split <kind>', 'how --fold folds are made').choices(['speaker', 'random']).default('speaker'))
   .option('--calls <n>', 'urgent calls to simulate (and as many calm-only calls)', (v) => Number.parseInt(v, 10), 40)
   .option('--snr <db>', 'background noise SNR', (v) => Number(v), 20)
   .option('--calm-utterances <n>', 'neutral utterances before the urgent part', (v) => Number.parseInt(v, 10), 4)
@@ -39,12 +40,13 @@ const program = new Command()
   .option('--telephone', 'pass calls through the telephone-band channel', false)
   .option('--json', 'print one JSON object', false)
   .parse();
-const opts = program.opts<{ data: string[]; model: string; format: DatasetFormat; fold?: string; seed: number; calls: number; snr: number; calmUtterances: number; urgentUtterances: number; telephone: boolean; json: boolean; calmLabels: string; weights?: string; tracker?: string }>();
+const opts = program.opts<{ data: string[]; model: string; format: DatasetFormat; fold?: string; seed: number; split: SplitKind; calls: number; snr: number; calmUtterances: number; urgentUtterances: number; telephone: boolean; json: boolean; calmLabels: string; weights?: string; tracker?: string }>();
 const calmLabels = opts.calmLabels.split(',');
 
 let clips = await scanAll(opts.data, opts.format);
-if (opts.fold) clips = foldOf(clips, parseFold(opts.fold), opts.seed).test;
 const classifier = await loadClassifier(opts.model);
+// A model trained with --holdout runs only on the speakers it never saw.
+clips = heldOutClips(clips, classifier.manifest.metrics, { ...(opts.fold ? { fold: opts.fold } : {}), seed: opts.seed, split: opts.split }, opts.model);
 const rate = classifier.manifest.features.sampleRate;
 const override = opts.weights ? Object.fromEntries(opts.weights.split(',').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1])])) : undefined;
 // Several settings separated by `;` are all measured on the same calls (the model runs once).

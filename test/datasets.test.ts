@@ -80,3 +80,16 @@ test('the random file split exists for the seed protocol and mixes speakers', ()
   const train = new Set(split.train.map((c) => c.speaker));
   assert.ok(split.test.some((c) => train.has(c.speaker)));
 });
+
+test('a model trained with a held-out fold is evaluated only on that fold, with the seed and split it records', async () => {
+  const { foldOf, heldOutClips } = await import('../src/datasets/select-clips.js');
+  const clips: LabelledClip[] = [];
+  for (let s = 0; s < 10; s++) for (const label of ['angry', 'neutral'] as const) clips.push({ path: `/d/${s}-${label}.wav`, label, speaker: `c:${s}`, gender: s % 2 ? 'male' : 'female', corpus: 'c' });
+  const metrics = { heldOutFold: '1/5', splitSeed: 3, split: 'speaker' };
+  const expected = foldOf(clips, { index: 1, count: 5 }, 3, 'speaker').test;
+  assert.deepEqual(heldOutClips(clips, metrics, { fold: '1/5', seed: 3, split: 'speaker' }, 'm'), expected);
+  assert.throws(() => heldOutClips(clips, metrics, { seed: 3, split: 'speaker' }, 'm'), /trained with fold 1\/5 held out.*--fold 1\/5 --seed 3 --split speaker/);
+  assert.throws(() => heldOutClips(clips, metrics, { fold: '1/5', seed: 1, split: 'speaker' }, 'm'), /would include speakers it was trained on/);
+  assert.throws(() => heldOutClips(clips, metrics, { fold: '2/5', seed: 3, split: 'speaker' }, 'm'), /would include speakers it was trained on/);
+  assert.equal(heldOutClips(clips, {}, { seed: 1, split: 'speaker' }, 'm').length, clips.length, 'a model trained on everything is measured on every clip given');
+});

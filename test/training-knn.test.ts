@@ -53,13 +53,22 @@ test('train --kind knn learns clearly separable synthetic classes, and eval --js
 
 test('eval --channel telephone runs the same clips through a simulated telephone line', async () => {
   const model = join(dir, 'knn');
-  const { code, stdout } = await serEdge('eval', '--data', csv, '--model', model, '--channel', 'telephone', '--urgent', 'angry', '--urgent-threshold', 'top', '--json');
+  const { code, stdout } = await serEdge('eval', '--data', csv, '--model', model, '--fold', '0/3', '--channel', 'telephone', '--urgent', 'angry', '--urgent-threshold', 'top', '--json');
   assert.equal(code, 0);
   const result = JSON.parse(stdout);
   assert.equal(result.channel, 'telephone');
-  assert.equal(result.n, 36);
+  assert.equal(result.n, 12);
   assert.deepEqual(result.urgent.labels, ['angry']);
   assert.equal(result.urgent.rule, 'top');
+});
+
+test('eval refuses to measure a held-out-fold model on speakers it was trained on', async () => {
+  const all = await serEdge('eval', '--data', csv, '--model', join(dir, 'knn'), '--json');
+  assert.equal(all.code, 2);
+  assert.match(all.stderr, /trained with fold 0\/3 held out.*--fold 0\/3 --seed 1 --split speaker/);
+  const other = await serEdge('eval', '--data', csv, '--model', join(dir, 'knn'), '--fold', '1/3', '--json');
+  assert.equal(other.code, 2);
+  assert.match(other.stderr, /would include speakers it was trained on/);
 });
 
 test('eval names an unknown urgent label and a missing model clearly', async () => {

@@ -1,5 +1,5 @@
 import type { DatasetFormat } from '../datasets/scan-dataset.js';
-import { foldOf, parseFold, scanAll, type SplitKind } from '../datasets/select-clips.js';
+import { heldOutClips, scanAll, type SplitKind } from '../datasets/select-clips.js';
 import type { Emotion } from '../model/emotions.js';
 import { loadClassifier } from '../model/load-classifier.js';
 import { writeReport } from '../training/eval-report.js';
@@ -55,9 +55,8 @@ export function resolveUrgentThreshold(value: string, bundleMetrics: Record<stri
 export async function runEval(options: EvalCommandOptions): Promise<number> {
   try {
     const urgent: Emotion[] = parseUrgentLabels(options.urgent);
-    let clips = await scanAll(options.data, options.format);
-    if (options.fold) clips = foldOf(clips, parseFold(options.fold), options.seed, options.split).test;
     const classifier = await loadClassifier(options.model);
+    let clips = heldOutClips(await scanAll(options.data, options.format), classifier.manifest.metrics, { ...(options.fold ? { fold: options.fold } : {}), seed: options.seed, split: options.split }, options.model);
     if (options.sharedLabels) clips = clips.filter((c) => classifier.labels.includes(c.label));
     const threshold = resolveUrgentThreshold(options.urgentThreshold, classifier.manifest.metrics);
     let skipped = 0;

@@ -40,3 +40,22 @@ export async function scanAll(dirs: string[], format: DatasetFormat): Promise<La
   if (clips.length === 0) throw new DatasetError(dirs.join(', '), 'no labelled clips found');
   return clips;
 }
+
+/**
+ * The test clips of a model trained with `--holdout`: refuses a fold, seed or split other
+ * than the ones the bundle records, since any other fold holds speakers it was trained on.
+ * Without `fold`, a model with a held-out fold is refused too (all data includes its
+ * training speakers); a model without one is measured on every clip.
+ */
+export function heldOutClips(clips: LabelledClip[], bundleMetrics: Record<string, unknown>, request: { fold?: string; seed: number; split: SplitKind }, model: string): LabelledClip[] {
+  const trained = typeof bundleMetrics['heldOutFold'] === 'string' ? (bundleMetrics['heldOutFold'] as string) : null;
+  if (trained === null) return request.fold ? foldOf(clips, parseFold(request.fold), request.seed, request.split).test : clips;
+  const seed = typeof bundleMetrics['splitSeed'] === 'number' ? (bundleMetrics['splitSeed'] as number) : request.seed;
+  const split = bundleMetrics['split'] === 'random' ? 'random' : 'speaker';
+  const wanted = `--fold ${trained} --seed ${seed} --split ${split}`;
+  if (!request.fold) throw new DatasetError(model, `was trained with fold ${trained} held out; the rest of the data trained it, so evaluate with ${wanted}`);
+  if (request.fold !== trained || request.seed !== seed || request.split !== split) {
+    throw new DatasetError(model, `was trained with fold ${trained} (seed ${seed}, ${split} split) held out; --fold ${request.fold} --seed ${request.seed} --split ${request.split} would include speakers it was trained on: use ${wanted}`);
+  }
+  return foldOf(clips, parseFold(trained), seed, split).test;
+}
