@@ -20,7 +20,7 @@ import { foldOf, scanAll, type SplitKind } from '../src/datasets/select-clips.js
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { writeBundle } from '../src/model/model-bundle.js';
 import { parseAugmentations } from '../src/training/augment.js';
-import { classifyClips, type EvalChannel } from '../src/training/evaluate-model.js';
+import { classifyClips, EVAL_CHANNELS, type EvalChannel } from '../src/training/evaluate-model.js';
 import { computeMetrics, parseUrgentLabels, type ClipOutcome, type EvalMetrics } from '../src/training/evaluation.js';
 import { writeReport } from '../src/training/eval-report.js';
 import { FEATURE_PRESET_NAMES, FEATURE_PRESETS, type FeaturePreset } from '../src/training/feature-presets.js';
@@ -54,20 +54,30 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 const urgent = parseUrgentLabels(opts.urgent);
 const features = FEATURE_PRESETS[opts.features];
 const channels = opts.channels.split(',') as EvalChannel[];
+for (const c of channels) if (!EVAL_CHANNELS.includes(c)) throw new Error(`--channels: unknown channel "${c}" (use ${EVAL_CHANNELS.join(', ')})`);
 const clips = await scanAll(opts.data, opts.format);
 const folds = opts.only ? opts.only.split(',').map(Number) : Array.from({ length: opts.folds }, (_, i) => i);
 const pooled = new Map<EvalChannel, { thresholded: ClipOutcome[] }>(channels.map((c) => [c, { thresholded: [] }]));
 const perFold: Record<string, unknown>[] = [];
 
-type FoldRecord = { row: Record<string, unknown>; outcomes: Record<string, ClipOutcome[]> };
+type FoldRecord = { settings: string; row: Record<string, unknown>; outcomes: Record<string, ClipOutcome[]> };
 
-/** A fold finished by this or an earlier run with the same --out, or null. */
+/** What a fold's outcomes depend on: a fold left by a run with other settings is never pooled with this one's. */
+const settings = JSON.stringify({ data: opts.data, format: opts.format, kind: opts.kind, features: opts.features, augment: opts.augment, folds: opts.folds, split: opts.split, seed: opts.seed, urgent: opts.urgent, units: opts.units, epochs: opts.epochs, batchSize: opts.batchSize, mask: opts.mask });
+
+/** A fold finished by this or an earlier run with the same --out and settings, or null. */
 async function finishedFold(fold: number): Promise<FoldRecord | null> {
+  const file = join(opts.out, `fold-${fold}`, 'outcomes.json');
+  let record: FoldRecord;
   try {
-    return JSON.parse(await readFile(join(opts.out, `fold-${fold}`, 'outcomes.json'), 'utf8')) as FoldRecord;
+    record = JSON.parse(await readFile(file, 'utf8')) as FoldRecord;
   } catch {
     return null;
   }
+  if (record.settings !== settings) {
+    throw new Error(`${file} was made with other settings (${record.settings ?? 'unrecorded'}); use another --out, or delete it to run that fold again`);
+  }
+  return record;
 }
 
 for (const fold of folds) {
@@ -78,7 +88,7 @@ for (const fold of folds) {
   }
   const split = foldOf(clips, { index: fold, count: opts.folds }, opts.seed, opts.split);
   const t0 = Date.now();
-  const record: FoldRecord = { row: {}, outcomes: {} };
+  const record: FoldRecord = { settings, row: {}, outcomes: {} };
   const set = await buildTrainingSet(split.train, { features, augmentations: parseAugmentations(opts.augment), validationFolds: 5, seed: opts.seed, cacheDir: opts.cache, log });
   const common = { name: `cv-fold-${fold}`, version: '0.0.0', features, seed: opts.seed, urgent, log, provenance: { heldOutFold: `${fold}/${opts.folds}`, split: opts.split, splitSeed: opts.seed } };
   const model =
@@ -121,10 +131,8 @@ for (const r of records) {
   for (const channel of channels) pooled.get(channel)!.thresholded.push(...(r.outcomes[channel] ?? []));
 }
 
-/** Pooled over folds; the urgent decision uses each fold's own validation-tuned threshold. */
-function pooledMetrics(outcomes: ClipOutcome[]): EvalMetrics {
-  const labels = [...new Set(outcomes.flatMap((o) => Object.keys(o.probabilities).filter((k) => k !== '__t')))] as EvalMetrics['confusion_labels'];
-  const base = computeMetrics(outcomes, labels, urgent);
+/** Urgent recall and precision where each clip is flagged by its own fold's validation-tuned threshold. */
+function thresholdedUrgent(outcomes: ClipOutcome[]): { recall: number; precision: number; support: number; flagged: number } {
   let tp = 0, flagged = 0, support = 0;
   for (const o of outcomes) {
     const p = urgent.reduce((s, l) => s + (o.probabilities[l] ?? 0), 0);
@@ -134,8 +142,29 @@ function pooledMetrics(outcomes: ClipOutcome[]): EvalMetrics {
     if (flag) flagged++;
     if (flag && truth) tp++;
   }
-  const recall = tp / support, precision = flagged ? tp / flagged : 0;
-  return { ...base, urgent_top: base.urgent, urgent: { labels: urgent, rule: 'threshold', recall: Number(recall.toFixed(4)), precision: Number(precision.toFixed(4)), f1: Number(((2 * recall * precision) / (recall + precision || 1)).toFixed(4)), support, flagged } };
+  return { recall: support ? tp / support : 0, precision: flagged ? tp / flagged : 0, support, flagged };
+}
+
+/** Pooled over folds; the urgent decision (overall and per gender) uses each fold's own validation-tuned threshold. */
+function pooledMetrics(outcomes: ClipOutcome[]): EvalMetrics {
+  const labels = [...new Set(outcomes.flatMap((o) => Object.keys(o.probabilities).filter((k) => k !== '__t')))] as EvalMetrics['confusion_labels'];
+  const base = computeMetrics(outcomes, labels, urgent);
+  const r4 = (x: number) => Number(x.toFixed(4));
+  const { recall, precision, support, flagged } = thresholdedUrgent(outcomes);
+  const perGender = base.per_gender
+    ? Object.fromEntries(
+        Object.entries(base.per_gender).map(([gender, g]) => {
+          const u = thresholdedUrgent(outcomes.filter((o) => o.gender === gender));
+          return [gender, { ...g, urgent_recall: r4(u.recall), urgent_precision: r4(u.precision) }];
+        }),
+      )
+    : undefined;
+  return {
+    ...base,
+    ...(perGender ? { per_gender: perGender } : {}),
+    urgent_top: base.urgent,
+    urgent: { labels: urgent, rule: 'threshold', recall: r4(recall), precision: r4(precision), f1: r4((2 * recall * precision) / (recall + precision || 1)), support, flagged },
+  };
 }
 
 await mkdir(opts.out, { recursive: true });
