@@ -18,6 +18,20 @@ function positiveSeconds(value: string): number {
   return n;
 }
 
+/** An integer option of at least `min`, refused by commander with its name when not. */
+function integerAtLeast(min: number): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number of at least ${min}`);
+    return n;
+  };
+}
+
+function unitList(value: string): string {
+  if (!/^\d+(,\d+)*$/.test(value.trim()) || value.split(',').some((u) => Number(u) < 1)) throw new InvalidArgumentError('expected positive unit counts separated by commas, e.g. 32,32');
+  return value;
+}
+
 const program = new Command()
   .name('ser-edge')
   .description('On-device speech-emotion recognition for call-centre headset gateways: urgency flags over MQTT.')
@@ -67,15 +81,15 @@ program
   .option('--holdout <i/k>', 'leave speaker fold i of k out entirely (then `eval --fold i/k`)')
   .addOption(new Option('--split <kind>', 'how --holdout folds are made: by speaker, or by file (seed protocol only)').choices(['speaker', 'random']).default('speaker'))
   .option('--seed <n>', 'seed of splits, shuffles and initial weights', (v) => Number.parseInt(v, 10), 1)
-  .option('--validation-folds <k>', 'one speaker fold of k is the validation set', (v) => Number.parseInt(v, 10), 5)
+  .option('--validation-folds <k>', 'one speaker fold of k is the validation set', integerAtLeast(2), 5)
   .option('--cache <dir>', 'feature cache directory', 'var/cache/features')
   .option('--name <name>', 'model name', 'ser-model')
   .option('--model-version <v>', 'model version', '0.1.0')
   .option('--urgent <labels>', 'emotions that count as urgent (threshold tuning)', 'angry,sad')
-  .option('--max-bytes <n>', 'bundle weight budget in bytes', (v) => Number.parseInt(v, 10), 1_000_000)
-  .option('--epochs <n>', 'GRU: most epochs (early stopping, patience 5)', (v) => Number.parseInt(v, 10), 25)
-  .option('--units <list>', 'GRU: units per layer', '32,32')
-  .option('--batch-size <n>', 'GRU: batch size', (v) => Number.parseInt(v, 10), 64)
+  .option('--max-bytes <n>', 'bundle weight budget in bytes (64 KiB of it is kept for the manifest)', integerAtLeast(128 * 1024), 1_000_000)
+  .option('--epochs <n>', 'GRU: most epochs (early stopping, patience 5)', integerAtLeast(1), 25)
+  .option('--units <list>', 'GRU: units per layer', unitList, '32,32')
+  .option('--batch-size <n>', 'GRU: batch size', integerAtLeast(1), 64)
   .option('--refit', 'GRU: after early stopping, retrain on every speaker for the best epoch count', false)
   .option('--mask <steps,dims>', 'GRU: per epoch, mask a random span of up to this many steps and band of features in each training sequence, or none', 'none')
   .option('--no-progress', 'no progress bars')

@@ -41,6 +41,14 @@ test('a CSV lists a customer\'s recordings with paths relative to it and rejects
   await assert.rejects(scanDataset(join(dir, 'bad.csv')), /bad\.csv:1: label "furious"/);
 });
 
+test('a CSV speaker has one gender: rows that leave it empty take it, rows that contradict it are refused with both lines', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ser-csv-gender-'));
+  await writeFile(join(dir, 'ok.csv'), 'a.wav,angry,s1,\nb.wav,sad,s1,male\n');
+  assert.deepEqual((await scanDataset(join(dir, 'ok.csv'))).map((c) => c.gender), ['male', 'male']);
+  await writeFile(join(dir, 'bad.csv'), 'a.wav,angry,s1,female\nb.wav,sad,s1,male\n');
+  await assert.rejects(scanDataset(join(dir, 'bad.csv')), /bad\.csv:2: speaker "s1" is male here but female on line 1/);
+});
+
 test('a folder of unrecognisable names asks for --format', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ser-unk-'));
   await mkdir(join(dir, 'x'));

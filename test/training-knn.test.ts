@@ -71,6 +71,17 @@ test('eval refuses to measure a held-out-fold model on speakers it was trained o
   assert.match(other.stderr, /would include speakers it was trained on/);
 });
 
+test('train refuses bad numbers and unit lists by option name before reading any data', async () => {
+  const units = await serEdge('train', '--data', csv, '--out', join(dir, 'never'), '--kind', 'gru', '--units', '32,x');
+  assert.notEqual(units.code, 0);
+  assert.match(units.stderr, /--units <list>' argument '32,x' is invalid/);
+  const folds = await serEdge('train', '--data', csv, '--out', join(dir, 'never'), '--validation-folds', '1');
+  assert.match(folds.stderr, /--validation-folds <k>' argument '1' is invalid/);
+  const many = await serEdge('train', '--data', csv, '--out', join(dir, 'never'), '--validation-folds', '9', '--no-progress');
+  assert.equal(many.code, 2);
+  assert.match(many.stderr, /6 training speakers cannot make 9 validation folds: use --validation-folds 6 or fewer/);
+});
+
 test('eval names an unknown urgent label and a missing model clearly', async () => {
   const bad = await serEdge('eval', '--data', csv, '--model', join(dir, 'knn'), '--urgent', 'furious');
   assert.equal(bad.code, 2);

@@ -64,6 +64,7 @@ export async function readCsvDataset(csvPath: string): Promise<LabelledClip[]> {
   const base = dirname(resolve(csvPath));
   const clips: LabelledClip[] = [];
   const lines = text.split(/\r?\n/);
+  const genders = new Map<string, { gender: Gender; line: number }>();
   for (const [i, raw] of lines.entries()) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
@@ -75,7 +76,16 @@ export async function readCsvDataset(csvPath: string): Promise<LabelledClip[]> {
     const canonical = label.toLowerCase() === 'fear' ? 'fearful' : label.toLowerCase();
     if (!isEmotion(canonical)) throw new DatasetError(at, `label "${label}" is not one of neutral, calm, happy, sad, angry, fearful, disgust, surprised`);
     if (gender && gender !== 'male' && gender !== 'female') throw new DatasetError(at, `gender "${gender}" must be male or female (or left empty)`);
+    // A speaker has one gender: splits stratify by it, and two would put the speaker in two folds.
+    const known = genders.get(speaker);
+    if (gender && known && known.gender !== gender) throw new DatasetError(at, `speaker "${speaker}" is ${gender} here but ${known.gender} on line ${known.line}`);
+    if (gender && !known) genders.set(speaker, { gender: gender as Gender, line: i + 1 });
     clips.push({ path: resolve(base, path), label: canonical, speaker: `csv:${speaker}`, ...(gender ? { gender: gender as Gender } : {}), corpus: 'csv' });
+  }
+  // Rows that left the gender empty take the one another row of the same speaker gives.
+  for (const clip of clips) {
+    const known = genders.get(clip.speaker.slice('csv:'.length));
+    if (known && !clip.gender) clip.gender = known.gender;
   }
   return clips;
 }

@@ -36,6 +36,8 @@ export interface TrainingSet {
  */
 export async function buildTrainingSet(clips: LabelledClip[], options: TrainingSetOptions): Promise<TrainingSet> {
   const labels = EMOTIONS.filter((e) => clips.some((c) => c.label === e));
+  const speakers = new Set(clips.map((c) => c.speaker)).size;
+  if (speakers < options.validationFolds) throw new Error(`${speakers} training speakers cannot make ${options.validationFolds} validation folds: use --validation-folds ${Math.max(2, speakers)} or fewer, or more speakers`);
   const split = foldOf(clips, { index: 0, count: options.validationFolds }, options.seed + 1);
   const log = options.log ?? (() => {});
   const onError = (clip: LabelledClip, err: Error) => log(`skipped ${clip.path}: ${err.message}`);
