@@ -170,7 +170,8 @@ function outcome(config: TrackerConfig) {
     }
     for (const call of calmCalls) calmFlags += raisesTo(call, config, level).length;
     delays.sort((a, b) => a - b);
-    const median = delays.length ? delays[Math.floor(delays.length / 2)]! : null;
+    const mid = delays.length >> 1;
+    const median = delays.length === 0 ? null : delays.length % 2 ? delays[mid]! : (delays[mid - 1]! + delays[mid]!) / 2;
     return {
       flagged: delays.length,
       flaggedShare: Number((delays.length / Math.max(1, urgentCalls.length)).toFixed(3)),
@@ -178,7 +179,7 @@ function outcome(config: TrackerConfig) {
       medianSecondsToFlag: median === null ? null : Number(median.toFixed(2)),
       p90SecondsToFlag: delays.length ? Number(delays[Math.floor(delays.length * 0.9)]!.toFixed(2)) : null,
       flagsBeforeUrgentPart: earlyFlags,
-      falseFlagsPerHour: Number((calmFlags / (calmSeconds / 3600)).toFixed(1)),
+      falseFlagsPerHour: calmSeconds > 0 ? Number((calmFlags / (calmSeconds / 3600)).toFixed(1)) : null,
     };
   };
   return { tracker: config, urgentCalls: urgentCalls.length, ...atLevel('high'), anyLevel: atLevel('medium') };

@@ -7,11 +7,18 @@ import type { FeatureConfig } from '../features/feature-config.js';
 /**
  * Extracted windows on disk, so repeated experiments skip decoding and analysis. The key
  * hashes everything the windows depend on: the FeatureConfig, the windowing, the
- * augmentation (with its drawn parameters), and the file's path, size and mtime. A stale
- * entry is therefore never read; delete the folder to reclaim the space.
+ * augmentation (with its drawn parameters), the file's path, size and mtime, and
+ * FEATURE_CACHE_VERSION for the code; delete the folder to reclaim the space.
  *
  * Layout of an entry: u32 window count, then per window u32 frames and frames × dim f32.
  */
+/**
+ * Part of every key. The key cannot see code, so bump this when a change to the decoders,
+ * resampler, VAD, feature extractors or augmentations changes what they compute; the old
+ * entries are then never read again.
+ */
+export const FEATURE_CACHE_VERSION = 1;
+
 export class FeatureCache {
   private readonly configHash: string;
 
@@ -21,7 +28,7 @@ export class FeatureCache {
     windowing: WindowingConfig,
     readonly dim: number,
   ) {
-    this.configHash = createHash('sha256').update(JSON.stringify({ features, windowing, format: 1 })).digest('hex').slice(0, 16);
+    this.configHash = createHash('sha256').update(JSON.stringify({ features, windowing, format: FEATURE_CACHE_VERSION })).digest('hex').slice(0, 16);
   }
 
   async keyFor(path: string, variant: string): Promise<string> {
