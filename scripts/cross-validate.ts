@@ -28,6 +28,13 @@ import { trainKnn } from '../src/training/train-knn.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
 import { parseMasking, urgentOnlyWeights } from '../src/commands/train-command.js';
 
+
+// Operator-facing errors (a wrong option, a dataset or model problem) as one line, not a stack.
+process.on('uncaughtException', (error) => {
+  process.stderr.write(`cross-validate: ${error.message}\n`);
+  process.exit(2);
+});
+
 const program = new Command()
   .name('cross-validate')
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files')

@@ -23,6 +23,13 @@ import { resolveWeights, weightsForLabels } from '../src/urgency/urgency-score.j
 import { DEFAULT_TRACKER_CONFIG, UrgencyTracker, trackerConfigSchema, type TrackerConfig } from '../src/urgency/urgency-tracker.js';
 import { addNoise, telephoneBand } from '../src/training/augment.js';
 
+
+// Operator-facing errors (a wrong option, a dataset or model problem) as one line, not a stack.
+process.on('uncaughtException', (error) => {
+  process.stderr.write(`simulate-calls: ${error.message}\n`);
+  process.exit(2);
+});
+
 const program = new Command()
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
   .option('-m, --model <dir>', 'model bundle', 'models/default')
