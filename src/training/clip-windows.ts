@@ -18,12 +18,8 @@ export interface ClipWindows {
 export interface ExtractOptions {
   features: FeatureConfig;
   windowing?: WindowingConfig;
-  /** Transforms a clip's audio before analysis; identity when absent. Not cached (use `augmentations`). */
-  transform?: (samples: Float32Array, clip: LabelledClip) => Float32Array;
   /** Augmented copies to make of every clip, besides the clean one. */
   augmentations?: readonly AugmentationName[];
-  /** Leave out the clean copy (e.g. to evaluate only a transformed channel). */
-  skipClean?: boolean;
   /** Folder of the on-disk feature cache; no caching when absent. */
   cacheDir?: string;
   progress?: boolean;
@@ -38,14 +34,13 @@ export interface ExtractOptions {
 export async function extractClipWindows(clips: LabelledClip[], options: ExtractOptions): Promise<ClipWindows[]> {
   const windowing = options.windowing ?? DEFAULT_WINDOWING;
   const dim = frameVectorSize(options.features);
-  const cache = options.cacheDir && !options.transform ? new FeatureCache(options.cacheDir, options.features, windowing, dim) : null;
+  const cache = options.cacheDir ? new FeatureCache(options.cacheDir, options.features, windowing, dim) : null;
   const bar = options.progress ? new SingleBar({ format: 'features {bar} {value}/{total} clips | {duration_formatted} elapsed | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 200 }, Presets.shades_classic) : null;
   bar?.start(clips.length, 0);
   const out: ClipWindows[] = [];
   for (const clip of clips) {
     try {
-      const variants: { name: string; augmentation: Augmentation | null }[] = [];
-      if (!options.skipClean) variants.push({ name: 'clean', augmentation: null });
+      const variants: { name: string; augmentation: Augmentation | null }[] = [{ name: 'clean', augmentation: null }];
       for (const a of options.augmentations ?? []) {
         const augmentation = drawAugmentation(a, clip.path);
         variants.push({ name: augmentation.key, augmentation });
@@ -56,8 +51,7 @@ export async function extractClipWindows(clips: LabelledClip[], options: Extract
         let windows = cache ? await cache.get(key) : null;
         if (!windows) {
           audio ??= (await loadMono(clip.path, options.features.sampleRate)).samples;
-          let samples = options.transform ? options.transform(audio, clip) : audio;
-          if (v.augmentation) samples = v.augmentation.apply(samples, options.features.sampleRate);
+          const samples = v.augmentation ? v.augmentation.apply(audio, options.features.sampleRate) : audio;
           const found: Float32Array[] = [];
           streamWindows(samples, { features: options.features, windowing }, (w) => found.push(w.rows.slice(0, w.frames * w.dim)));
           windows = found;
