@@ -258,4 +258,44 @@ describe('Outbox', () => {
     assert.deepEqual(outbox.pending().map((e) => e.seq), [1]);
     await outbox.stop();
   });
+
+  test('an event the broker refused for good is kept in rejected.jsonl and leaves the queue for good', async () => {
+    const dir = await tempDir();
+    let outbox = await opened(dir);
+    await outbox.append(sampleEvent(1, { channel: 'closed' }));
+    await outbox.append(sampleEvent(2));
+    await outbox.reject(sampleEvent(1).id, '0x87 not authorised');
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [2]);
+    assert.equal(outbox.rejectedCount, 1);
+    const kept = (await readFile(outbox.rejectedPath, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { reason: string; event: { seq: number; channel: string }; rejectedAt: string });
+    assert.equal(kept.length, 1);
+    assert.equal(kept[0]!.reason, '0x87 not authorised');
+    assert.equal(kept[0]!.event.seq, 1);
+    assert.equal(kept[0]!.event.channel, 'closed');
+    assert.ok(!Number.isNaN(Date.parse(kept[0]!.rejectedAt)));
+    await outbox.reject('01UNKNOWNUNKNOWNUNKNOWN000', 'ignored');
+    assert.equal(outbox.rejectedCount, 1, 'an unknown id is ignored');
+    await outbox.stop();
+    outbox = await opened(dir);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [2], 'a refused event does not come back after a restart');
+    await outbox.stop();
+  });
+
+  test('rejected.jsonl is rotated to rejected.jsonl.1 at its bound, keeping the latest refusals', async () => {
+    const dir = await tempDir();
+    const outbox = new Outbox({ dir, maxBytes: 1 << 20, rejectedMaxBytes: 2500 });
+    await outbox.start();
+    for (let seq = 1; seq <= 8; seq++) {
+      await outbox.append(sampleEvent(seq));
+      await outbox.reject(sampleEvent(seq).id, '0x87 not authorised');
+    }
+    const seqs = async (file: string) => (await readFile(file, 'utf8')).trim().split('\n').map((l) => (JSON.parse(l) as { event: { seq: number } }).event.seq);
+    const current = await seqs(outbox.rejectedPath);
+    const previous = await seqs(`${outbox.rejectedPath}.1`);
+    assert.ok((await readFile(outbox.rejectedPath)).length <= 2500);
+    assert.equal(current.at(-1), 8, 'the newest refusal is in the current file');
+    assert.deepEqual([...previous, ...current], [...Array(previous.length + current.length).keys()].map((i) => 8 - previous.length - current.length + 1 + i), 'the two files hold the latest refusals in order');
+    assert.equal(outbox.rejectedCount, 8);
+    await outbox.stop();
+  });
 });

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { mkdir, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
 import { levelRank } from '../urgency/urgency-score.js';
@@ -41,12 +41,20 @@ import { UrgencyEvent, describeIssues, type DroppedCounts } from './payload-sche
  * Drops are counted by the event's level in `droppedCounts` since start, for telemetry.
  * The journal file stays below about 2 × maxBytes + 64 KiB: acknowledged records are
  * compacted away once they outweigh the live ones.
+ *
+ * Refused events: an event the broker refuses for good (an MQTT 5 reason code no retry can
+ * change, such as 0x87 not authorised) is appended to `{dir}/rejected.jsonl` and fsync'ed
+ * before its ack record is written, so it leaves the queue without being lost: one topic
+ * the ACL forgets cannot hold back every other channel's flags. The file keeps the latest
+ * `rejectedMaxBytes`; the previous generation is kept as `rejected.jsonl.1`.
  */
 export interface OutboxDeps {
   /** Directory of the journal; created if missing. One outbox per directory. */
   dir: string;
   /** Upper bound on the bytes of unacknowledged event records. */
   maxBytes: number;
+  /** Size at which `rejected.jsonl` is rotated to `rejected.jsonl.1`. Default REJECTED_MAX_BYTES (4 MiB). */
+  rejectedMaxBytes?: number;
   logger?: Logger;
 }
 
@@ -61,6 +69,8 @@ const HEADER_BYTES = 12;
 const MAX_RECORD_BYTES = 1024 * 1024;
 const COMPACT_MIN_GARBAGE_BYTES = 64 * 1024;
 const JOURNAL = 'outbox.journal';
+const REJECTED = 'rejected.jsonl';
+export const REJECTED_MAX_BYTES = 4 * 1024 * 1024;
 
 type JournalRecord = { t: 'e'; e: UrgencyEvent } | { t: 'a'; id: string } | { t: 'x'; id: string } | { t: 'h'; seq: number };
 
@@ -83,6 +93,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** Every journal write runs in this chain, so records land in the order calls were made. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly dropped: DroppedCounts = { low: 0, medium: 0, high: 0 };
+  private rejectedTotal = 0;
 
   constructor(private readonly deps: OutboxDeps) {
     super();
@@ -106,6 +117,16 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   /** Events dropped because the outbox was full, by level, since start. */
   get droppedCounts(): DroppedCounts {
     return { ...this.dropped };
+  }
+
+  /** Where events the broker refused for good are kept (JSON lines: rejectedAt, reason, event). */
+  get rejectedPath(): string {
+    return join(this.deps.dir, REJECTED);
+  }
+
+  /** Events the broker refused for good since start (moved to `rejectedPath`). */
+  get rejectedCount(): number {
+    return this.rejectedTotal;
   }
 
   async start(): Promise<void> {
@@ -195,6 +216,36 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       await this.write(encodeRecord({ t: 'a', id }), false);
       if (this.fileBytes - this.liveBytes > Math.max(COMPACT_MIN_GARBAGE_BYTES, this.liveBytes)) await this.compact();
     });
+  }
+
+  /**
+   * The broker refused `id` for good: it is appended durably to `rejectedPath` with
+   * `reason`, then leaves the outbox like an acknowledged event. Unknown ids are ignored.
+   */
+  reject(id: string, reason: string): Promise<void> {
+    this.assertOpen('reject');
+    return this.enqueue(async () => {
+      const entry = this.live.get(id);
+      if (!entry) return;
+      await this.keepRejected(entry.event, reason);
+      this.rejectedTotal++;
+      this.live.delete(id);
+      this.liveBytes -= entry.bytes;
+      await this.write(encodeRecord({ t: 'a', id }), false);
+    });
+  }
+
+  private async keepRejected(event: UrgencyEvent, reason: string): Promise<void> {
+    const line = Buffer.from(`${JSON.stringify({ rejectedAt: new Date().toISOString(), reason, event })}\n`, 'utf8');
+    const size = await stat(this.rejectedPath).then((s) => s.size, () => 0);
+    if (size > 0 && size + line.length > (this.deps.rejectedMaxBytes ?? REJECTED_MAX_BYTES)) await rename(this.rejectedPath, `${this.rejectedPath}.1`);
+    const out = await open(this.rejectedPath, 'a');
+    try {
+      await writeAll(out, line, this.rejectedPath);
+      await out.datasync();
+    } finally {
+      await out.close();
+    }
   }
 
   private assertOpen(what: string): void {

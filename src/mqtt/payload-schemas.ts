@@ -104,6 +104,12 @@ export const TelemetryPayload = z
       droppedWindows: z.number().int().min(0),
       outboxDepth: z.number().int().min(0),
       outboxDropped: droppedCounts.describe('Events dropped because the outbox was full, by level'),
+      outboxRejected: z
+        .number()
+        .int()
+        .min(0)
+        .optional()
+        .describe("Events the broker refused for good (e.g. ACL), moved to the gateway's rejected.jsonl, since start"),
       reconnects: z.number().int().min(0),
       channels: z.record(
         z.string(),

@@ -10,8 +10,32 @@ export interface UrgencyPublisherDeps {
   logger?: Logger;
   /** Events published ahead of their PUBACKs. Order still holds: one connection delivers in order. Default 8. */
   maxInFlight?: number;
-  /** Pause before retrying after the broker refused an event (not after a lost connection). Default 5 s. */
+  /**
+   * First pause before retrying an event the broker refused for a reason that may pass
+   * (quota exceeded, unspecified error); doubled per refusal up to 60 s. Default 5 s.
+   */
   retryDelayMs?: number;
+}
+
+const MAX_RETRY_DELAY_MS = 60_000;
+
+/**
+ * MQTT 5 PUBACK reason codes that no retry of the same publish can change: the ACL denies
+ * the topic (0x87), the topic is invalid (0x90), the packet is too large for the broker
+ * (0x95), or the broker rejects the payload's format (0x99). Others (0x80 unspecified,
+ * 0x83 implementation specific, 0x97 quota exceeded) may pass and are retried.
+ */
+export const PERMANENT_REFUSALS: ReadonlyMap<number, string> = new Map([
+  [0x87, 'not authorised: the broker ACL does not let this gateway publish to the topic'],
+  [0x90, 'topic name invalid'],
+  [0x95, 'packet too large for the broker'],
+  [0x99, 'payload format invalid'],
+]);
+
+/** The MQTT 5 reason code a refused publish carries (mqtt.js puts it in `code`), else null. */
+export function refusalCode(err: Error): number | null {
+  const code = (err as Error & { code?: unknown }).code;
+  return typeof code === 'number' && code >= 0x80 ? code : null;
 }
 
 /** What the daemon knows about a flag; the publisher adds schema, id, seq, ts, site and gateway. */
@@ -32,6 +56,7 @@ export class UrgencyPublisher {
   private draining = false;
   private again = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private refusalsInARow = 0;
   private readonly states = new Map<string, ChannelState>();
   private readonly dirtyStates = new Set<string>();
   private started = false;
@@ -133,14 +158,33 @@ export class UrgencyPublisher {
       const results = await Promise.allSettled(
         batch.map((event) => link.publish(link.topics.urgency(event.channel), event, { qos: 1, retain: false }).then(() => outbox.ack(event.id))),
       );
-      const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failure) {
-        const err = failure.reason as Error;
+      let holdBack = false;
+      for (const [i, result] of results.entries()) {
+        if (result.status === 'fulfilled') continue;
+        const err = result.reason as Error;
         if (err.name === 'LinkOfflineError') return; // the next 'connect' replays from the oldest pending
-        this.log.error({ err: err.message }, 'broker refused an urgency event; it stays in the outbox and is retried');
+        const event = batch[i]!;
+        const code = refusalCode(err);
+        const permanent = code === null ? undefined : PERMANENT_REFUSALS.get(code);
+        const where = { channel: event.channel, id: event.id, seq: event.seq, level: event.level, topic: link.topics.urgency(event.channel), reasonCode: code, err: err.message };
+        if (permanent) {
+          try {
+            await outbox.reject(event.id, `0x${code!.toString(16)} ${permanent}`);
+            this.log.error({ ...where, keptIn: outbox.rejectedPath }, `broker refused an urgency event for good (${permanent}); it was moved to the rejected file and later events go on`);
+          } catch (keepErr) {
+            holdBack = true;
+            this.log.error({ ...where, keepErr: (keepErr as Error).message }, 'broker refused an urgency event for good, and it could not be written to the rejected file; it stays in the outbox and is retried');
+          }
+        } else {
+          holdBack = true;
+          this.log.error({ ...where, retryInMs: this.retryDelay() }, 'broker refused an urgency event; it stays in the outbox and is retried');
+        }
+      }
+      if (holdBack) {
         this.scheduleRetry();
         return;
       }
+      this.refusalsInARow = 0;
     }
   }
 
@@ -160,11 +204,17 @@ export class UrgencyPublisher {
     }
   }
 
+  private retryDelay(): number {
+    return Math.min(MAX_RETRY_DELAY_MS, (this.deps.retryDelayMs ?? 5000) * 2 ** this.refusalsInARow);
+  }
+
   private scheduleRetry(): void {
     if (this.retryTimer || !this.started) return;
+    const delay = this.retryDelay();
+    this.refusalsInARow = Math.min(this.refusalsInARow + 1, 16);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.kick();
-    }, this.deps.retryDelayMs ?? 5000);
+    }, delay);
   }
 }

@@ -10,7 +10,7 @@ export interface PrometheusEndpointDependencies {
   host: '127.0.0.1' | '::1' | 'localhost';
   port: number;
   metrics: PipelineMetrics;
-  outbox: { readonly depth: number; readonly droppedCounts: DroppedCounts };
+  outbox: { readonly depth: number; readonly droppedCounts: DroppedCounts; readonly rejectedCount: number };
   reconnects: () => number;
   logger: Logger;
 }
@@ -47,6 +47,7 @@ export class PrometheusEndpoint {
     gauge('ser_edge_flags_cleared_total', 'Urgency flags cleared', () => metrics.flagsCleared);
     gauge('ser_edge_channel_failures_total', 'Audio source failures (each retried)', () => metrics.channelFailures);
     gauge('ser_edge_outbox_depth', 'Events waiting in the outbox for a broker acknowledgement', () => outbox.depth);
+    gauge('ser_edge_outbox_rejected_total', 'Events the broker refused for good, kept in rejected.jsonl', () => outbox.rejectedCount);
     gauge('ser_edge_mqtt_reconnects_total', 'MQTT reconnects since start', reconnects);
     new Gauge({
       name: 'ser_edge_outbox_dropped_total',

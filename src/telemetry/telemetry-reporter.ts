@@ -13,7 +13,7 @@ export interface TelemetryReporterDependencies {
   probe: HealthProbe;
   /** Which implementation runs the model, as the classifier reports it. */
   backend: () => string;
-  outbox: { readonly depth: number; readonly droppedCounts: DroppedCounts };
+  outbox: { readonly depth: number; readonly droppedCounts: DroppedCounts; readonly rejectedCount: number };
   reconnects: () => number;
   /** Each channel's current call and level. */
   channelLevels: () => Map<string, { callId: string | null; level: UrgencyLevel }>;
@@ -97,6 +97,7 @@ export class TelemetryReporter {
         droppedWindows: metrics.droppedWindows,
         outboxDepth: this.deps.outbox.depth,
         outboxDropped: { ...this.deps.outbox.droppedCounts },
+        outboxRejected: this.deps.outbox.rejectedCount,
         reconnects: this.deps.reconnects(),
         channels,
         audioSeconds: round(metrics.audioSeconds, 1),
