@@ -26,7 +26,7 @@ describe('urgency events the broker refuses', { skip: MOSQUITTO_MISSING }, () =>
       statusInfo: () => ({ version: '0.1.0', model: null, backend: null }),
     });
     const publisher = new UrgencyPublisher({ link, outbox, retryDelayMs: 100 });
-    const sub = await connectSubscriber(broker.url, [`${link.topics.base}/channel/+/urgency`]);
+    const sub = await connectSubscriber(broker.url, [`${link.topics.base}/channel/+/urgency`, `${link.topics.base}/channel/+/state`]);
     try {
       await outbox.start();
       await publisher.start();
@@ -43,7 +43,10 @@ describe('urgency events the broker refuses', { skip: MOSQUITTO_MISSING }, () =>
       const kept = JSON.parse((await readFile(outbox.rejectedPath, 'utf8')).trim()) as { reason: string; event: UrgencyEvent };
       assert.equal(kept.event.id, refused.id);
       assert.match(kept.reason, /^0x87 not authorised/);
-      assert.ok(!sub.messages.some((m) => m.json<UrgencyEvent>().id === refused.id), 'the broker never delivered the refused event');
+      assert.ok(!sub.messages.some((m) => m.topic.endsWith('/urgency') && m.json<UrgencyEvent>().id === refused.id), 'the broker never delivered the refused event');
+      const state = await sub.waitFor((m) => m.topic === link.topics.state('open'), 5000, 'the open channel state');
+      assert.equal(state.json<{ eventId: string }>().eventId, after.id);
+      assert.ok(!sub.messages.some((m) => m.topic === link.topics.state('closed')));
     } finally {
       await sub.end();
       await publisher.stop();

@@ -197,9 +197,21 @@ export class UrgencyPublisher {
       try {
         await link.publish(link.topics.state(channel), state, { qos: 1, retain: true });
       } catch (err) {
-        this.dirtyStates.add(channel);
-        if ((err as Error).name !== 'LinkOfflineError') this.log.warn({ channel, err: (err as Error).message }, 'could not publish channel state');
-        return;
+        const error = err as Error;
+        if (error.name === 'LinkOfflineError') {
+          this.dirtyStates.add(channel); // republished after the reconnect
+          return;
+        }
+        const code = refusalCode(error);
+        const permanent = code === null ? undefined : PERMANENT_REFUSALS.get(code);
+        if (permanent) {
+          // Retrying cannot help; the channel's next state change tries again.
+          this.log.error({ channel, topic: link.topics.state(channel), reasonCode: code, err: error.message }, `broker refused a channel state for good (${permanent})`);
+        } else {
+          this.dirtyStates.add(channel);
+          this.log.warn({ channel, reasonCode: code, err: error.message }, 'could not publish channel state; it is retried');
+          this.scheduleRetry();
+        }
       }
     }
   }
