@@ -1,0 +1,195 @@
+/**
+ * A probe, not a model kind: how far does a small MLP over pooled functionals of the full
+ * frame (all features plus pitch) get on one speaker-disjoint fold, alone, averaged with a
+ * cross-validated GRU, or with each speaker's features taken relative to a baseline of their
+ * own speech? It answers "what would be tried next" in the model card with numbers; nothing
+ * it trains is exported. Same folds, validation speakers, augmentation and feature cache as
+ * `train` and `cross-validate`, so its figures sit beside theirs.
+ *
+ *   node dist/scripts/probe-pooled-mlp.js --data ../shared/data/cremad --fold 0/5 [--ensemble-with var/cv/gru] [--baseline calm]
+ *
+ * --baseline speaker: minus the mean vector of the speaker's other clean clips (the
+ * classic speaker normalisation; it needs every emotion of the speaker, which a live call
+ * never has). --baseline calm: minus the mean of the speaker's other *neutral* clips,
+ * standing for the calm opening of a call. Both leave the clip itself out of its baseline.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Command, Option } from 'commander';
+import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
+import { seededRandom } from '../src/datasets/seeded-random.js';
+import { DEFAULT_FEATURE_CONFIG, featureLayout, frameVectorSize, type FeatureConfig } from '../src/features/feature-config.js';
+import { argMax } from '../src/model/classifier.js';
+import type { Emotion } from '../src/model/emotions.js';
+import { probabilityRecord } from '../src/pipeline/window-verdict.js';
+import { parseAugmentations } from '../src/training/augment.js';
+import { extractClipWindows, type ClipWindows } from '../src/training/clip-windows.js';
+import { computeMetrics, parseUrgentLabels, type ClipOutcome } from '../src/training/evaluation.js';
+import { oversampleToBalance } from '../src/training/knn-trainer.js';
+import { useTrainingBackend } from '../src/training/train-gru.js';
+import { buildTrainingSet } from '../src/training/training-set.js';
+
+process.on('uncaughtException', (error) => {
+  process.stderr.write(`probe-pooled-mlp: ${error.message}\n`);
+  process.exit(2);
+});
+
+const opts = new Command()
+  .name('probe-pooled-mlp')
+  .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
+  .option('--fold <i/k>', 'speaker fold to test on', '0/5')
+  .option('--seed <n>', 'seed of the split (as cross-validate)', (v) => Number.parseInt(v, 10), 1)
+  .option('--hidden <n>', 'hidden units of the MLP', (v) => Number.parseInt(v, 10), 64)
+  .option('--augment <list>', 'training augmentation', 'noise,telephone')
+  .addOption(new Option('--baseline <kind>', 'features relative to the speaker').choices(['none', 'speaker', 'calm']).default('none'))
+  .option('--ensemble-with <dir>', 'a cross-validate --out whose fold-N/outcomes.json is averaged in')
+  .option('--urgent <labels>', 'urgent emotions', 'angry,sad')
+  .option('--cache <dir>', 'feature cache', 'var/cache/features')
+  .parse()
+  .opts<{ data: string[]; fold: string; seed: number; hidden: number; augment: string; baseline: 'none' | 'speaker' | 'calm'; ensembleWith?: string; urgent: string; cache: string }>();
+
+const features: FeatureConfig = { ...DEFAULT_FEATURE_CONFIG, features: [...DEFAULT_FEATURE_CONFIG.features, 'pitch'] };
+const dim = frameVectorSize(features);
+const pitchColumn = featureLayout(features).find((f) => f.name === 'pitch')!.offset;
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** Per column: mean, std, 10/50/90th percentiles, linear slope, mean absolute step; then the voiced share. */
+function functionals(rows: Float32Array): Float64Array {
+  const frames = rows.length / dim;
+  const out = new Float64Array(dim * 7 + 1);
+  const column = new Float64Array(frames);
+  for (let d = 0; d < dim; d++) {
+    let n = 0;
+    for (let f = 0; f < frames; f++) {
+      const v = rows[f * dim + d]!;
+      if (d === pitchColumn && v === 0) continue; // unvoiced frames carry no F0
+      column[n++] = v;
+    }
+    const c = n > 0 ? column.subarray(0, n) : new Float64Array(1);
+    const mean = c.reduce((a, b) => a + b, 0) / c.length;
+    const std = Math.sqrt(c.reduce((a, b) => a + (b - mean) ** 2, 0) / c.length);
+    const sorted = Float64Array.from(c).sort();
+    const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+    let sxx = 0, sxy = 0, step = 0;
+    const mid = (c.length - 1) / 2;
+    for (let i = 0; i < c.length; i++) {
+      sxx += (i - mid) ** 2;
+      sxy += (i - mid) * (c[i]! - mean);
+      if (i > 0) step += Math.abs(c[i]! - c[i - 1]!);
+    }
+    out.set([mean, std, q(0.1), q(0.5), q(0.9), sxx > 0 ? sxy / sxx : 0, c.length > 1 ? step / (c.length - 1) : 0], d * 7);
+  }
+  let voiced = 0;
+  for (let f = 0; f < frames; f++) if (rows[f * dim + pitchColumn] !== 0) voiced++;
+  out[dim * 7] = voiced / frames;
+  return out;
+}
+
+interface Row { x: Float64Array; label: number; item: number; frames: number }
+
+function rowsOf(items: ClipWindows[], labels: readonly Emotion[]): Row[] {
+  return items.flatMap((it, item) => it.windows.map((w) => ({ x: functionals(w), label: labels.indexOf(it.clip.label), item, frames: w.length / dim })));
+}
+
+/** Subtracts from each row its speaker's baseline: the mean over the speaker's clean baseline clips other than the row's own clip. */
+function relativeToSpeaker(rows: Row[], items: ClipWindows[], kind: 'speaker' | 'calm'): void {
+  const base = new Map<string, { sum: Float64Array; n: number; own: Map<string, Float64Array> }>();
+  for (const r of rows) {
+    const it = items[r.item]!;
+    if ((it.variant ?? 'clean') !== 'clean' || (kind === 'calm' && it.clip.label !== 'neutral')) continue;
+    const b = base.get(it.clip.speaker) ?? { sum: new Float64Array(r.x.length), n: 0, own: new Map() };
+    r.x.forEach((v, k) => (b.sum[k]! += v));
+    b.n++;
+    b.own.set(it.clip.path, r.x.slice());
+    base.set(it.clip.speaker, b);
+  }
+  for (const r of rows) {
+    const it = items[r.item]!;
+    const b = base.get(it.clip.speaker);
+    if (!b) throw new Error(`speaker ${it.clip.speaker} has no ${kind === 'calm' ? 'neutral ' : ''}clips to make a baseline from`);
+    const own = b.own.get(it.clip.path);
+    const n = b.n - (own ? 1 : 0);
+    if (n === 0) throw new Error(`speaker ${it.clip.speaker} has only one baseline clip`);
+    for (let k = 0; k < r.x.length; k++) r.x[k] = r.x[k]! - (b.sum[k]! - (own ? own[k]! : 0)) / n;
+  }
+}
+
+const clips = await scanAll(opts.data, 'auto');
+const fold = parseFold(opts.fold);
+const split = foldOf(clips, fold, opts.seed);
+const set = await buildTrainingSet(split.train, { features, augmentations: parseAugmentations(opts.augment), validationFolds: 5, seed: opts.seed, cacheDir: opts.cache, progress: process.stderr.isTTY, log });
+const test = await extractClipWindows(split.test, { features, cacheDir: opts.cache });
+const labels = set.labels;
+const train = oversampleToBalance(set.train, seededRandom(opts.seed));
+const [trainRows, validationRows, testRows] = [rowsOf(train, labels), rowsOf(set.validation, labels), rowsOf(test, labels)];
+if (opts.baseline !== 'none') {
+  relativeToSpeaker(trainRows, train, opts.baseline);
+  relativeToSpeaker(validationRows, set.validation, opts.baseline);
+  relativeToSpeaker(testRows, test, opts.baseline);
+}
+
+// Standardised with the training rows' statistics.
+const width = trainRows[0]!.x.length;
+const mean = new Float64Array(width), std = new Float64Array(width);
+for (const r of trainRows) r.x.forEach((v, k) => (mean[k]! += v / trainRows.length));
+for (const r of trainRows) r.x.forEach((v, k) => (std[k]! += (v - mean[k]!) ** 2 / trainRows.length));
+std.forEach((v, k) => (std[k] = Math.sqrt(v) || 1));
+const tensorOf = (rows: Row[]) => tf.tensor2d(Float32Array.from(rows.flatMap((r) => Array.from(r.x, (v, k) => (v - mean[k]!) / std[k]!))), [rows.length, width]);
+const oneHot = (rows: Row[]) => tf.oneHot(tf.tensor1d(rows.map((r) => r.label), 'int32'), labels.length).toFloat();
+
+await useTrainingBackend();
+const model = tf.sequential();
+model.add(tf.layers.dropout({ rate: 0.1, inputShape: [width], seed: opts.seed }));
+model.add(tf.layers.dense({ units: opts.hidden, activation: 'relu', kernelRegularizer: tf.regularizers.l2({ l2: 3e-3 }), kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed }) }));
+model.add(tf.layers.dropout({ rate: 0.5, seed: opts.seed + 1 }));
+model.add(tf.layers.dense({ units: labels.length, activation: 'softmax', kernelRegularizer: tf.regularizers.l2({ l2: 3e-3 }), kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed + 2 }) }));
+model.compile({ optimizer: tf.train.adam(3e-4), loss: 'categoricalCrossentropy' });
+
+const [xTrain, yTrain, xValidation, yValidation, xTest] = [tensorOf(trainRows), oneHot(trainRows), tensorOf(validationRows), oneHot(validationRows), tensorOf(testRows)];
+// Early stopping on validation loss, patience 8, best weights kept (as train does for the GRU).
+let best = { loss: Infinity, epoch: 0, weights: [] as tf.Tensor[] };
+for (let epoch = 0; epoch < 80 && epoch - best.epoch < 8; epoch++) {
+  await model.fit(xTrain, yTrain, { epochs: 1, batchSize: 64, shuffle: true, verbose: 0 });
+  const loss = (model.evaluate(xValidation, yValidation) as tf.Scalar).dataSync()[0]!;
+  if (loss < best.loss) {
+    best.weights.forEach((w) => w.dispose());
+    best = { loss, epoch, weights: model.getWeights().map((w) => w.clone()) };
+  }
+}
+model.setWeights(best.weights);
+
+/** Clip verdicts: frame-weighted mean of window probabilities, as the classify path. */
+const probabilities = (model.predict(xTest) as tf.Tensor).dataSync() as Float32Array;
+const sums = test.map(() => new Float64Array(labels.length));
+const weights = new Float64Array(test.length);
+testRows.forEach((r, i) => {
+  for (let l = 0; l < labels.length; l++) sums[r.item]![l]! += probabilities[i * labels.length + l]! * r.frames;
+  weights[r.item]! += r.frames;
+});
+const mlpVerdicts = new Map(test.map((it, i) => [it.clip.path, sums[i]!.map((v) => v / weights[i]!)]));
+
+const urgent = parseUrgentLabels(opts.urgent);
+const outcome = (truth: Emotion, p: Float64Array, gender?: ClipOutcome['gender']): ClipOutcome => ({ truth, predicted: labels[argMax(p)]!, probabilities: probabilityRecord(labels, p), ...(gender ? { gender } : {}) });
+const scored = split.test.filter((c) => mlpVerdicts.has(c.path));
+const report: Record<string, unknown> = { fold: opts.fold, baseline: opts.baseline, hidden: opts.hidden, bestEpoch: best.epoch, testClips: scored.length };
+const summary = (outcomes: ClipOutcome[]) => {
+  const m = computeMetrics(outcomes, labels, urgent);
+  return { accuracy: +m.accuracy.toFixed(4), macro_f1: +m.macro_f1.toFixed(4), urgent_recall: +m.urgent.recall.toFixed(4), urgent_precision: +m.urgent.precision.toFixed(4) };
+};
+report['mlp'] = summary(scored.map((c) => outcome(c.label, mlpVerdicts.get(c.path)!, c.gender)));
+
+if (opts.ensembleWith) {
+  // cross-validate classifies the fold's clips in split order; the truth of each is checked.
+  const file = join(opts.ensembleWith, `fold-${fold.index}`, 'outcomes.json');
+  const gru = (JSON.parse(await readFile(file, 'utf8')) as { outcomes: { clean: ClipOutcome[] } }).outcomes.clean;
+  if (gru.length !== split.test.length) throw new Error(`${file} has ${gru.length} verdicts, the fold ${split.test.length} clips: made with another split or seed`);
+  const pairs = split.test.map((c, i) => {
+    if (gru[i]!.truth !== c.label) throw new Error(`${file} verdict ${i} is for a ${gru[i]!.truth} clip, the fold's is ${c.label}: made with another split or seed`);
+    return { clip: c, gru: Float64Array.from(labels, (l) => gru[i]!.probabilities[l] ?? 0), mlp: mlpVerdicts.get(c.path) };
+  });
+  report['gru'] = summary(pairs.map((p) => outcome(p.clip.label, p.gru, p.clip.gender)));
+  report['ensemble'] = summary(pairs.map((p) => outcome(p.clip.label, p.mlp ? p.gru.map((v, l) => (v + p.mlp![l]!) / 2) : p.gru, p.clip.gender)));
+  report['ensembleClips'] = pairs.length;
+}
+process.stdout.write(`${JSON.stringify(report)}\n`);
