@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { MqttLink } from '../src/mqtt/mqtt-link.js';
-import { Outbox } from '../src/mqtt/outbox.js';
 import { UrgencyEvent } from '../src/mqtt/payload-schemas.js';
-import { UrgencyPublisher } from '../src/mqtt/urgency-publisher.js';
-import { MOSQUITTO_MISSING, connectSubscriber, sampleEvent, startMosquitto } from './helpers/mosquitto.js';
+import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto } from './helpers/mosquitto.js';
+import { publishingGateway, sampleFlag } from './helpers/publishing-gateway.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -16,33 +11,20 @@ describe('urgency events across a broker outage', { skip: MOSQUITTO_MISSING }, (
     // Persistence keeps the central consumer's session (and its queued QoS 1 messages) across the broker restart,
     // so what is measured is the gateway's delivery, not the consumer's reconnect race.
     const broker = await startMosquitto({ persistence: true });
-    const outbox = new Outbox({ dir: await mkdtemp(join(tmpdir(), 'ser-edge-outage-')), maxBytes: 1 << 20 });
-    const link = new MqttLink({
-      url: broker.url,
-      clientId: `ser-edge-outage-${process.pid}`,
-      site: 'lab',
-      gateway: 'gw-outage',
-      backoff: { minMs: 100, maxMs: 1000 },
-      connectTimeoutMs: 2000,
-      statusInfo: () => ({ version: '0.1.0', model: null, backend: null }),
-    });
-    const publisher = new UrgencyPublisher({ link, outbox });
+    const gateway = await publishingGateway(broker.url, 'gw-outage', { backoff: { minMs: 100, maxMs: 1000 }, connectTimeoutMs: 2000 });
+    const { outbox, link, publisher } = gateway;
     const sub = await connectSubscriber(broker.url, [`${link.topics.base}/channel/+/urgency`], {
       clientId: `central-${process.pid}`,
       clean: false,
       properties: { sessionExpiryInterval: 300 },
     });
     try {
-      await outbox.start();
-      await publisher.start();
-      await link.start();
-      await link.waitForConnection(5000);
+      await gateway.start();
 
       const flagged: UrgencyEvent[] = [];
       const flagFor = async (ms: number) => {
         for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) {
-          const { schema: _s, id: _i, seq: _q, ts: _t, site: _si, gateway: _g, ...flag } = sampleEvent(1, { channel: `hs${flagged.length % 3}` });
-          flagged.push(await publisher.flag(flag));
+          flagged.push(await publisher.flag(sampleFlag(1, { channel: `hs${flagged.length % 3}` })));
         }
       };
       await flagFor(1500);
@@ -69,9 +51,7 @@ describe('urgency events across a broker outage', { skip: MOSQUITTO_MISSING }, (
       assert.equal(outbox.depth, 0);
       assert.ok(link.reconnects >= 1);
     } finally {
-      await publisher.stop();
-      await link.stop();
-      await outbox.stop();
+      await gateway.stop();
       await sub.end();
       await broker.stop();
     }
@@ -79,24 +59,12 @@ describe('urgency events across a broker outage', { skip: MOSQUITTO_MISSING }, (
 
   test('events flagged while the broker is killed are delivered after it comes back', async () => {
     const broker = await startMosquitto();
-    const outbox = new Outbox({ dir: await mkdtemp(join(tmpdir(), 'ser-edge-outage-')), maxBytes: 1 << 20 });
-    const link = new MqttLink({
-      url: broker.url,
-      clientId: `ser-edge-crash-${process.pid}`,
-      site: 'lab',
-      gateway: 'gw-crash',
-      backoff: { minMs: 100, maxMs: 500 },
-      statusInfo: () => ({ version: '0.1.0', model: null, backend: null }),
-    });
-    const publisher = new UrgencyPublisher({ link, outbox });
+    const gateway = await publishingGateway(broker.url, 'gw-crash');
+    const { link, publisher } = gateway;
     try {
-      await outbox.start();
-      await publisher.start();
-      await link.start();
-      await link.waitForConnection(5000);
+      await gateway.start();
       await broker.kill();
-      const { schema: _s, id: _i, seq: _q, ts: _t, site: _si, gateway: _g, ...flag } = sampleEvent(1);
-      const events = [await publisher.flag(flag), await publisher.flag({ ...flag, level: 'medium' })];
+      const events = [await publisher.flag(sampleFlag(1)), await publisher.flag(sampleFlag(1, { level: 'medium' }))];
       await broker.start();
       // The consumer subscribes before the gateway's backoff has run out, so it sees the replay.
       const sub = await connectSubscriber(broker.url, [`${link.topics.base}/channel/+/urgency`]);
@@ -104,9 +72,7 @@ describe('urgency events across a broker outage', { skip: MOSQUITTO_MISSING }, (
       assert.deepEqual(got.map((m) => m.json<UrgencyEvent>().seq), events.map((e) => e.seq));
       await sub.end();
     } finally {
-      await publisher.stop();
-      await link.stop();
-      await outbox.stop();
+      await gateway.stop();
       await broker.stop();
     }
   });

@@ -3,38 +3,23 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { MqttLink } from '../src/mqtt/mqtt-link.js';
-import { Outbox } from '../src/mqtt/outbox.js';
 import type { UrgencyEvent } from '../src/mqtt/payload-schemas.js';
-import { UrgencyPublisher } from '../src/mqtt/urgency-publisher.js';
-import { MOSQUITTO_MISSING, connectSubscriber, sampleEvent, startMosquitto } from './helpers/mosquitto.js';
+import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto } from './helpers/mosquitto.js';
+import { publishingGateway, sampleFlag } from './helpers/publishing-gateway.js';
 
 describe('urgency events the broker refuses', { skip: MOSQUITTO_MISSING }, () => {
   test("a channel the ACL forgot is kept in rejected.jsonl and does not hold back the other channels' flags", async () => {
-    const aclDir = await mkdtemp(join(tmpdir(), 'ser-edge-acl-'));
-    const acl = join(aclDir, 'acl');
+    const acl = join(await mkdtemp(join(tmpdir(), 'ser-edge-acl-')), 'acl');
     // Anonymous clients (no `user` line): the gateway may write its status and channel "open" only.
     await writeFile(acl, ['topic read ser/#', 'topic readwrite ser/v1/lab/gw-acl/status', 'topic readwrite ser/v1/lab/gw-acl/channel/open/#', ''].join('\n'));
     const broker = await startMosquitto({ extraConfig: [`acl_file ${acl}`] });
-    const outbox = new Outbox({ dir: await mkdtemp(join(tmpdir(), 'ser-edge-refusal-')), maxBytes: 1 << 20 });
-    const link = new MqttLink({
-      url: broker.url,
-      clientId: `ser-edge-acl-${process.pid}`,
-      site: 'lab',
-      gateway: 'gw-acl',
-      backoff: { minMs: 100, maxMs: 500 },
-      statusInfo: () => ({ version: '0.1.0', model: null, backend: null }),
-    });
-    const publisher = new UrgencyPublisher({ link, outbox, retryDelayMs: 100 });
+    const gateway = await publishingGateway(broker.url, 'gw-acl', {}, { retryDelayMs: 100 });
+    const { outbox, link, publisher } = gateway;
     const sub = await connectSubscriber(broker.url, [`${link.topics.base}/channel/+/urgency`, `${link.topics.base}/channel/+/state`]);
     try {
-      await outbox.start();
-      await publisher.start();
-      await link.start();
-      await link.waitForConnection(5000);
-      const { schema: _s, id: _i, seq: _q, ts: _t, site: _si, gateway: _g, ...flag } = sampleEvent(1);
-      const refused = await publisher.flag({ ...flag, channel: 'closed' });
-      const after = await publisher.flag({ ...flag, channel: 'open' });
+      await gateway.start();
+      const refused = await publisher.flag(sampleFlag(1, { channel: 'closed' }));
+      const after = await publisher.flag(sampleFlag(1, { channel: 'open' }));
       const got = await sub.waitFor((m) => m.json<UrgencyEvent>().id === after.id, 5000, 'the open channel event');
       assert.equal(got.topic, link.topics.urgency('open'));
       for (let i = 0; i < 100 && outbox.depth > 0; i++) await new Promise((r) => setTimeout(r, 20));
@@ -49,9 +34,7 @@ describe('urgency events the broker refuses', { skip: MOSQUITTO_MISSING }, () =>
       assert.ok(!sub.messages.some((m) => m.topic === link.topics.state('closed')));
     } finally {
       await sub.end();
-      await publisher.stop();
-      await link.stop();
-      await outbox.stop();
+      await gateway.stop();
       await broker.stop();
     }
   });
