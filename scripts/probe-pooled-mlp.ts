@@ -43,11 +43,13 @@ const opts = new Command()
   .option('--hidden <n>', 'hidden units of the MLP', (v) => Number.parseInt(v, 10), 64)
   .option('--augment <list>', 'training augmentation', 'noise,telephone')
   .addOption(new Option('--baseline <kind>', 'features relative to the speaker').choices(['none', 'speaker', 'calm']).default('none'))
+  .option('--baseline-clips <n>', 'clips drawn per item for its baseline; 0 = every other one', (v) => Number.parseInt(v, 10), 0)
+  .option('--with-absolute', 'give the MLP the absolute vector beside the relative one')
   .option('--ensemble-with <dir>', 'a cross-validate --out whose fold-N/outcomes.json is averaged in')
   .option('--urgent <labels>', 'urgent emotions', 'angry,sad')
   .option('--cache <dir>', 'feature cache', 'var/cache/features')
   .parse()
-  .opts<{ data: string[]; fold: string; seed: number; hidden: number; augment: string; baseline: 'none' | 'speaker' | 'calm'; ensembleWith?: string; urgent: string; cache: string }>();
+  .opts<{ data: string[]; fold: string; seed: number; hidden: number; augment: string; baseline: 'none' | 'speaker' | 'calm'; baselineClips: number; withAbsolute?: boolean; ensembleWith?: string; urgent: string; cache: string }>();
 
 const features: FeatureConfig = { ...DEFAULT_FEATURE_CONFIG, features: [...DEFAULT_FEATURE_CONFIG.features, 'pitch'] };
 const dim = frameVectorSize(features);
@@ -92,27 +94,47 @@ function rowsOf(items: ClipWindows[], labels: readonly Emotion[]): Row[] {
   return items.flatMap((it, item) => it.windows.map((w) => ({ x: functionals(w), label: labels.indexOf(it.clip.label), item, frames: w.length / dim })));
 }
 
-/** Subtracts from each row its speaker's baseline: the mean over the speaker's clean baseline clips other than the row's own clip. */
-function relativeToSpeaker(rows: Row[], items: ClipWindows[], kind: 'speaker' | 'calm'): void {
-  const base = new Map<string, { sum: Float64Array; n: number; own: Map<string, Float64Array> }>();
+/**
+ * Takes each row relative to its speaker's baseline: the mean over the speaker's clean
+ * baseline clips (every clip for `speaker`, neutral ones for `calm`) other than the row's
+ * own, or over `clips` of those drawn at random per item when `clips` > 0 (a call's first
+ * few utterances). With `keepAbsolute` the relative vector is appended to the absolute one.
+ */
+function relativeToSpeaker(rows: Row[], items: ClipWindows[], kind: 'speaker' | 'calm', clips: number, keepAbsolute: boolean, random: () => number): Row[] {
+  const bySpeaker = new Map<string, Map<string, Float64Array>>();
   for (const r of rows) {
     const it = items[r.item]!;
     if ((it.variant ?? 'clean') !== 'clean' || (kind === 'calm' && it.clip.label !== 'neutral')) continue;
-    const b = base.get(it.clip.speaker) ?? { sum: new Float64Array(r.x.length), n: 0, own: new Map() };
-    r.x.forEach((v, k) => (b.sum[k]! += v));
-    b.n++;
-    b.own.set(it.clip.path, r.x.slice());
-    base.set(it.clip.speaker, b);
+    if (!bySpeaker.has(it.clip.speaker)) bySpeaker.set(it.clip.speaker, new Map());
+    bySpeaker.get(it.clip.speaker)!.set(it.clip.path, r.x);
   }
-  for (const r of rows) {
-    const it = items[r.item]!;
-    const b = base.get(it.clip.speaker);
-    if (!b) throw new Error(`speaker ${it.clip.speaker} has no ${kind === 'calm' ? 'neutral ' : ''}clips to make a baseline from`);
-    const own = b.own.get(it.clip.path);
-    const n = b.n - (own ? 1 : 0);
-    if (n === 0) throw new Error(`speaker ${it.clip.speaker} has only one baseline clip`);
-    for (let k = 0; k < r.x.length; k++) r.x[k] = r.x[k]! - (b.sum[k]! - (own ? own[k]! : 0)) / n;
-  }
+  const chosen = new Map<number, Float64Array>();
+  const baselineOf = (item: number): Float64Array => {
+    const cached = chosen.get(item);
+    if (cached) return cached;
+    const it = items[item]!;
+    const pool = [...(bySpeaker.get(it.clip.speaker) ?? new Map<string, Float64Array>()).entries()].filter(([path]) => path !== it.clip.path).map(([, x]) => x);
+    if (pool.length === 0) throw new Error(`speaker ${it.clip.speaker} has no other ${kind === 'calm' ? 'neutral ' : ''}clip to make a baseline from`);
+    for (let i = pool.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+    }
+    const picked = clips > 0 ? pool.slice(0, clips) : pool;
+    const mean = new Float64Array(picked[0]!.length);
+    for (const x of picked) x.forEach((v, k) => (mean[k]! += v / picked.length));
+    chosen.set(item, mean);
+    return mean;
+  };
+  // Baselines come from the absolute vectors, so every row's is drawn before any row changes.
+  const baselines = rows.map((r) => baselineOf(r.item));
+  return rows.map((r, i) => {
+    const relative = r.x.map((v, k) => v - baselines[i]![k]!);
+    if (!keepAbsolute) return { ...r, x: relative };
+    const both = new Float64Array(r.x.length * 2);
+    both.set(r.x);
+    both.set(relative, r.x.length);
+    return { ...r, x: both };
+  });
 }
 
 const clips = await scanAll(opts.data, 'auto');
@@ -122,11 +144,12 @@ const set = await buildTrainingSet(split.train, { features, augmentations: parse
 const test = await extractClipWindows(split.test, { features, cacheDir: opts.cache });
 const labels = set.labels;
 const train = oversampleToBalance(set.train, seededRandom(opts.seed));
-const [trainRows, validationRows, testRows] = [rowsOf(train, labels), rowsOf(set.validation, labels), rowsOf(test, labels)];
+let [trainRows, validationRows, testRows] = [rowsOf(train, labels), rowsOf(set.validation, labels), rowsOf(test, labels)];
 if (opts.baseline !== 'none') {
-  relativeToSpeaker(trainRows, train, opts.baseline);
-  relativeToSpeaker(validationRows, set.validation, opts.baseline);
-  relativeToSpeaker(testRows, test, opts.baseline);
+  const kind = opts.baseline, random = seededRandom(opts.seed + 7);
+  trainRows = relativeToSpeaker(trainRows, train, kind, opts.baselineClips, opts.withAbsolute === true, random);
+  validationRows = relativeToSpeaker(validationRows, set.validation, kind, opts.baselineClips, opts.withAbsolute === true, random);
+  testRows = relativeToSpeaker(testRows, test, kind, opts.baselineClips, opts.withAbsolute === true, random);
 }
 
 // Standardised with the training rows' statistics.
@@ -172,7 +195,7 @@ const mlpVerdicts = new Map(test.map((it, i) => [it.clip.path, sums[i]!.map((v) 
 const urgent = parseUrgentLabels(opts.urgent);
 const outcome = (truth: Emotion, p: Float64Array, gender?: ClipOutcome['gender']): ClipOutcome => ({ truth, predicted: labels[argMax(p)]!, probabilities: probabilityRecord(labels, p), ...(gender ? { gender } : {}) });
 const scored = split.test.filter((c) => mlpVerdicts.has(c.path));
-const report: Record<string, unknown> = { fold: opts.fold, baseline: opts.baseline, hidden: opts.hidden, bestEpoch: best.epoch, testClips: scored.length };
+const report: Record<string, unknown> = { fold: opts.fold, baseline: opts.baseline, baselineClips: opts.baselineClips, withAbsolute: opts.withAbsolute === true, hidden: opts.hidden, bestEpoch: best.epoch, testClips: scored.length };
 const summary = (outcomes: ClipOutcome[]) => {
   const m = computeMetrics(outcomes, labels, urgent);
   return { accuracy: +m.accuracy.toFixed(4), macro_f1: +m.macro_f1.toFixed(4), urgent_recall: +m.urgent.recall.toFixed(4), urgent_precision: +m.urgent.precision.toFixed(4) };
