@@ -7,7 +7,7 @@ import { ConfigError, loadDaemonConfig } from '../src/config/load-daemon-config.
 import { StatusPayload } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { spawnDaemon, writeSyntheticModel, writeVoiceWav, type DaemonProcess, labSiteConfig } from './helpers/daemon-process.js';
-import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, startStallingProxy, type Mosquitto } from './helpers/mosquitto.js';
 
 const dir = tempDir('ser-edge-daemon-shutdown-');
 let broker: Mosquitto;
@@ -18,27 +18,13 @@ const skip = MOSQUITTO_MISSING;
 
 before(async () => {
   if (MOSQUITTO_MISSING) return;
-  // The broker takes every topic of the contract but the urgency events, which it refuses
-  // (an MQTT 5 PUBACK "not authorized"): they stay in the outbox and the flush waits in vain.
-  const acl = join(dir, 'acl');
-  await writeFile(
-    acl,
-    [
-      'topic readwrite ser/v1/lab/+/status',
-      'topic readwrite ser/v1/lab/+/model',
-      'topic readwrite ser/v1/lab/+/telemetry',
-      'topic readwrite ser/v1/lab/+/channel/+/state',
-      'topic readwrite ser/v1/lab/+/cmd/#',
-      'topic read ser/v1/lab/+/channel/+/urgency',
-      '',
-    ].join('\n'),
-  );
-  [broker, modelDir] = await Promise.all([startMosquitto({ extraConfig: [`acl_file ${acl}`] }), writeSyntheticModel(dir)]);
+  [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
   angryWav = await writeVoiceWav(join(dir, 'angry.wav'), [['angry', 10]]);
   // A recorder that ignores SIGTERM: the microphone source waits its 2 s grace before SIGKILL.
+  // It also ends once its parent is gone, so a failed test leaves no orphan writing forever.
   slowRecorderDir = tempDir('ser-edge-slow-recorder-');
   const recorder = join(slowRecorderDir, 'arecord');
-  await writeFile(recorder, "#!/bin/sh\ntrap '' TERM\nwhile :; do head -c 3200 /dev/zero; sleep 0.1; done\n");
+  await writeFile(recorder, "#!/bin/sh\ntrap '' TERM\nparent=$PPID\nwhile kill -0 $parent 2>/dev/null; do head -c 3200 /dev/zero; sleep 0.1; done\n");
   await chmod(recorder, 0o755);
 });
 
@@ -61,36 +47,52 @@ async function exitWithin(daemon: DaemonProcess, ms: number): Promise<{ code: nu
 }
 
 test('SIGTERM still publishes offline within 5 s when a recorder is slow to die and the broker acknowledges nothing queued', { skip, timeout: 30_000 }, async () => {
+  // The daemon reaches the broker through a relay that stops passing anything back once
+  // the gateway is up: its flags then wait for PUBACKs that never come, and the flush waits in vain.
+  const relay = await startStallingProxy(broker.port);
   const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-slow/status']);
+  const calmThenAngry = await writeVoiceWav(join(dir, 'calm-then-angry.wav'), [['calm', 3], ['angry', 10]]);
   const daemon = spawnDaemon(
     join(dir, 'gw-slow.json'),
-    siteConfig(
-      'gw-slow',
-      [
-        { ...angryFile, path: angryWav },
-        { type: 'microphone', recorder: 'arecord', channels: [{ id: 'desk-2', role: 'customer' }] },
-      ],
-      // The most the config allows: with the recorder's 2 s, more than the 4.5 s hard exit if taken one after the other.
-      { flushTimeoutMs: 3000 },
-    ),
+    {
+      ...siteConfig(
+        'gw-slow',
+        [
+          { type: 'file', path: calmThenAngry, realtime: true, loop: false, channels: [{ id: 'desk-1', role: 'customer' }] },
+          { type: 'microphone', recorder: 'arecord', channels: [{ id: 'desk-2', role: 'customer' }] },
+        ],
+        // The most the config allows: with the recorder's 2 s, more than the 4.5 s hard exit if taken one after the other.
+        { url: relay.url, flushTimeoutMs: 3000 },
+      ),
+      printFlags: true,
+    },
     { PATH: `${slowRecorderDir}${delimiter}${process.env.PATH}` },
   );
   try {
     await sub.waitFor((m) => m.json<StatusPayload>().state === 'online', 10_000, 'online status');
     await daemon.waitForLog((l) => l.msg === 'audio source running' && (l.channels as string[]).includes('desk-2'), 10_000, 'the microphone running');
-    await daemon.waitForLog((l) => l.msg === 'broker refused an urgency event; it stays in the outbox and is retried', 15_000, 'an event the broker refuses');
+    relay.stall();
+    for (const end = Date.now() + 15_000; !/desk-1 .*raised/.test(daemon.stdout()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+    assert.match(daemon.stdout(), /desk-1 .*raised/, 'a flag was raised after the broker went quiet');
   } catch (error) {
     daemon.child.kill('SIGKILL');
+    await relay.close();
     throw error;
   }
   daemon.child.kill('SIGTERM');
-  const { code, seconds } = await exitWithin(daemon, 6000);
-  assert.equal(code, 0);
-  assert.ok(seconds < 5, `exited after ${seconds.toFixed(2)} s`);
-  const offline = await sub.waitFor((m) => m.json<StatusPayload>().state === 'offline', 2000, 'the offline status');
-  assert.equal(offline.json<StatusPayload>().reason, 'shutdown', 'said goodbye itself rather than leaving it to the last will');
-  assert.ok(daemon.logs().some((l) => l.msg === 'ser-edge stopped'), 'the orderly stop finished before the hard exit');
-  await sub.end();
+  try {
+    const { code, seconds } = await exitWithin(daemon, 6000);
+    assert.equal(code, 0);
+    assert.ok(seconds < 5, `exited after ${seconds.toFixed(2)} s`);
+    const offline = await sub.waitFor((m) => m.json<StatusPayload>().state === 'offline', 2000, 'the offline status');
+    assert.equal(offline.json<StatusPayload>().reason, 'shutdown', 'said goodbye itself rather than leaving it to the last will');
+    const unflushed = daemon.logs().find((l) => String(l.msg).startsWith('shutdown: some events were not acknowledged in time'));
+    assert.ok(unflushed && Number(unflushed.pending) >= 1, 'the flush gave up on events the broker never acknowledged');
+    assert.ok(daemon.logs().some((l) => l.msg === 'ser-edge stopped'), 'the orderly stop finished before the hard exit');
+  } finally {
+    await sub.end();
+    await relay.close();
+  }
 });
 
 test('a SIGTERM during start-up stops the daemon cleanly: exit 0 within 5 s, and the gateway is not left online', { skip, timeout: 30_000 }, async () => {

@@ -279,3 +279,51 @@ export function sampleEvent(seq: number, overrides: Partial<import('../../src/mq
   };
   return event;
 }
+
+/** A loopback TCP relay to a broker that can stop passing anything back: a broker that takes packets and never answers. */
+export interface StallingProxy {
+  /** mqtt://127.0.0.1:port of the relay. */
+  url: string;
+  /** From now on nothing the broker sends (PUBACKs, PINGRESPs) reaches the clients; what they send still reaches it. */
+  stall(): void;
+  close(): Promise<void>;
+}
+
+export async function startStallingProxy(brokerPort: number): Promise<StallingProxy> {
+  let stalled = false;
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(brokerPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d) => {
+      if (!stalled) client.write(d);
+    });
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on('close', close);
+      s.on('error', close);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as { port: number };
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    stall: () => {
+      stalled = true;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
