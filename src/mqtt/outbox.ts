@@ -45,8 +45,9 @@ import { UrgencyEvent, describeIssues, type DroppedCounts } from './payload-sche
  * Refused events: an event the broker refuses for good (an MQTT 5 reason code no retry can
  * change, such as 0x87 not authorised) is appended to `{dir}/rejected.jsonl` and fsync'ed
  * before its ack record is written, so it leaves the queue without being lost: one topic
- * the ACL forgets cannot hold back every other channel's flags. The file keeps the latest
- * `rejectedMaxBytes`; the previous generation is kept as `rejected.jsonl.1`.
+ * the ACL forgets cannot hold back every other channel's flags. A crash between the two
+ * writes lists the event twice (same id) after its retry is refused again. The file keeps
+ * the latest `rejectedMaxBytes`; the previous generation is kept as `rejected.jsonl.1`.
  */
 export interface OutboxDeps {
   /** Directory of the journal; created if missing. One outbox per directory. */
