@@ -8,7 +8,9 @@ import { connectSubscriber } from './helpers/mosquitto.js';
 const dir = tempDir('ser-edge-embedded-');
 
 test('with no broker configured, run starts an embedded loopback broker, prints each flag as a line, and serves Prometheus metrics on loopback', async () => {
-  const [modelDir, wav] = await Promise.all([writeSyntheticModel(dir), writeVoiceWav(join(dir, 'angry.wav'), [['angry', 10]])]);
+  // Angry then calm, looped faster than real time: flags are raised and cleared over and
+  // over, so a subscriber that connects late (a loaded machine) still sees the next one.
+  const [modelDir, wav] = await Promise.all([writeSyntheticModel(dir), writeVoiceWav(join(dir, 'angry-calm.wav'), [['angry', 8], ['calm', 12]])]);
   const daemon = spawnDaemon(join(dir, 'embedded.json'), {
     site: 'lab',
     gateway: 'gw-embedded',

@@ -3,6 +3,7 @@ import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { after } from 'node:test';
 
 /**
  * A real mosquitto for the MQTT tests, on a free loopback port with its own config in a
@@ -202,6 +203,15 @@ export interface TestSubscriber {
   end(): Promise<void>;
 }
 
+/**
+ * Subscribers a test left open when it failed: their reconnect timers would keep the test
+ * file's process alive after its last test, so `npm test` would hang instead of failing.
+ */
+const openSubscribers = new Set<TestSubscriber>();
+after(async () => {
+  await Promise.all([...openSubscribers].map((s) => s.end()));
+});
+
 /** A central-side consumer: connects, subscribes to `filters` and records every message. */
 export async function connectSubscriber(
   url: string,
@@ -223,8 +233,15 @@ export async function connectSubscriber(
     });
     for (const l of listeners) l();
   });
-  if (filters.length) await client.subscribeAsync(filters, { qos: 1 });
-  return {
+  if (filters.length) {
+    try {
+      await client.subscribeAsync(filters, { qos: 1 });
+    } catch (error) {
+      await client.endAsync(true);
+      throw error;
+    }
+  }
+  const subscriber: TestSubscriber = {
     client,
     messages,
     waitFor(match, timeoutMs = 5000, what = 'a matching message') {
@@ -245,8 +262,13 @@ export async function connectSubscriber(
         check();
       });
     },
-    end: () => client.endAsync(true),
+    end: () => {
+      openSubscribers.delete(subscriber);
+      return client.endAsync(true);
+    },
   };
+  openSubscribers.add(subscriber);
+  return subscriber;
 }
 
 /** A valid urgency event for the tests (the ULID is derived from seq, so ids are stable). */
