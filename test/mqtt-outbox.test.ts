@@ -24,17 +24,21 @@ async function opened(dir: string, maxBytes = 1024 * 1024): Promise<Outbox> {
 
 /**
  * Until the returned function is called (or the test ends), every FileHandle.write of a
- * buffer takes at most `limit` bytes, as a nearly full disk or an interrupted write would.
+ * buffer takes at most `limit` bytes, as a nearly full disk or an interrupted write would;
+ * with `budget`, all writes together take at most that many bytes and then none.
  */
-function shortWrites(t: TestContext, limit: number): () => void {
+function shortWrites(t: TestContext, limit: number, budget = Infinity): () => void {
   const proto = FileHandleClass.prototype as { write: (...args: unknown[]) => Promise<{ bytesWritten: number; buffer: unknown }> };
   const original = proto.write;
+  let left = budget;
   proto.write = function (this: unknown, data: unknown, offset?: unknown, length?: unknown, position?: unknown) {
     if (!Buffer.isBuffer(data)) return original.call(this, data, offset, length, position);
     const from = typeof offset === 'number' ? offset : 0;
     const asked = typeof length === 'number' ? length : data.length - from;
-    if (limit === 0) return Promise.resolve({ bytesWritten: 0, buffer: data });
-    return original.call(this, data, from, Math.min(asked, limit), position ?? null);
+    const take = Math.min(asked, limit, left);
+    if (take === 0) return Promise.resolve({ bytesWritten: 0, buffer: data });
+    left -= take;
+    return original.call(this, data, from, take, position ?? null);
   };
   const restore = () => {
     proto.write = original;
@@ -296,6 +300,38 @@ describe('Outbox', () => {
     assert.equal(current.at(-1), 8, 'the newest refusal is in the current file');
     assert.deepEqual([...previous, ...current], [...Array(previous.length + current.length).keys()].map((i) => 8 - previous.length - current.length + 1 + i), 'the two files hold the latest refusals in order');
     assert.equal(outbox.rejectedCount, 8);
+    await outbox.stop();
+  });
+
+  test('a refused event whose rejected-file write fails stays in the outbox, and leaves no torn line behind', async (t) => {
+    const dir = await tempDir();
+    const outbox = await opened(dir);
+    await outbox.append(sampleEvent(1));
+    await outbox.append(sampleEvent(2));
+    await outbox.reject(sampleEvent(1).id, '0x87 not authorised');
+    const before = await readFile(outbox.rejectedPath, 'utf8');
+    const restore = shortWrites(t, Infinity, 40); // the disk fills 40 bytes into the next line
+    await assert.rejects(outbox.reject(sampleEvent(2).id, '0x87 not authorised'), /cannot write refused event .* it stays in the outbox/);
+    restore();
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [2]);
+    assert.equal(await readFile(outbox.rejectedPath, 'utf8'), before, 'the partial line was cut off again');
+    await outbox.reject(sampleEvent(2).id, '0x87 not authorised');
+    const lines = (await readFile(outbox.rejectedPath, 'utf8')).trim().split('\n');
+    assert.deepEqual(lines.map((l) => (JSON.parse(l) as { event: { seq: number } }).event.seq), [1, 2]);
+    await outbox.stop();
+  });
+
+  test('a journal of refused events is compacted like one of acknowledged events', async () => {
+    const dir = await tempDir();
+    const outbox = new Outbox({ dir, maxBytes: 20_000 });
+    await outbox.start();
+    for (let seq = 1; seq <= 600; seq++) {
+      await outbox.append(sampleEvent(seq));
+      await outbox.reject(sampleEvent(seq).id, '0x87 not authorised');
+    }
+    const journal = (await readFile(outbox.path)).length;
+    assert.ok(journal < 2 * 20_000 + 64 * 1024, `journal ${journal} bytes stays within 2 × maxBytes + 64 KiB`);
+    assert.equal(outbox.depth, 0);
     await outbox.stop();
   });
 });

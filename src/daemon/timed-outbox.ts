@@ -21,6 +21,11 @@ export class TimedOutbox extends Outbox {
     this.windowEnds.set(id, windowEndMs);
   }
 
+  override reject(id: string, reason: string): Promise<void> {
+    this.windowEnds.delete(id); // never published: no delay to report
+    return super.reject(id, reason);
+  }
+
   override ack(id: string): Promise<void> {
     const end = this.windowEnds.get(id);
     if (end !== undefined) {

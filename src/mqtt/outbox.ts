@@ -47,7 +47,8 @@ import { UrgencyEvent, describeIssues, type DroppedCounts } from './payload-sche
  * before its ack record is written, so it leaves the queue without being lost: one topic
  * the ACL forgets cannot hold back every other channel's flags. A crash between the two
  * writes lists the event twice (same id) after its retry is refused again. The file keeps
- * the latest `rejectedMaxBytes`; the previous generation is kept as `rejected.jsonl.1`.
+ * the latest `rejectedMaxBytes`; the previous generation is kept as `rejected.jsonl.1`, and the
+ * one before it is overwritten.
  */
 export interface OutboxDeps {
   /** Directory of the journal; created if missing. One outbox per directory. */
@@ -210,43 +211,59 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   ack(id: string): Promise<void> {
     this.assertOpen('ack');
     return this.enqueue(async () => {
-      const entry = this.live.get(id);
-      if (!entry) return;
-      this.live.delete(id);
-      this.liveBytes -= entry.bytes;
-      await this.write(encodeRecord({ t: 'a', id }), false);
-      if (this.fileBytes - this.liveBytes > Math.max(COMPACT_MIN_GARBAGE_BYTES, this.liveBytes)) await this.compact();
+      if (this.live.has(id)) await this.release(id);
     });
+  }
+
+  /** `id` leaves the queue: an ack record, and a compaction once acknowledged records outweigh the live ones. */
+  private async release(id: string): Promise<void> {
+    const entry = this.live.get(id)!;
+    this.live.delete(id);
+    this.liveBytes -= entry.bytes;
+    await this.write(encodeRecord({ t: 'a', id }), false);
+    if (this.fileBytes - this.liveBytes > Math.max(COMPACT_MIN_GARBAGE_BYTES, this.liveBytes)) await this.compact();
   }
 
   /**
    * The broker refused `id` for good: it is appended durably to `rejectedPath` with
    * `reason`, then leaves the outbox like an acknowledged event. Unknown ids are ignored.
+   * When the rejected file cannot be written the event stays in the outbox (and the error says so).
    */
   reject(id: string, reason: string): Promise<void> {
     this.assertOpen('reject');
     return this.enqueue(async () => {
       const entry = this.live.get(id);
       if (!entry) return;
-      await this.keepRejected(entry.event, reason);
+      try {
+        await this.keepRejected(entry.event, reason);
+      } catch (err) {
+        throw new OutboxError(`cannot write refused event ${id} to ${this.rejectedPath}: ${(err as Error).message}; it stays in the outbox`);
+      }
       this.rejectedTotal++;
-      this.live.delete(id);
-      this.liveBytes -= entry.bytes;
-      await this.write(encodeRecord({ t: 'a', id }), false);
+      await this.release(id);
     });
   }
 
   private async keepRejected(event: UrgencyEvent, reason: string): Promise<void> {
     const line = Buffer.from(`${JSON.stringify({ rejectedAt: new Date().toISOString(), reason, event })}\n`, 'utf8');
-    const size = await stat(this.rejectedPath).then((s) => s.size, () => 0);
-    if (size > 0 && size + line.length > (this.deps.rejectedMaxBytes ?? REJECTED_MAX_BYTES)) await rename(this.rejectedPath, `${this.rejectedPath}.1`);
+    let size = await stat(this.rejectedPath).then((s) => s.size, () => 0);
+    if (size > 0 && size + line.length > (this.deps.rejectedMaxBytes ?? REJECTED_MAX_BYTES)) {
+      await rename(this.rejectedPath, `${this.rejectedPath}.1`);
+      size = 0;
+    }
     const out = await open(this.rejectedPath, 'a');
     try {
       await writeAll(out, line, this.rejectedPath);
       await out.datasync();
+    } catch (err) {
+      // A torn line would glue itself to the next record and spoil it for a JSON-lines reader.
+      await out.truncate(size).catch(() => {});
+      throw err;
     } finally {
       await out.close();
     }
+    // A new file's directory entry must be durable before the event leaves the journal.
+    if (size === 0) await syncDirectory(this.deps.dir);
   }
 
   private assertOpen(what: string): void {

@@ -55,13 +55,22 @@ export class UrgencyPublisher {
   private readonly log: Logger;
   private draining = false;
   private again = false;
-  private retryTimer: NodeJS.Timeout | null = null;
-  private refusalsInARow = 0;
+  /**
+   * Per kind of publish, refusals in a row and when the next attempt is due: events the
+   * broker refused for a reason that may pass are held (not republished on every new flag)
+   * until then, so the broker sees one retry per 5, 10, 20 … 60 s.
+   */
+  private readonly backoff: Record<'events' | 'states', { refusals: number; until: number; timer: NodeJS.Timeout | null }> = {
+    events: { refusals: 0, until: 0, timer: null },
+    states: { refusals: 0, until: 0, timer: null },
+  };
   private readonly states = new Map<string, ChannelState>();
   private readonly dirtyStates = new Set<string>();
   private started = false;
   private readonly onConnect = () => {
     for (const channel of this.states.keys()) this.dirtyStates.add(channel);
+    // A new connection replays at once; a refusal before it says nothing about this one.
+    for (const b of Object.values(this.backoff)) b.until = 0;
     this.kick();
   };
   private readonly onAppended = () => this.kick();
@@ -89,8 +98,10 @@ export class UrgencyPublisher {
     this.started = false;
     this.deps.link.off('connect', this.onConnect);
     this.deps.outbox.off('appended', this.onAppended);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    for (const b of Object.values(this.backoff)) {
+      if (b.timer) clearTimeout(b.timer);
+      b.timer = null;
+    }
     const until = performance.now() + maxWaitMs;
     while (this.draining && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
   }
@@ -152,13 +163,14 @@ export class UrgencyPublisher {
     const { link, outbox } = this.deps;
     const window = Math.max(1, this.deps.maxInFlight ?? 8);
     for (;;) {
+      if (performance.now() < this.backoff.events.until) return; // held: the backoff timer kicks again
       const batch = outbox.pending().slice(0, window);
       if (batch.length === 0 || !this.started || !link.connected) return;
       // Published back to back in seq order; each is acked as its own PUBACK arrives.
       const results = await Promise.allSettled(
         batch.map((event) => link.publish(link.topics.urgency(event.channel), event, { qos: 1, retain: false }).then(() => outbox.ack(event.id))),
       );
-      let holdBack = false;
+      const held: Record<string, unknown>[] = [];
       for (const [i, result] of results.entries()) {
         if (result.status === 'fulfilled') continue;
         const err = result.reason as Error;
@@ -167,35 +179,36 @@ export class UrgencyPublisher {
         const code = refusalCode(err);
         const permanent = code === null ? undefined : PERMANENT_REFUSALS.get(code);
         const where = { channel: event.channel, id: event.id, seq: event.seq, level: event.level, topic: link.topics.urgency(event.channel), reasonCode: code, err: err.message };
-        if (permanent) {
-          try {
-            await outbox.reject(event.id, `0x${code!.toString(16)} ${permanent}`);
-            this.log.error({ ...where, keptIn: outbox.rejectedPath }, `broker refused an urgency event for good (${permanent}); it was moved to the rejected file and later events go on`);
-          } catch (keepErr) {
-            holdBack = true;
-            this.log.error({ ...where, keepErr: (keepErr as Error).message }, 'broker refused an urgency event for good, and it could not be written to the rejected file; it stays in the outbox and is retried');
-          }
-        } else {
-          holdBack = true;
-          this.log.error({ ...where, retryInMs: this.retryDelay() }, 'broker refused an urgency event; it stays in the outbox and is retried');
+        if (!permanent) {
+          held.push(where);
+          continue;
+        }
+        try {
+          await outbox.reject(event.id, `0x${code!.toString(16)} ${permanent}`);
+          this.log.error({ ...where, keptIn: outbox.rejectedPath }, `broker refused an urgency event for good (${permanent}); it was moved to the rejected file and later events go on`);
+        } catch (keepErr) {
+          held.push({ ...where, keepErr: (keepErr as Error).message });
         }
       }
-      if (holdBack) {
-        this.scheduleRetry();
+      if (held.length > 0) {
+        const retryInMs = this.hold('events');
+        for (const where of held) this.log.error({ ...where, retryInMs }, 'urgency event not delivered; it stays in the outbox and is retried');
         return;
       }
-      this.refusalsInARow = 0;
+      this.backoff.events.refusals = 0;
     }
   }
 
   private async publishStates(): Promise<void> {
     const { link } = this.deps;
+    if (performance.now() < this.backoff.states.until) return;
     for (const channel of [...this.dirtyStates]) {
       const state = this.states.get(channel);
       this.dirtyStates.delete(channel);
       if (!state) continue;
       try {
         await link.publish(link.topics.state(channel), state, { qos: 1, retain: true });
+        this.backoff.states.refusals = 0;
       } catch (err) {
         const error = err as Error;
         if (error.name === 'LinkOfflineError') {
@@ -207,26 +220,29 @@ export class UrgencyPublisher {
         if (permanent) {
           // Retrying cannot help; the channel's next state change tries again.
           this.log.error({ channel, topic: link.topics.state(channel), reasonCode: code, err: error.message }, `broker refused a channel state for good (${permanent})`);
-        } else {
-          this.dirtyStates.add(channel);
-          this.log.warn({ channel, reasonCode: code, err: error.message }, 'could not publish channel state; it is retried');
-          this.scheduleRetry();
+          continue;
         }
+        this.dirtyStates.add(channel);
+        this.log.warn({ channel, reasonCode: code, err: error.message, retryInMs: this.hold('states') }, 'could not publish channel state; it is retried');
+        return;
       }
     }
   }
 
-  private retryDelay(): number {
-    return Math.min(MAX_RETRY_DELAY_MS, (this.deps.retryDelayMs ?? 5000) * 2 ** this.refusalsInARow);
-  }
-
-  private scheduleRetry(): void {
-    if (this.retryTimer || !this.started) return;
-    const delay = this.retryDelay();
-    this.refusalsInARow = Math.min(this.refusalsInARow + 1, 16);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      this.kick();
-    }, delay);
+  /** Backs `kind` off after a refusal that may pass: 5 s (retryDelayMs), doubling to 60 s; returns the delay. */
+  private hold(kind: 'events' | 'states'): number {
+    const b = this.backoff[kind];
+    const delay = Math.min(MAX_RETRY_DELAY_MS, (this.deps.retryDelayMs ?? 5000) * 2 ** Math.min(b.refusals, 16));
+    b.refusals++;
+    b.until = performance.now() + delay;
+    if (b.timer) clearTimeout(b.timer);
+    b.timer = this.started
+      ? setTimeout(() => {
+          b.timer = null;
+          b.until = 0;
+          this.kick();
+        }, delay)
+      : null;
+    return delay;
   }
 }

@@ -302,25 +302,42 @@ export function sampleEvent(seq: number, overrides: Partial<import('../../src/mq
   return event;
 }
 
-/** A loopback TCP relay to a broker that can stop passing anything back: a broker that takes packets and never answers. */
-export interface StallingProxy {
-  /** mqtt://127.0.0.1:port of the relay. */
-  url: string;
-  /** From now on nothing the broker sends (PUBACKs, PINGRESPs) reaches the clients; what they send still reaches it. */
-  stall(): void;
-  close(): Promise<void>;
+/** Splits a byte stream into whole MQTT packets (fixed header, remaining length, body). */
+function mqttPacketSplitter(onPacket: (packet: Buffer) => void): (chunk: Buffer) => void {
+  let buffered = Buffer.alloc(0);
+  return (chunk) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    for (;;) {
+      let length = 0, multiplier = 1, at = 1;
+      for (; at < buffered.length && at <= 4; at++) {
+        length += (buffered[at]! & 0x7f) * multiplier;
+        multiplier *= 128;
+        if ((buffered[at]! & 0x80) === 0) break;
+      }
+      if (at >= buffered.length || buffered.length < at + 1 + length) return;
+      const packet = buffered.subarray(0, at + 1 + length);
+      buffered = buffered.subarray(at + 1 + length);
+      onPacket(Buffer.from(packet));
+    }
+  };
 }
 
-export async function startStallingProxy(brokerPort: number): Promise<StallingProxy> {
-  let stalled = false;
+interface RelayHooks {
+  /** A whole packet from a client: return false to keep it from the broker; `reply` writes to that client. */
+  fromClient?: (packet: Buffer, reply: (packet: Buffer) => void) => boolean;
+  /** Whether the broker's packets still reach the clients. */
+  passToClients?: () => boolean;
+}
+
+/** A loopback relay to a real broker that passes whole MQTT packets both ways, through `hooks`. */
+async function startMqttRelay(brokerPort: number, hooks: RelayHooks): Promise<{ url: string; close(): Promise<void> }> {
   const sockets = new Set<import('node:net').Socket>();
   const server = createServer((client) => {
     const upstream = connect(brokerPort, '127.0.0.1');
     sockets.add(client).add(upstream);
-    client.on('data', (d) => upstream.write(d));
-    upstream.on('data', (d) => {
-      if (!stalled) client.write(d);
-    });
+    // Whole packets only, so a packet the relay writes never lands inside one of the broker's.
+    upstream.on('data', mqttPacketSplitter((packet) => (hooks.passToClients?.() ?? true) && client.write(packet)));
+    client.on('data', mqttPacketSplitter((packet) => (hooks.fromClient?.(packet, (p) => client.write(p)) ?? true) && upstream.write(packet)));
     const close = () => {
       client.destroy();
       upstream.destroy();
@@ -339,13 +356,59 @@ export async function startStallingProxy(brokerPort: number): Promise<StallingPr
   const { port } = server.address() as { port: number };
   return {
     url: `mqtt://127.0.0.1:${port}`,
-    stall: () => {
-      stalled = true;
-    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
   };
+}
+
+/** A relay to a broker that can stop passing anything back: a broker that takes packets and never answers. */
+export interface StallingProxy {
+  /** mqtt://127.0.0.1:port of the relay. */
+  url: string;
+  /** From now on nothing the broker sends (PUBACKs, PINGRESPs) reaches the clients; what they send still reaches it. */
+  stall(): void;
+  close(): Promise<void>;
+}
+
+export async function startStallingProxy(brokerPort: number): Promise<StallingProxy> {
+  let stalled = false;
+  const relay = await startMqttRelay(brokerPort, { passToClients: () => !stalled });
+  return { ...relay, stall: () => void (stalled = true) };
+}
+
+/**
+ * A relay to a broker that refuses some publishes as a loaded or picky broker would: a
+ * QoS 1 PUBLISH (MQTT 5) whose topic matches `topic` is kept from the broker and answered
+ * with a PUBACK carrying `reasonCode` (e.g. 0x97 quota exceeded), until `accept()`.
+ */
+export interface RefusingProxy {
+  url: string;
+  /** Each refused publish: its topic and when (performance.now()). */
+  refused: { topic: string; at: number }[];
+  accept(): void;
+  close(): Promise<void>;
+}
+
+export async function startRefusingProxy(brokerPort: number, topic: RegExp, reasonCode: number): Promise<RefusingProxy> {
+  let accepting = false;
+  const refused: { topic: string; at: number }[] = [];
+  const relay = await startMqttRelay(brokerPort, {
+    fromClient(packet, reply) {
+      const type = packet[0]! >> 4, qos = (packet[0]! >> 1) & 3;
+      if (accepting || type !== 3 || qos !== 1) return true;
+      let at = 1;
+      while (packet[at]! & 0x80) at++;
+      const topicLength = packet.readUInt16BE(at + 1);
+      const name = packet.toString('utf8', at + 3, at + 3 + topicLength);
+      if (!topic.test(name)) return true;
+      const packetId = packet.readUInt16BE(at + 3 + topicLength);
+      refused.push({ topic: name, at: performance.now() });
+      reply(Buffer.from([0x40, 3, packetId >> 8, packetId & 0xff, reasonCode]));
+      return false;
+    },
+  });
+  return { ...relay, refused, accept: () => void (accepting = true) };
 }
