@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { packageRoot } from '../src/config/package-paths.js';
+import { CommandReply, type UrgencyEvent } from '../src/mqtt/payload-schemas.js';
+import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto } from './helpers/mosquitto.js';
+import { publishingGateway, sampleFlag } from './helpers/publishing-gateway.js';
+
+const PASSWD_MISSING = MOSQUITTO_MISSING || (spawnSync('mosquitto_passwd', ['-h']).error ? 'mosquitto_passwd is not installed (Debian package mosquitto)' : false);
+
+/** Creates a mosquitto password file with `password-{user}` for each user, and per-user credential files for the gateway. */
+async function credentials(dir: string, users: string[]): Promise<string> {
+  const file = join(dir, 'passwd');
+  for (const [i, user] of users.entries()) {
+    const made = spawnSync('mosquitto_passwd', [...(i === 0 ? ['-c'] : []), '-b', file, user, `password-${user}`], { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`mosquitto_passwd failed: ${made.stderr}`);
+    await writeFile(join(dir, `${user}.username`), `${user}\n`);
+    await writeFile(join(dir, `${user}.password`), `password-${user}\n`);
+  }
+  return file;
+}
+
+describe('firmware-config/mosquitto-acl.conf, the example broker ACL', { skip: PASSWD_MISSING }, () => {
+  test("lets a gateway publish its part of the contract and central consumers read it, and keeps gateways and integrations in their own lanes", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ser-edge-example-acl-'));
+    const passwd = await credentials(dir, ['desk-row-a', 'central-queue', 'model-operator', 'pbx-bridge']);
+    const acl = join(packageRoot(), 'firmware-config', 'mosquitto-acl.conf');
+    const broker = await startMosquitto({ extraConfig: ['allow_anonymous false', `password_file ${passwd}`, `acl_file ${acl}`] });
+    const as = (user: string) => ({ username: user, password: `password-${user}` });
+    const gateway = await publishingGateway(broker.url, 'desk-row-a', { site: 'lyon-2', usernameFile: join(dir, 'desk-row-a.username'), passwordFile: join(dir, 'desk-row-a.password') });
+    const { outbox, link, publisher } = gateway;
+    const central = await connectSubscriber(broker.url, ['ser/v1/lyon-2/#'], as('central-queue'));
+    const operator = await connectSubscriber(broker.url, ['ser/v1/+/+/cmd/+/reply'], as('model-operator'));
+    const pbx = await connectSubscriber(broker.url, [], as('pbx-bridge'));
+    try {
+      await gateway.start();
+      await central.waitFor((m) => m.topic === link.topics.status, 5000, 'the gateway status');
+      const event = await publisher.flag(sampleFlag(1, { channel: 'hs1' }));
+      const got = await central.waitFor((m) => m.topic === link.topics.urgency('hs1'), 5000, 'the urgency event');
+      assert.equal(got.json<UrgencyEvent>().id, event.id);
+      await central.waitFor((m) => m.topic === link.topics.state('hs1'), 5000, 'the channel state');
+      for (let i = 0; i < 100 && outbox.depth > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(outbox.depth, 0);
+      assert.equal(outbox.rejectedCount, 0, 'the ACL refused nothing the gateway is meant to publish');
+
+      // The model operator pings the gateway and reads the reply the gateway is allowed to write.
+      await operator.client.publishAsync(link.topics.command('ping'), JSON.stringify({ schema: 1, correlationId: 'p-1' }), { qos: 1 });
+      const reply = await operator.waitFor((m) => m.topic === link.topics.reply('ping'), 5000, 'the ping reply');
+      assert.equal(CommandReply.parse(reply.json()).ok, true);
+
+      // Lanes: a gateway cannot speak for another one, and the PBX bridge may send calls, not model commands.
+      await assert.rejects(link.publish('ser/v1/lyon-2/desk-row-b/channel/hs1/urgency', { forged: true }, { qos: 1, retain: false }), (err: Error & { code?: number }) => err.code === 0x87);
+      await assert.rejects(pbx.client.publishAsync(link.topics.command('model.install'), '{}', { qos: 1 }), (err: Error & { code?: number }) => err.code === 0x87);
+      await pbx.client.publishAsync(link.topics.command('call'), JSON.stringify({ schema: 1, action: 'start', channel: 'hs1', callId: 'c-1' }), { qos: 1 });
+      const { default: mqtt } = await import('mqtt');
+      await assert.rejects(mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 }), /Not authorized|Bad User Name or Password/i, 'nobody gets in without a password');
+    } finally {
+      await Promise.all([central.end(), operator.end(), pbx.end()]);
+      await gateway.stop();
+      await broker.stop();
+    }
+  });
+});
