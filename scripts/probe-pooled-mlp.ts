@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
 import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
-import { seededRandom } from '../src/datasets/seeded-random.js';
+import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';
 import { DEFAULT_FEATURE_CONFIG, featureLayout, frameVectorSize, type FeatureConfig } from '../src/features/feature-config.js';
 import { argMax } from '../src/model/classifier.js';
 import type { Emotion } from '../src/model/emotions.js';
@@ -172,8 +172,15 @@ model.compile({ optimizer: tf.train.adam(3e-4), loss: 'categoricalCrossentropy' 
 const [xTrain, yTrain, xValidation, yValidation, xTest] = [tensorOf(trainRows), oneHot(trainRows), tensorOf(validationRows), oneHot(validationRows), tensorOf(testRows)];
 // Early stopping on validation loss, patience 8, best weights kept (as train does for the GRU).
 let best = { loss: Infinity, epoch: 0, weights: [] as tf.Tensor[] };
+const order = Array.from({ length: trainRows.length }, (_, i) => i);
+const shuffleRandom = seededRandom(opts.seed + 11);
 for (let epoch = 0; epoch < 80 && epoch - best.epoch < 8; epoch++) {
-  await model.fit(xTrain, yTrain, { epochs: 1, batchSize: 64, shuffle: true, verbose: 0 });
+  // Own seeded shuffle (tfjs's draws from Math.random), so a run repeats exactly.
+  shuffleInPlace(order, shuffleRandom);
+  const index = tf.tensor1d(order, 'int32');
+  const [x, y] = [tf.gather(xTrain, index), tf.gather(yTrain, index)];
+  await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: false, verbose: 0 });
+  tf.dispose([index, x, y]);
   const loss = (model.evaluate(xValidation, yValidation) as tf.Scalar).dataSync()[0]!;
   if (loss < best.loss) {
     best.weights.forEach((w) => w.dispose());
