@@ -4,7 +4,8 @@
  * through the live path (streaming VAD + features, the model, per-call UrgencyTracker with
  * the daemon's defaults); a flag is the tracker reaching `high`. Reports the median seconds
  * from the first urgent utterance's start to the flag, the share of urgent calls flagged,
- * and false flags per hour on calm-only calls of the same speakers.
+ * and false flags per hour on calm-only calls of the same speakers. `--calm-utterances 0`
+ * simulates callers who are urgent from their first word.
  *
  *   node dist/scripts/simulate-calls.js --data ../shared/data/cremad --model var/cv/fold-0 --fold 0/5
  */
@@ -144,7 +145,8 @@ for (let call = 0; call < opts.calls; call++) {
   const emotion: Emotion = call % 2 === 0 ? 'angry' : 'sad';
   const calm = pick(own.filter((c) => c.label === 'neutral'), opts.calmUtterances);
   const hot = pick(own.filter((c) => c.label === emotion), opts.urgentUtterances);
-  if (calm.length === 0 || hot.length === 0) continue;
+  // With --calm-utterances 0 a call is urgent from its first word (no calm opening to skip).
+  if ((opts.calmUtterances > 0 && calm.length === 0) || hot.length === 0) continue;
   const { samples, starts } = await buildCall([...calm, ...hot]);
   urgentCalls.push({ call: scoreCall(samples), onset: starts[calm.length]!, emotion });
   urgentSeconds += samples.length / rate;
