@@ -225,7 +225,7 @@ export class Daemon {
     const sampleRate = classifier.manifest.features.sampleRate;
     for (const source of config.sources) {
       const channels = new Map<string, HeadsetChannel>();
-      for (const { id, role } of source.channels) {
+      for (const { id, role, callId } of source.channels) {
         if (this.channels.has(id)) throw new Error(`channel id "${id}" is configured twice; every headset channel needs its own id`);
         const channel = new HeadsetChannel({
           id,
@@ -235,6 +235,7 @@ export class Daemon {
           tracker,
           windowing,
           callSilenceSeconds: config.calls.callSilenceSeconds,
+          ...(callId ? { callId } : {}),
           maxLagSeconds: config.audio.maxLagSeconds,
           bus: this.bus,
           metrics: this.metrics,

@@ -30,7 +30,7 @@ function scriptedClassifier(): Classifier & { angry: number } {
   };
 }
 
-function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5) {
+function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5, callId?: string) {
   const classifier = scriptedClassifier();
   const bus = new DaemonBus();
   const metrics = new PipelineMetrics();
@@ -48,6 +48,7 @@ function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5
     tracker: DEFAULT_TRACKER_CONFIG,
     windowing: DEFAULT_WINDOWING,
     callSilenceSeconds,
+    ...(callId ? { callId } : {}),
     maxLagSeconds: 5,
     bus,
     metrics,
@@ -95,6 +96,22 @@ test('callSilenceSeconds of silence ends the call, clearing its flag, and the ne
   c.classifier.angry = 0;
   c.speech(4);
   assert.ok(c.headset.callId !== null && c.headset.callId !== first);
+});
+
+test("a channel's configured call id names its first call, later ones get -2, -3, and a cmd/call id still wins", () => {
+  const c = channel('customer', 5, 'rec-42');
+  c.classifier.angry = 1;
+  c.speech(8);
+  assert.equal(c.headset.callId, 'rec-42');
+  assert.equal(c.urgency[0]?.callId, 'rec-42');
+  c.silence(6);
+  c.speech(4);
+  assert.equal(c.headset.callId, 'rec-42-2');
+  c.headset.beginCall('pbx-7');
+  assert.equal(c.headset.callId, 'pbx-7');
+  c.headset.endCall('pbx-7');
+  c.speech(4);
+  assert.equal(c.headset.callId, 'rec-42-3');
 });
 
 test('pauses shorter than callSilenceSeconds stay within one call', () => {

@@ -20,6 +20,12 @@ export const channelAssignmentSchema = z
     id: z.string().regex(/^[A-Za-z0-9_-]+$/, "use letters, digits, '-' or '_' (it becomes an MQTT topic level)"),
     /** customer: the far end (the caller), flagged; agent: the headset microphone, strain in telemetry only. */
     role: z.enum(['customer', 'agent']).default('customer'),
+    /**
+     * The call id of this channel's calls when no cmd/call names one, e.g. the id of a
+     * recorded or piped call: the first call takes it as is, later ones `{callId}-2`, `-3` …
+     * (ids must stay unique per call). Without it such calls get a ULID.
+     */
+    callId: z.string().min(1).max(120).optional(),
   })
   .strict();
 

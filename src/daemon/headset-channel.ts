@@ -19,6 +19,8 @@ export interface HeadsetChannelDependencies {
   tracker: TrackerConfig;
   windowing: WindowingConfig;
   callSilenceSeconds: number;
+  /** The config's call id for calls no cmd/call names; a ULID per call when absent. */
+  callId?: string;
   /** Windows of a channel further behind real time than this are dropped, not classified. */
   maxLagSeconds: number;
   bus: DaemonBus;
@@ -46,6 +48,8 @@ export class HeadsetChannel {
   /** Wall clock (epoch ms) of the newest block's last sample: maps stream seconds to time. */
   private blockWallMs = Date.now();
   private lagSeconds = 0;
+  /** Calls that took the configured call id, so the next one gets a new suffix. */
+  private configuredCalls = 0;
   private modelMsInPush = 0;
   private readonly onWindow = (window: SpeechWindow) => this.classify(window);
 
@@ -139,6 +143,10 @@ export class HeadsetChannel {
   private openCall(callId: string | undefined, reason: 'command' | 'speech'): string {
     // Speech heard before the telephony system said the call began belongs to no call.
     if (reason === 'command') this.stream.resetSpeech();
+    if (callId === undefined && this.deps.callId !== undefined) {
+      this.configuredCalls++;
+      callId = this.configuredCalls === 1 ? this.deps.callId : `${this.deps.callId}-${this.configuredCalls}`;
+    }
     this.call = new CallSession({ tracker: this.deps.tracker, callId, startedBy: reason });
     this.lastSpeechSeconds = this.audioSeconds;
     this.deps.bus.emit('call', { channel: this.deps.id, callId: this.call.callId, action: 'start', reason });
