@@ -23,7 +23,9 @@ export const channelAssignmentSchema = z
     /**
      * The call id of this channel's calls when no cmd/call names one, e.g. the id of a
      * recorded or piped call: the first call takes it as is, later ones `{callId}-2`, `-3` …
-     * (ids must stay unique per call). Without it such calls get a ULID.
+     * (ids must stay unique per call). The count starts again with the daemon, so it suits
+     * sources that carry one call; live headsets are better served by cmd/call or ULIDs.
+     * Without it such calls get a ULID.
      */
     callId: z.string().min(1).max(120).optional(),
   })
