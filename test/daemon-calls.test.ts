@@ -112,6 +112,10 @@ test("a channel's configured call id names its first call, later ones get -2, -3
   c.headset.endCall('pbx-7');
   c.speech(4);
   assert.equal(c.headset.callId, 'rec-42-3');
+  c.headset.beginCall('rec-42-4');
+  c.headset.endCall('rec-42-4');
+  c.speech(4);
+  assert.equal(c.headset.callId, 'rec-42-5', 'not the id the call before had');
 });
 
 test('pauses shorter than callSilenceSeconds stay within one call', () => {

@@ -50,6 +50,7 @@ export class HeadsetChannel {
   private lagSeconds = 0;
   /** Calls that took the configured call id, so the next one gets a new suffix. */
   private configuredCalls = 0;
+  private lastCallId: string | null = null;
   private modelMsInPush = 0;
   private readonly onWindow = (window: SpeechWindow) => this.classify(window);
 
@@ -144,10 +145,14 @@ export class HeadsetChannel {
     // Speech heard before the telephony system said the call began belongs to no call.
     if (reason === 'command') this.stream.resetSpeech();
     if (callId === undefined && this.deps.callId !== undefined) {
-      this.configuredCalls++;
-      callId = this.configuredCalls === 1 ? this.deps.callId : `${this.deps.callId}-${this.configuredCalls}`;
+      // Never the id of the call just before, which cmd/call may have named the same.
+      do {
+        this.configuredCalls++;
+        callId = this.configuredCalls === 1 ? this.deps.callId : `${this.deps.callId}-${this.configuredCalls}`;
+      } while (callId === this.lastCallId);
     }
     this.call = new CallSession({ tracker: this.deps.tracker, callId, startedBy: reason });
+    this.lastCallId = this.call.callId;
     this.lastSpeechSeconds = this.audioSeconds;
     this.deps.bus.emit('call', { channel: this.deps.id, callId: this.call.callId, action: 'start', reason });
     this.announceLevel();

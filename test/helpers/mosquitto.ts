@@ -208,9 +208,9 @@ export interface TestSubscriber {
  * file's process alive after its last test, so `npm test` would hang instead of failing.
  */
 const openSubscribers = new Set<TestSubscriber>();
-// Only under the test runner: the benchmark imports these helpers too, and a hook would
-// make node:test print its report into the benchmark's JSON.
-if (process.env.NODE_TEST_CONTEXT) {
+// Only in a test file (under the runner, or run directly): the benchmark imports these
+// helpers too, and a hook would make node:test print its report into the benchmark's JSON.
+if (process.env.NODE_TEST_CONTEXT || /\.test\.js$/.test(process.argv[1] ?? '')) {
   after(async () => {
     await Promise.all([...openSubscribers].map((s) => s.end()));
   });
