@@ -101,12 +101,22 @@ function rowsOf(items: ClipWindows[], labels: readonly Emotion[]): Row[] {
  * few utterances). With `keepAbsolute` the relative vector is appended to the absolute one.
  */
 function relativeToSpeaker(rows: Row[], items: ClipWindows[], kind: 'speaker' | 'calm', clips: number, keepAbsolute: boolean, random: () => number): Row[] {
-  const bySpeaker = new Map<string, Map<string, Float64Array>>();
+  // Each clean baseline clip's vector: the frame-weighted mean of its windows' vectors.
+  const sums = new Map<string, { speaker: string; sum: Float64Array; frames: number }>();
   for (const r of rows) {
     const it = items[r.item]!;
     if ((it.variant ?? 'clean') !== 'clean' || (kind === 'calm' && it.clip.label !== 'neutral')) continue;
-    if (!bySpeaker.has(it.clip.speaker)) bySpeaker.set(it.clip.speaker, new Map());
-    bySpeaker.get(it.clip.speaker)!.set(it.clip.path, r.x);
+    const entry = sums.get(it.clip.path) ?? { speaker: it.clip.speaker, sum: new Float64Array(r.x.length), frames: 0 };
+    // Oversampled copies repeat a clip's rows; the first copy is enough.
+    if (entry.frames > 0 && items.indexOf(it) !== r.item) continue;
+    r.x.forEach((v, k) => (entry.sum[k]! += v * r.frames));
+    entry.frames += r.frames;
+    sums.set(it.clip.path, entry);
+  }
+  const bySpeaker = new Map<string, Map<string, Float64Array>>();
+  for (const [path, { speaker, sum, frames }] of sums) {
+    if (!bySpeaker.has(speaker)) bySpeaker.set(speaker, new Map());
+    bySpeaker.get(speaker)!.set(path, sum.map((v) => v / frames));
   }
   const chosen = new Map<number, Float64Array>();
   const baselineOf = (item: number): Float64Array => {
@@ -163,15 +173,18 @@ const oneHot = (rows: Row[]) => tf.oneHot(tf.tensor1d(rows.map((r) => r.label), 
 
 await useTrainingBackend();
 const model = tf.sequential();
-model.add(tf.layers.dropout({ rate: 0.1, inputShape: [width], seed: opts.seed }));
+// No layer seeds: a seeded tfjs dropout layer draws the same mask for every batch. Its
+// masks come from Math.random instead, seeded below for the run.
+model.add(tf.layers.dropout({ rate: 0.1, inputShape: [width] }));
 model.add(tf.layers.dense({ units: opts.hidden, activation: 'relu', kernelRegularizer: tf.regularizers.l2({ l2: 3e-3 }), kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed }) }));
-model.add(tf.layers.dropout({ rate: 0.5, seed: opts.seed + 1 }));
+model.add(tf.layers.dropout({ rate: 0.5 }));
 model.add(tf.layers.dense({ units: labels.length, activation: 'softmax', kernelRegularizer: tf.regularizers.l2({ l2: 3e-3 }), kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed + 2 }) }));
 model.compile({ optimizer: tf.train.adam(3e-4), loss: 'categoricalCrossentropy' });
 
 const [xTrain, yTrain, xValidation, yValidation, xTest] = [tensorOf(trainRows), oneHot(trainRows), tensorOf(validationRows), oneHot(validationRows), tensorOf(testRows)];
 // Early stopping on validation loss, patience 8, best weights kept (as train does for the GRU).
 let best = { loss: Infinity, epoch: 0, weights: [] as tf.Tensor[] };
+Math.random = seededRandom(opts.seed + 13); // dropout masks, repeatable per --seed (a script: nothing else relies on it)
 const order = Array.from({ length: trainRows.length }, (_, i) => i);
 const shuffleRandom = seededRandom(opts.seed + 11);
 for (let epoch = 0; epoch < 80 && epoch - best.epoch < 8; epoch++) {
