@@ -103,12 +103,14 @@ function rowsOf(items: ClipWindows[], labels: readonly Emotion[]): Row[] {
 function relativeToSpeaker(rows: Row[], items: ClipWindows[], kind: 'speaker' | 'calm', clips: number, keepAbsolute: boolean, random: () => number): Row[] {
   // Each clean baseline clip's vector: the frame-weighted mean of its windows' vectors.
   const sums = new Map<string, { speaker: string; sum: Float64Array; frames: number }>();
+  // Oversampled copies repeat an item (the same object) at later indices; its first copy is enough.
+  const firstIndex = new Map<ClipWindows, number>();
+  items.forEach((it, i) => firstIndex.has(it) || firstIndex.set(it, i));
   for (const r of rows) {
     const it = items[r.item]!;
     if ((it.variant ?? 'clean') !== 'clean' || (kind === 'calm' && it.clip.label !== 'neutral')) continue;
+    if (firstIndex.get(it) !== r.item) continue;
     const entry = sums.get(it.clip.path) ?? { speaker: it.clip.speaker, sum: new Float64Array(r.x.length), frames: 0 };
-    // Oversampled copies repeat a clip's rows; the first copy is enough.
-    if (entry.frames > 0 && items.indexOf(it) !== r.item) continue;
     r.x.forEach((v, k) => (entry.sum[k]! += v * r.frames));
     entry.frames += r.frames;
     sums.set(it.clip.path, entry);

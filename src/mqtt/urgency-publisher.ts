@@ -38,6 +38,12 @@ export function refusalCode(err: Error): number | null {
   return typeof code === 'number' && code >= 0x80 ? code : null;
 }
 
+/** A failed publish's reason code, and why no retry can change it when that is so. */
+function classifyRefusal(err: Error): { code: number | null; permanent: string | undefined } {
+  const code = refusalCode(err);
+  return { code, permanent: code === null ? undefined : PERMANENT_REFUSALS.get(code) };
+}
+
 /** What the daemon knows about a flag; the publisher adds schema, id, seq, ts, site and gateway. */
 export type UrgencyFlag = Omit<UrgencyEvent, 'schema' | 'id' | 'seq' | 'ts' | 'site' | 'gateway'>;
 
@@ -56,13 +62,13 @@ export class UrgencyPublisher {
   private draining = false;
   private again = false;
   /**
-   * Per kind of publish, refusals in a row and when the next attempt is due: events the
-   * broker refused for a reason that may pass are held (not republished on every new flag)
-   * until then, so the broker sees one retry per 5, 10, 20 … 60 s.
+   * Per kind of publish, refusals in a row and the timer of the next attempt: while it is
+   * pending, what the broker refused for a reason that may pass is held (not republished on
+   * every new flag), so the broker sees one retry per 5, 10, 20 … 60 s.
    */
-  private readonly backoff: Record<'events' | 'states', { refusals: number; until: number; timer: NodeJS.Timeout | null }> = {
-    events: { refusals: 0, until: 0, timer: null },
-    states: { refusals: 0, until: 0, timer: null },
+  private readonly backoff: Record<'events' | 'states', { refusals: number; timer: NodeJS.Timeout | null }> = {
+    events: { refusals: 0, timer: null },
+    states: { refusals: 0, timer: null },
   };
   private readonly states = new Map<string, ChannelState>();
   private readonly dirtyStates = new Set<string>();
@@ -70,7 +76,7 @@ export class UrgencyPublisher {
   private readonly onConnect = () => {
     for (const channel of this.states.keys()) this.dirtyStates.add(channel);
     // A new connection replays at once; a refusal before it says nothing about this one.
-    for (const b of Object.values(this.backoff)) b.until = 0;
+    this.clearBackoffTimers();
     this.kick();
   };
   private readonly onAppended = () => this.kick();
@@ -98,10 +104,7 @@ export class UrgencyPublisher {
     this.started = false;
     this.deps.link.off('connect', this.onConnect);
     this.deps.outbox.off('appended', this.onAppended);
-    for (const b of Object.values(this.backoff)) {
-      if (b.timer) clearTimeout(b.timer);
-      b.timer = null;
-    }
+    this.clearBackoffTimers();
     const until = performance.now() + maxWaitMs;
     while (this.draining && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
   }
@@ -163,7 +166,7 @@ export class UrgencyPublisher {
     const { link, outbox } = this.deps;
     const window = Math.max(1, this.deps.maxInFlight ?? 8);
     for (;;) {
-      if (performance.now() < this.backoff.events.until) return; // held: the backoff timer kicks again
+      if (this.backoff.events.timer) return; // held: the backoff timer kicks again
       const batch = outbox.pending().slice(0, window);
       if (batch.length === 0 || !this.started || !link.connected) return;
       // Published back to back in seq order; each is acked as its own PUBACK arrives.
@@ -176,8 +179,7 @@ export class UrgencyPublisher {
         const err = result.reason as Error;
         if (err.name === 'LinkOfflineError') return; // the next 'connect' replays from the oldest pending
         const event = batch[i]!;
-        const code = refusalCode(err);
-        const permanent = code === null ? undefined : PERMANENT_REFUSALS.get(code);
+        const { code, permanent } = classifyRefusal(err);
         const where = { channel: event.channel, id: event.id, seq: event.seq, level: event.level, topic: link.topics.urgency(event.channel), reasonCode: code, err: err.message };
         if (!permanent) {
           held.push(where);
@@ -201,7 +203,7 @@ export class UrgencyPublisher {
 
   private async publishStates(): Promise<void> {
     const { link } = this.deps;
-    if (performance.now() < this.backoff.states.until) return;
+    if (this.backoff.states.timer) return;
     for (const channel of [...this.dirtyStates]) {
       const state = this.states.get(channel);
       this.dirtyStates.delete(channel);
@@ -215,8 +217,7 @@ export class UrgencyPublisher {
           this.dirtyStates.add(channel); // republished after the reconnect
           return;
         }
-        const code = refusalCode(error);
-        const permanent = code === null ? undefined : PERMANENT_REFUSALS.get(code);
+        const { code, permanent } = classifyRefusal(error);
         if (permanent) {
           // Retrying cannot help; the channel's next state change tries again.
           this.log.error({ channel, topic: link.topics.state(channel), reasonCode: code, err: error.message }, `broker refused a channel state for good (${permanent})`);
@@ -234,15 +235,20 @@ export class UrgencyPublisher {
     const b = this.backoff[kind];
     const delay = Math.min(MAX_RETRY_DELAY_MS, (this.deps.retryDelayMs ?? 5000) * 2 ** Math.min(b.refusals, 16));
     b.refusals++;
-    b.until = performance.now() + delay;
     if (b.timer) clearTimeout(b.timer);
     b.timer = this.started
       ? setTimeout(() => {
           b.timer = null;
-          b.until = 0;
           this.kick();
         }, delay)
       : null;
     return delay;
+  }
+
+  private clearBackoffTimers(): void {
+    for (const b of Object.values(this.backoff)) {
+      if (b.timer) clearTimeout(b.timer);
+      b.timer = null;
+    }
   }
 }
