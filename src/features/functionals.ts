@@ -1,0 +1,120 @@
+/**
+ * Utterance-level functionals of a window's frame vectors: per frame value its mean,
+ * standard deviation, 10th/50th/90th percentile, linear slope over the window and mean
+ * absolute frame-to-frame step; then the share of voiced frames. The pooled MLP's input,
+ * in the spirit of openSMILE's functionals: where mean/std pooling sees only level and
+ * spread, percentiles see the range of the pitch and energy contours and slope and step
+ * how they move, which is where arousal shows.
+ *
+ * The pitch column (if any) holds 0 on unvoiced frames; its functionals use voiced frames
+ * only, since a 0 there is "no F0", not a low one.
+ */
+export const FUNCTIONAL_STATISTICS = ['mean', 'std', 'p10', 'p50', 'p90', 'slope', 'step'] as const;
+
+/** Values per frame value, and the one extra (voiced share) at the end. */
+export function functionalsSize(frameDim: number): number {
+  return frameDim * FUNCTIONAL_STATISTICS.length + 1;
+}
+
+/**
+ * Computes functionals into a caller's buffer. One instance per channel: its scratch column
+ * grows to the longest window seen and is then reused, so a window allocates nothing.
+ * Accumulates in doubles.
+ */
+export class FunctionalsPooler {
+  readonly size: number;
+  private column = new Float64Array(256);
+
+  /** `pitchColumn`: the frame offset of F0 (0 = unvoiced), or -1 when the frame has none. */
+  constructor(
+    readonly frameDim: number,
+    readonly pitchColumn: number,
+  ) {
+    if (!Number.isInteger(frameDim) || frameDim <= 0) throw new RangeError(`FunctionalsPooler: frame size ${frameDim} must be a positive integer`);
+    if (pitchColumn >= frameDim) throw new RangeError(`FunctionalsPooler: pitch column ${pitchColumn} is outside a frame of ${frameDim}`);
+    this.size = functionalsSize(frameDim);
+  }
+
+  pool(rows: Float32Array, frames: number, out: Float32Array, offset = 0): Float32Array {
+    const dim = this.frameDim;
+    if (frames <= 0) throw new RangeError('FunctionalsPooler: no frames to pool (the window held no analysed frames)');
+    if (rows.length < frames * dim) throw new RangeError(`FunctionalsPooler: ${frames} frames of ${dim} need ${frames * dim} values, rows has ${rows.length}`);
+    if (offset < 0 || out.length < offset + this.size) throw new RangeError(`FunctionalsPooler: out has ${out.length} values, needs ${offset + this.size}`);
+    if (this.column.length < frames) this.column = new Float64Array(Math.max(frames, 2 * this.column.length));
+    const column = this.column;
+    const stats = FUNCTIONAL_STATISTICS.length;
+    let voiced = 0;
+    for (let d = 0; d < dim; d++) {
+      let n = 0;
+      for (let f = 0, i = d; f < frames; f++, i += dim) {
+        const v = rows[i]!;
+        if (d === this.pitchColumn && v === 0) continue;
+        column[n++] = v;
+      }
+      if (d === this.pitchColumn) voiced = n;
+      // An all-unvoiced window: every pitch statistic 0, as if one frame of 0.
+      if (n === 0) column[n++] = 0;
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += column[i]!;
+      const mean = sum / n;
+      // Order-dependent statistics before selection reorders the column.
+      let squares = 0, sxy = 0, step = 0;
+      const mid = (n - 1) / 2;
+      for (let i = 0; i < n; i++) {
+        const x = column[i]! - mean;
+        squares += x * x;
+        sxy += (i - mid) * x;
+        if (i > 0) step += Math.abs(column[i]! - column[i - 1]!);
+      }
+      // Σ (i − mid)² over 0..n−1, in closed form.
+      const sxx = (n * (n * n - 1)) / 12;
+      const k10 = Math.floor(0.1 * n), k50 = Math.floor(0.5 * n), k90 = Math.min(n - 1, Math.floor(0.9 * n));
+      const p10 = select(column, 0, n - 1, k10);
+      const p50 = select(column, k10, n - 1, k50);
+      const p90 = select(column, k50, n - 1, k90);
+      const o = offset + d * stats;
+      out[o] = mean;
+      out[o + 1] = Math.sqrt(squares / n);
+      out[o + 2] = p10;
+      out[o + 3] = p50;
+      out[o + 4] = p90;
+      out[o + 5] = sxx > 0 ? sxy / sxx : 0;
+      out[o + 6] = n > 1 ? step / (n - 1) : 0;
+    }
+    out[offset + dim * stats] = this.pitchColumn >= 0 ? voiced / frames : 0;
+    return out;
+  }
+}
+
+/**
+ * The k-th smallest of `a[lo..hi]` (Hoare's quickselect, median-of-three pivot), leaving
+ * everything below it at indices < k and above at > k: a later call for a larger k may
+ * start at this k. Linear time on average and no allocation, where a sort per column would
+ * cost n log n and a copy.
+ */
+function select(a: Float64Array, lo: number, hi: number, k: number): number {
+  while (hi > lo) {
+    const mid = (lo + hi) >>> 1;
+    // Median of three to the middle, so sorted or constant input stays linear.
+    if (a[mid]! < a[lo]!) swap(a, mid, lo);
+    if (a[hi]! < a[lo]!) swap(a, hi, lo);
+    if (a[hi]! < a[mid]!) swap(a, hi, mid);
+    const pivot = a[mid]!;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) swap(a, i++, j--);
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k]!;
+  }
+  return a[k]!;
+}
+
+function swap(a: Float64Array, i: number, j: number): void {
+  const t = a[i]!;
+  a[i] = a[j]!;
+  a[j] = t;
+}
