@@ -5,11 +5,10 @@ import type { FeatureConfig } from '../features/feature-config.js';
 import { fitNormaliser, type Normaliser } from '../features/normaliser.js';
 import { sequenceLength, toSequence } from '../features/sequence.js';
 import type { ManifestDraft } from '../model/bundle-manifest.js';
-import { argMax } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
-import { probabilityRecord } from '../pipeline/window-verdict.js';
 import type { ClipWindows } from './clip-windows.js';
-import { computeMetrics, tuneUrgentThreshold, type ClipOutcome, type EvalMetrics } from './evaluation.js';
+import { clipOutcomes } from './clip-outcomes.js';
+import { computeMetrics, tuneUrgentThreshold, type EvalMetrics } from './evaluation.js';
 import { oversampleToBalance } from './knn-trainer.js';
 import type { TrainingSet } from './training-set.js';
 import { sequenceInput } from '../model/gru/sequence-input.js';
@@ -174,22 +173,6 @@ export function withoutDropout(model: tf.LayersModel): tf.LayersModel {
   }
   copy.setWeights(model.getWeights());
   return copy;
-}
-
-/** Clip verdicts from window probabilities: frame-weighted means, as classifyFile does. */
-function clipOutcomes(items: ClipWindows[], data: Tensorised, probs: Float32Array, labels: readonly Emotion[]): ClipOutcome[] {
-  const L = labels.length;
-  const sums = items.map(() => new Float64Array(L));
-  const weights = new Float64Array(items.length);
-  for (let r = 0; r < data.count; r++) {
-    const c = data.clip[r]!;
-    for (let i = 0; i < L; i++) sums[c]![i]! += probs[r * L + i]! * data.frames[r]!;
-    weights[c]! += data.frames[r]!;
-  }
-  return items.map((item, c) => {
-    const mean = sums[c]!.map((v) => v / weights[c]!);
-    return { truth: item.clip.label, predicted: labels[argMax(mean)]!, probabilities: probabilityRecord(labels, mean), ...(item.clip.gender ? { gender: item.clip.gender } : {}) };
-  });
 }
 
 function predictAll(model: tf.LayersModel, data: Tensorised, steps: number, dim: number): Float32Array {
