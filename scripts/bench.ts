@@ -9,7 +9,7 @@ import { defaultModelDir, packageRoot } from '../src/config/package-paths.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { benchFeatures, loadRealSpeech } from './bench/bench-features.js';
 import { benchClassifyPath, benchSignal } from './bench/bench-classify.js';
-import { BENCH_GRU, benchBundleModel, benchFusedGru, benchKnnKernel, benchTfjsGru } from './bench/bench-model.js';
+import { BENCH_GRU, BENCH_MLP, benchBundleModel, benchFusedGru, benchKnnKernel, benchPooledMlp, benchTfjsGru } from './bench/bench-model.js';
 import { benchDaemon } from './bench/bench-daemon.js';
 import { MOSQUITTO_MISSING, startMosquitto } from '../test/helpers/mosquitto.js';
 
@@ -32,6 +32,9 @@ const gruShape = `${BENCH_GRU.units.length}×GRU${BENCH_GRU.units[0]} over ${BEN
 log(`gru inference (${gruShape}): fused kernel, wasm SIMD and JS…`);
 const gruMs = benchFusedGru('wasm-simd');
 const gruJsMs = benchFusedGru('js');
+const mlpShape = `${BENCH_MLP.members} × MLP ${BENCH_MLP.hidden.join('×')} over functionals of ${BENCH_MLP.frames} frames × prosody`;
+log(`pooled MLP (${mlpShape}): functionals and the bag…`);
+const mlpMs = benchPooledMlp();
 log(`shipped model (${classifier.manifest.name}@${classifier.manifest.version}, ${classifier.backend})…`);
 const defaultModelMs = benchBundleModel(classifier);
 
@@ -63,6 +66,8 @@ const result = {
   gru_tfjs_ms_per_audio_s: Number(gruTfjs.ms.toFixed(2)),
   gru_tfjs_backend: gruTfjs.backend,
   gru_bench_model: gruShape,
+  mlp_ms_per_audio_s: Number(mlpMs.toFixed(3)),
+  mlp_bench_model: mlpShape,
   default_model_ms_per_audio_s: Number(defaultModelMs.toFixed(3)),
   classify_rtf: Math.round(synthetic.rtf),
   ...(real ? { classify_rtf_real: Math.round(real.rtf) } : {}),

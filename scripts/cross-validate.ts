@@ -26,7 +26,7 @@ import { writeReport } from '../src/training/eval-report.js';
 import { FEATURE_PRESET_NAMES, FEATURE_PRESETS, type FeaturePreset } from '../src/training/feature-presets.js';
 import { trainKnn } from '../src/training/train-knn.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
-import { parseMasking, urgentOnlyWeights } from '../src/commands/train-command.js';
+import { DEFAULT_EPOCHS, parseMasking, urgentOnlyWeights } from '../src/commands/train-command.js';
 
 
 // Operator-facing errors (a wrong option, a dataset or model problem) as one line, not a stack.
@@ -39,7 +39,7 @@ const program = new Command()
   .name('cross-validate')
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
   .requiredOption('--out <dir>', 'where fold bundles and the summary go')
-  .addOption(new Option('--kind <kind>').choices(['knn', 'gru']).default('knn'))
+  .addOption(new Option('--kind <kind>').choices(['knn', 'gru', 'mlp']).default('knn'))
   .addOption(new Option('--format <name>').choices(DATASET_FORMATS).default('auto'))
   .addOption(new Option('--features <preset>').choices(FEATURE_PRESET_NAMES).default('prosody'))
   .option('--augment <list>', 'training augmentation', 'noise,telephone')
@@ -50,13 +50,17 @@ const program = new Command()
   .option('--urgent <labels>', 'urgent emotions', 'angry,sad')
   .option('--channels <list>', 'evaluate clean and/or telephone', 'clean,telephone')
   .option('--units <list>', 'GRU units', '32,32')
-  .option('--epochs <n>', 'GRU max epochs', (v) => Number.parseInt(v, 10), 25)
-  .option('--batch-size <n>', 'GRU batch size', (v) => Number.parseInt(v, 10), 64)
+  .option('--epochs <n>', 'GRU, MLP max epochs (default 25, 80)', (v) => Number.parseInt(v, 10))
+  .option('--batch-size <n>', 'GRU, MLP batch size', (v) => Number.parseInt(v, 10), 64)
+  .option('--hidden <list>', 'MLP hidden units', '64')
+  .option('--members <n>', 'MLP networks in the bag', (v) => Number.parseInt(v, 10), 5)
   .option('--mask <steps,dims>', 'GRU training masks (as train --mask)', 'none')
   .option('--cache <dir>', 'feature cache', 'var/cache/features')
   .parse();
 
-const opts = program.opts<{ data: string[]; out: string; kind: 'knn' | 'gru'; format: DatasetFormat; features: FeaturePreset; augment: string; folds: number; only?: string; split: SplitKind; seed: number; urgent: string; channels: string; units: string; epochs: number; batchSize: number; mask: string; cache: string }>();
+const given = program.opts<{ data: string[]; out: string; kind: 'knn' | 'gru' | 'mlp'; format: DatasetFormat; features: FeaturePreset; augment: string; folds: number; only?: string; split: SplitKind; seed: number; urgent: string; channels: string; units: string; epochs?: number; batchSize: number; hidden: string; members: number; mask: string; cache: string }>();
+// Per-kind defaults resolved here, so the settings key below records what actually ran.
+const opts = { ...given, epochs: given.epochs ?? (given.kind === 'mlp' ? DEFAULT_EPOCHS.mlp : DEFAULT_EPOCHS.gru) };
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const urgent = parseUrgentLabels(opts.urgent);
 const features = FEATURE_PRESETS[opts.features];
@@ -70,7 +74,7 @@ const perFold: Record<string, unknown>[] = [];
 type FoldRecord = { settings: string; row: Record<string, unknown>; outcomes: Record<string, ClipOutcome[]> };
 
 /** What a fold's outcomes depend on: a fold left by a run with other settings is never pooled with this one's. */
-const settings = JSON.stringify({ data: opts.data, format: opts.format, kind: opts.kind, features: opts.features, augment: opts.augment, folds: opts.folds, split: opts.split, seed: opts.seed, urgent: opts.urgent, units: opts.units, epochs: opts.epochs, batchSize: opts.batchSize, mask: opts.mask });
+const settings = JSON.stringify({ data: opts.data, format: opts.format, kind: opts.kind, features: opts.features, augment: opts.augment, folds: opts.folds, split: opts.split, seed: opts.seed, urgent: opts.urgent, units: opts.units, epochs: opts.epochs, batchSize: opts.batchSize, mask: opts.mask, ...(opts.kind === 'mlp' ? { hidden: opts.hidden, members: opts.members } : {}) });
 
 /** A fold finished by this or an earlier run with the same --out and settings, or null. */
 async function finishedFold(fold: number): Promise<FoldRecord | null> {
@@ -101,6 +105,8 @@ for (const fold of folds) {
   const model =
     opts.kind === 'knn'
       ? trainKnn(set, { ...common, maxReferenceBytes: 1_000_000 - 64 * 1024 })
+      : opts.kind === 'mlp'
+      ? await (await import('../src/training/train-mlp.js')).trainMlp(set, { ...common, hidden: opts.hidden.split(',').map(Number), members: opts.members, maxEpochs: opts.epochs, batchSize: opts.batchSize, onEpoch: (m, e, s) => log(`  fold ${fold} member ${m} epoch ${e} ${s}`) })
       : await (await import('../src/training/train-gru.js')).trainGru(set, { ...common, units: opts.units.split(',').map(Number), maxEpochs: opts.epochs, batchSize: opts.batchSize, ...parseMasking(opts.mask), onEpoch: (e, n, s) => log(`  fold ${fold} epoch ${e}/${n} ${s}`) });
   // The same bundle urgency as `train` writes, so fold bundles run in simulate-calls as the shipped one does.
   model.draft.urgencyWeights = urgentOnlyWeights(model.draft.labels, urgent);

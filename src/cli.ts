@@ -6,6 +6,7 @@ import { runClassify } from './commands/classify-command.js';
 import { runDaemon } from './commands/run-command.js';
 import { runWatch } from './commands/watch-command.js';
 import { runEval } from './commands/eval-command.js';
+import { runEnsemble } from './commands/ensemble-command.js';
 import { runTrain } from './commands/train-command.js';
 import { DATASET_FORMATS } from './datasets/scan-dataset.js';
 import { FEATURE_PRESET_NAMES } from './training/feature-presets.js';
@@ -18,11 +19,11 @@ function positiveSeconds(value: string): number {
   return n;
 }
 
-/** An integer option of at least `min`, refused by commander with its name when not. */
-function integerAtLeast(min: number): (value: string) => number {
+/** An integer option of at least `min` (and at most `max`), refused by commander with its name when not. */
+function integerAtLeast(min: number, max = Infinity): (value: string) => number {
   return (value: string) => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number of at least ${min}`);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number of at least ${min}${max < Infinity ? ` and at most ${max}` : ''}`);
     return n;
   };
 }
@@ -71,10 +72,10 @@ program
 
 program
   .command('train')
-  .description('Train a model bundle (KNN or GRU) from labelled recordings, choosing it on speaker-disjoint validation.')
+  .description('Train a model bundle (KNN, GRU or pooled MLP) from labelled recordings, choosing it on speaker-disjoint validation.')
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files path,label,speaker[,gender]')
   .requiredOption('--out <dir>', 'bundle directory to write')
-  .addOption(new Option('--kind <kind>', 'model').choices(['knn', 'gru']).default('knn'))
+  .addOption(new Option('--kind <kind>', 'model').choices(['knn', 'gru', 'mlp']).default('knn'))
   .addOption(new Option('--format <name>', 'dataset naming convention').choices(DATASET_FORMATS).default('auto'))
   .addOption(new Option('--features <preset>', 'feature configuration (the bundle carries it)').choices(FEATURE_PRESET_NAMES).default('prosody'))
   .option('--augment <list>', 'augmented copies per training clip: noise, shift, speed, telephone (comma-separated) or none', 'noise,telephone')
@@ -87,14 +88,28 @@ program
   .option('--model-version <v>', 'model version', '0.1.0')
   .option('--urgent <labels>', 'emotions that count as urgent (threshold tuning)', 'angry,sad')
   .option('--max-bytes <n>', 'bundle weight budget in bytes (64 KiB of it is kept for the manifest)', integerAtLeast(128 * 1024), 1_000_000)
-  .option('--epochs <n>', 'GRU: most epochs (early stopping, patience 5)', integerAtLeast(1), 25)
+  .option('--epochs <n>', 'GRU, MLP: most epochs (early stopping, patience 5 for GRU, 8 for MLP); default 25 for GRU, 80 for MLP', integerAtLeast(1))
   .option('--units <list>', 'GRU: units per layer', unitList, '32,32')
-  .option('--batch-size <n>', 'GRU: batch size', integerAtLeast(1), 64)
+  .option('--batch-size <n>', 'GRU, MLP: batch size', integerAtLeast(1), 64)
+  .option('--hidden <list>', 'MLP: hidden ReLU units per layer', unitList, '64')
+  .option('--members <n>', 'MLP: networks in the bag, each from its own seed, probabilities averaged', integerAtLeast(1, 16), 5)
   .option('--refit', 'GRU: after early stopping, retrain on every speaker for the best epoch count', false)
   .option('--mask <steps,dims>', 'GRU: per epoch, mask a random span of up to this many steps and band of features in each training sequence, or none', 'none')
   .option('--no-progress', 'no progress bars')
   .action(async (opts) => {
     process.exitCode = await runTrain(opts);
+  });
+
+program
+  .command('ensemble')
+  .description('Combine trained GRU and MLP bundles of the same features and labels into one bundle whose probabilities are averaged.')
+  .requiredOption('--members <dirs...>', 'member bundle directories (2 to 4; gru or mlp)')
+  .requiredOption('--out <dir>', 'bundle directory to write')
+  .option('--weights <list>', 'each member\'s share, comma-separated (default: equal)')
+  .option('--name <name>', 'model name', 'ser-ensemble')
+  .option('--model-version <v>', 'model version', '0.1.0')
+  .action(async (opts) => {
+    process.exitCode = await runEnsemble(opts);
   });
 
 program

@@ -1,9 +1,12 @@
 /**
- * Model-kernel figures: KNN query time on each distance kernel, and GRU inference time per
+ * Model-kernel figures: KNN query time on each distance kernel, GRU inference time per
  * second of audio (one 3 s window per 1 s hop, so one prediction per audio second) on the
- * fused kernel and on TensorFlow.js. CPU time (process.cpuUsage), one core.
+ * fused kernel and on TensorFlow.js, and the pooled MLP's (functionals and the bag). CPU time (process.cpuUsage), one core.
  */
-import { DEFAULT_FEATURE_CONFIG } from '../../src/features/feature-config.js';
+import { DEFAULT_FEATURE_CONFIG, featureLayout, frameVectorSize } from '../../src/features/feature-config.js';
+import { functionalsSize } from '../../src/features/functionals.js';
+import { PooledMlpClassifier } from '../../src/model/mlp/pooled-mlp-classifier.js';
+import { FEATURE_PRESETS } from '../../src/training/feature-presets.js';
 import { seededRandom } from '../../src/datasets/seeded-random.js';
 import type { BundleManifest } from '../../src/model/bundle-manifest.js';
 import type { Classifier } from '../../src/model/classifier.js';
@@ -82,16 +85,42 @@ export async function benchTfjsGru(backends: TfBackendName[], shape: GruShape = 
 }
 
 /**
- * CPU ms of one prediction of a loaded bundle on its own model input (the shipped model as
- * the daemon runs it): per second of audio at the default 1 s window hop.
+ * CPU ms of one prediction of a loaded bundle from a 3 s window's frame rows (the shipped
+ * model as the daemon runs it: its input preparation, pooling or sequence, included): per
+ * second of audio at the default 1 s window hop. Rows are random, F0 voiced on 70% of frames.
  */
-export function benchBundleModel(classifier: Classifier, minSeconds = 0.5): number {
-  const modelInput = classifier.manifest.selfTest[0]?.input;
-  if (!modelInput) throw new Error(`${classifier.manifest.name} has no self-test vector to time`);
-  const input = Float32Array.from(modelInput);
+export function benchBundleModel(classifier: Classifier, minSeconds = 0.5, frames = 188): number {
+  const features = classifier.manifest.features;
+  const dim = frameVectorSize(features);
+  const pitch = featureLayout(features).find((f) => f.name === 'pitch')?.offset ?? -1;
+  const random = seededRandom(12);
+  const rows = Float32Array.from({ length: frames * dim }, (_, i) => (i % dim === pitch ? (random() < 0.7 ? 100 + 150 * random() : 0) : random() * 4 - 2));
   const out = new Float32Array(classifier.labels.length);
-  for (let i = 0; i < 20; i++) classifier.predictModelInput(input, out);
-  return cpuSecondsPerCall(() => classifier.predictModelInput(input, out), minSeconds) * 1000;
+  for (let i = 0; i < 20; i++) classifier.predict(rows, frames, out);
+  return cpuSecondsPerCall(() => classifier.predict(rows, frames, out), minSeconds) * 1000;
+}
+
+/** The MLP bag the figures are quoted for: 5 × (330 → 64 → 6) over functionals of the prosody frame, 3 s windows. */
+export const BENCH_MLP = { members: 5, hidden: [64], labels: 6, frames: 188 } as const;
+
+/**
+ * CPU ms per prediction of a pooled-MLP bag from window rows (functionals over a 3 s
+ * window, then the members): per second of audio at the default 1 s window hop.
+ */
+export function benchPooledMlp(minSeconds = 0.5): number {
+  const features = FEATURE_PRESETS.prosody;
+  const frameDim = frameVectorSize(features);
+  const inputDim = functionalsSize(frameDim);
+  const random = seededRandom(5);
+  const fill = (n: number, scale: number) => Float32Array.from({ length: n }, () => (random() * 2 - 1) * scale);
+  const widths = [inputDim, ...BENCH_MLP.hidden, BENCH_MLP.labels];
+  const members = Array.from({ length: BENCH_MLP.members }, () => widths.slice(1).map((cols, i) => ({ rows: widths[i]!, cols, kernel: fill(widths[i]! * cols, 0.1), bias: fill(cols, 0.1) })));
+  const manifest = { name: 'bench-mlp', labels: ['neutral', 'happy', 'sad', 'angry', 'fearful', 'disgust'], features, normaliser: { mean: new Array<number>(inputDim).fill(0), std: new Array<number>(inputDim).fill(1) } } as unknown as BundleManifest;
+  const classifier = new PooledMlpClassifier(manifest, { inputDim, hidden: [...BENCH_MLP.hidden], labels: BENCH_MLP.labels, members });
+  const rows = fill(BENCH_MLP.frames * frameDim, 3);
+  const out = new Float32Array(BENCH_MLP.labels);
+  for (let i = 0; i < 20; i++) classifier.predict(rows, BENCH_MLP.frames, out);
+  return cpuSecondsPerCall(() => classifier.predict(rows, BENCH_MLP.frames, out), minSeconds) * 1000;
 }
 
 /** Fused wasm-simd ms per audio second over a grid of sizes (for choosing what ships). */

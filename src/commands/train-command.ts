@@ -3,6 +3,10 @@ import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { DatasetFormat } from '../datasets/scan-dataset.js';
 import { foldOf, parseFold, scanAll, type SplitKind } from '../datasets/select-clips.js';
+import { frameVectorSize } from '../features/feature-config.js';
+import { functionalsSize } from '../features/functionals.js';
+import { int8TensorBytes } from '../model/int8-tensors.js';
+import { mlpTensorShapes } from '../model/mlp/mlp-weights.js';
 import { writeBundle } from '../model/model-bundle.js';
 import type { Emotion } from '../model/emotions.js';
 import { parseAugmentations } from '../training/augment.js';
@@ -14,7 +18,7 @@ import { buildTrainingSet } from '../training/training-set.js';
 export interface TrainCommandOptions {
   data: string[];
   format: DatasetFormat;
-  kind: 'knn' | 'gru';
+  kind: 'knn' | 'gru' | 'mlp';
   out: string;
   features?: FeaturePreset;
   augment: string;
@@ -28,9 +32,14 @@ export interface TrainCommandOptions {
   modelVersion: string;
   urgent: string;
   maxBytes: number;
-  epochs: number;
+  /** Most epochs; per-kind default (GRU 25, MLP 80) when absent. */
+  epochs?: number;
   units: string;
   batchSize: number;
+  /** MLP: hidden units per layer, comma-separated. */
+  hidden: string;
+  /** MLP: networks in the bag. */
+  members: number;
   progress: boolean;
   refit: boolean;
   /** `steps,dims` of the GRU's training masks, or `none`. */
@@ -63,12 +72,34 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
     let model: { draft: Parameters<typeof writeBundle>[1]; files: Record<string, Uint8Array> };
     if (options.kind === 'knn') {
       model = trainKnn(set, { ...common, maxReferenceBytes: options.maxBytes - 64 * 1024 });
+    } else if (options.kind === 'mlp') {
+      const { trainMlp } = await import('../training/train-mlp.js');
+      const hidden = options.hidden.split(',').map((u) => Number.parseInt(u, 10));
+      const bytes = int8TensorBytes(mlpTensorShapes(options.members, functionalsSize(frameVectorSize(features)), hidden, set.labels.length));
+      if (bytes > options.maxBytes - 64 * 1024)
+        throw new Error(`an MLP bag of ${options.members} × ${hidden.join(',')} hidden units takes ${bytes} bytes of weights, over the --max-bytes budget of ${options.maxBytes} (64 KiB kept for the manifest): use fewer --members or --hidden units`);
+      const maxEpochs = options.epochs ?? DEFAULT_EPOCHS.mlp;
+      const bar = options.progress ? new SingleBar({ format: 'train {bar} {value}/{total} epochs (upper bound) | {status} | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 20 }, Presets.shades_classic) : null;
+      bar?.start(options.members * maxEpochs, 0, { status: '' });
+      model = await trainMlp(set, {
+        ...common,
+        hidden,
+        members: options.members,
+        maxEpochs,
+        batchSize: options.batchSize,
+        onEpoch: (member, epoch, status) => {
+          // Early stopping ends a member before maxEpochs: the bar jumps to the next member's share.
+          if (bar) bar.update((member - 1) * maxEpochs + epoch, { status: `member ${member}/${options.members} ${status}` });
+          else log(`member ${member}/${options.members} epoch ${epoch} ${status}`);
+        },
+        onDone: () => bar?.stop(),
+      });
     } else {
       const { trainGru } = await import('../training/train-gru.js');
       const bar = options.progress ? new SingleBar({ format: 'train {bar} {value}/{total} epochs | {status} | ETA {eta_formatted}', stream: process.stderr, etaBuffer: 3 }, Presets.shades_classic) : null;
       model = await trainGru(set, {
         ...common,
-        maxEpochs: options.epochs,
+        maxEpochs: options.epochs ?? DEFAULT_EPOCHS.gru,
         units: options.units.split(',').map((u) => Number.parseInt(u, 10)),
         batchSize: options.batchSize,
         refit: options.refit,
@@ -97,6 +128,9 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
     return 2;
   }
 }
+
+/** Most epochs per kind when --epochs is not given (both stop early on validation loss). */
+export const DEFAULT_EPOCHS = { gru: 25, mlp: 80 } as const;
 
 /** `--mask steps,dims` (e.g. `8,6`) or `none`. */
 export function parseMasking(value: string): { masking?: { maxSteps: number; maxDims: number } } {

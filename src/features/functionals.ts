@@ -17,13 +17,14 @@ export function functionalsSize(frameDim: number): number {
 }
 
 /**
- * Computes functionals into a caller's buffer. One instance per channel: its scratch column
- * grows to the longest window seen and is then reused, so a window allocates nothing.
- * Accumulates in doubles.
+ * Computes functionals into a caller's buffer. One instance per channel: its scratch (the
+ * window transposed) grows to the longest window seen and is then reused, so a window
+ * allocates nothing. Accumulates in doubles.
  */
 export class FunctionalsPooler {
   readonly size: number;
-  private column = new Float64Array(256);
+  /** The window transposed, column after column: one strided pass instead of one per column. */
+  private columns = new Float64Array(0);
 
   /** `pitchColumn`: the frame offset of F0 (0 = unvoiced), or -1 when the frame has none. */
   constructor(
@@ -40,38 +41,47 @@ export class FunctionalsPooler {
     if (frames <= 0) throw new RangeError('FunctionalsPooler: no frames to pool (the window held no analysed frames)');
     if (rows.length < frames * dim) throw new RangeError(`FunctionalsPooler: ${frames} frames of ${dim} need ${frames * dim} values, rows has ${rows.length}`);
     if (offset < 0 || out.length < offset + this.size) throw new RangeError(`FunctionalsPooler: out has ${out.length} values, needs ${offset + this.size}`);
-    if (this.column.length < frames) this.column = new Float64Array(Math.max(frames, 2 * this.column.length));
-    const column = this.column;
-    const stats = FUNCTIONAL_STATISTICS.length;
+    if (this.columns.length < frames * dim) this.columns = new Float64Array(Math.max(frames * dim, 2 * this.columns.length));
+    const all = this.columns;
+    const pitch = this.pitchColumn;
+    // Transposed in one pass over the rows; the pitch column keeps its voiced frames only.
     let voiced = 0;
-    for (let d = 0; d < dim; d++) {
-      let n = 0;
-      for (let f = 0, i = d; f < frames; f++, i += dim) {
+    for (let f = 0, i = 0; f < frames; f++) {
+      for (let d = 0; d < dim; d++, i++) {
         const v = rows[i]!;
-        if (d === this.pitchColumn && v === 0) continue;
-        column[n++] = v;
+        if (d === pitch) {
+          if (v !== 0) all[d * frames + voiced++] = v;
+        } else {
+          all[d * frames + f] = v;
+        }
       }
-      if (d === this.pitchColumn) voiced = n;
+    }
+    const stats = FUNCTIONAL_STATISTICS.length;
+    for (let d = 0; d < dim; d++) {
+      // Column d is all[b .. b + n).
+      const b = d * frames;
+      let n = d === pitch ? voiced : frames;
       // An all-unvoiced window: every pitch statistic 0, as if one frame of 0.
-      if (n === 0) column[n++] = 0;
+      if (n === 0) all[b + n++] = 0;
+      const e = b + n;
       let sum = 0;
-      for (let i = 0; i < n; i++) sum += column[i]!;
+      for (let i = b; i < e; i++) sum += all[i]!;
       const mean = sum / n;
       // Order-dependent statistics before selection reorders the column.
       let squares = 0, sxy = 0, step = 0;
-      const mid = (n - 1) / 2;
-      for (let i = 0; i < n; i++) {
-        const x = column[i]! - mean;
+      const mid = b + (n - 1) / 2;
+      for (let i = b; i < e; i++) {
+        const x = all[i]! - mean;
         squares += x * x;
         sxy += (i - mid) * x;
-        if (i > 0) step += Math.abs(column[i]! - column[i - 1]!);
+        if (i > b) step += Math.abs(all[i]! - all[i - 1]!);
       }
-      // Σ (i − mid)² over 0..n−1, in closed form.
+      // Σ (i − mid)² over n consecutive indices, in closed form.
       const sxx = (n * (n * n - 1)) / 12;
-      const k10 = Math.floor(0.1 * n), k50 = Math.floor(0.5 * n), k90 = Math.min(n - 1, Math.floor(0.9 * n));
-      const p10 = select(column, 0, n - 1, k10);
-      const p50 = select(column, k10, n - 1, k50);
-      const p90 = select(column, k50, n - 1, k90);
+      const k10 = b + Math.floor(0.1 * n), k50 = b + Math.floor(0.5 * n), k90 = b + Math.min(n - 1, Math.floor(0.9 * n));
+      const p10 = select(all, b, e - 1, k10);
+      const p50 = select(all, k10, e - 1, k50);
+      const p90 = select(all, k50, e - 1, k90);
       const o = offset + d * stats;
       out[o] = mean;
       out[o + 1] = Math.sqrt(squares / n);
@@ -81,7 +91,7 @@ export class FunctionalsPooler {
       out[o + 5] = sxx > 0 ? sxy / sxx : 0;
       out[o + 6] = n > 1 ? step / (n - 1) : 0;
     }
-    out[offset + dim * stats] = this.pitchColumn >= 0 ? voiced / frames : 0;
+    out[offset + dim * stats] = pitch >= 0 ? voiced / frames : 0;
     return out;
   }
 }

@@ -63,6 +63,47 @@ const gruSection = z
   })
   .strict();
 
+const mlpSection = z
+  .object({
+    /**
+     * Members of the bag: networks trained from different seeds on the same data, whose
+     * probabilities are averaged (variance a single small net on few speakers cannot shed).
+     */
+    members: z.number().int().positive().max(16),
+    /** Widths of the hidden ReLU layers, input side first; then a dense softmax over the labels. */
+    hidden: z.array(z.number().int().positive().max(1024)).max(4),
+    activation: z.literal('relu'),
+    head: z.object({ activation: z.literal('softmax') }).strict(),
+    /** Functionals per frame value, in this order, then the voiced share: spelled out so a bundle pooled otherwise is refused. */
+    pooling: z.object({ statistics: z.tuple([z.literal('mean'), z.literal('std'), z.literal('p10'), z.literal('p50'), z.literal('p90'), z.literal('slope'), z.literal('step')]), voicedShare: z.literal(true) }).strict(),
+    inputDim: z.number().int().positive(),
+    weightsFile: z.string(),
+    /** member_<m>/dense_<i>/kernel and …/bias per layer (the head last), member by member. */
+    tensors: z.array(int8Tensor),
+  })
+  .strict();
+
+/** One network of an ensemble: its own input, normaliser and weights; the features and labels are the bundle's. */
+const ensembleMember = z
+  .object({
+    kind: z.enum(['gru', 'mlp']),
+    /** The bundle it was taken from, for provenance. */
+    from: z.object({ name: z.string(), version: z.string() }).strict(),
+    /** Its share of the averaged probabilities (weights are normalised to sum to 1). */
+    weight: z.number().positive().max(100),
+    input: z.enum(['sequence', 'pooled_functionals']),
+    normaliser: normaliserSchema,
+    gru: gruSection.optional(),
+    mlp: mlpSection.optional(),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.kind === 'gru' && !m.gru) ctx.addIssue({ code: 'custom', path: ['gru'], message: 'is required for a gru member' });
+    if (m.kind === 'mlp' && !m.mlp) ctx.addIssue({ code: 'custom', path: ['mlp'], message: 'is required for an mlp member' });
+  });
+
+const ensembleSection = z.object({ members: z.array(ensembleMember).min(2).max(4) }).strict();
+
 const selfTestVector = z.object({ input: z.array(finite), expected: z.array(finite) }).strict();
 
 export const manifestSchema = z
@@ -70,13 +111,17 @@ export const manifestSchema = z
     schemaVersion: z.literal(MANIFEST_SCHEMA_VERSION),
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'lower-case letters, digits, dot, dash or underscore'),
     version: z.string().regex(/^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, 'a semantic version such as 1.2.0'),
-    kind: z.enum(['knn', 'gru']),
+    kind: z.enum(['knn', 'gru', 'mlp', 'ensemble']),
     description: z.string().optional(),
     labels: z.array(emotion).min(2),
     features: featureConfigSchema,
-    /** What the model consumes: pooled mean/std of frames (KNN) or a frame sequence (GRU). */
-    input: z.enum(['pooled_mean_std', 'sequence']),
-    normaliser: normaliserSchema,
+    /**
+     * What the model consumes: pooled mean/std of frames (KNN), a frame sequence (GRU),
+     * functionals of the frames (MLP), or each member's input in turn, concatenated (ensemble).
+     */
+    input: z.enum(['pooled_mean_std', 'sequence', 'pooled_functionals', 'members']),
+    /** Every kind but an ensemble, whose members carry their own. */
+    normaliser: normaliserSchema.optional(),
     urgencyWeights: z.partialRecord(emotion, z.number().min(0).max(1)).optional(),
     metrics: z.record(z.string(), z.unknown()),
     createdAt: z.iso.datetime(),
@@ -84,13 +129,18 @@ export const manifestSchema = z
     selfTest: z.array(selfTestVector),
     knn: knnSection.optional(),
     gru: gruSection.optional(),
+    mlp: mlpSection.optional(),
+    ensemble: ensembleSection.optional(),
   })
   .strict()
   .superRefine((m, ctx) => {
     if (m.kind === 'knn' && !m.knn) ctx.addIssue({ code: 'custom', path: ['knn'], message: 'is required for a knn bundle' });
     if (m.kind === 'gru' && !m.gru) ctx.addIssue({ code: 'custom', path: ['gru'], message: 'is required for a gru bundle' });
+    if (m.kind === 'mlp' && !m.mlp) ctx.addIssue({ code: 'custom', path: ['mlp'], message: 'is required for an mlp bundle' });
+    if (m.kind === 'ensemble' && !m.ensemble) ctx.addIssue({ code: 'custom', path: ['ensemble'], message: 'is required for an ensemble bundle' });
+    if (m.kind !== 'ensemble' && !m.normaliser) ctx.addIssue({ code: 'custom', path: ['normaliser'], message: `is required for a ${m.kind} bundle` });
     if (new Set(m.labels).size !== m.labels.length) ctx.addIssue({ code: 'custom', path: ['labels'], message: 'lists a label twice' });
-    if (m.normaliser.mean.length !== m.normaliser.std.length)
+    if (m.normaliser && m.normaliser.mean.length !== m.normaliser.std.length)
       ctx.addIssue({ code: 'custom', path: ['normaliser'], message: 'mean and std differ in length' });
     for (const [i, v] of m.selfTest.entries()) {
       if (v.expected.length !== m.labels.length)
@@ -99,6 +149,7 @@ export const manifestSchema = z
   });
 
 export type BundleManifest = z.infer<typeof manifestSchema>;
+export type EnsembleMember = z.infer<typeof ensembleMember>;
 /** What a writer supplies; the file hashes are computed when the bundle is written. */
 export type ManifestDraft = Omit<BundleManifest, 'files' | 'schemaVersion'>;
 

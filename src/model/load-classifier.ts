@@ -1,8 +1,10 @@
 import type { Classifier } from './classifier.js';
 import { runSelfTest } from './classifier.js';
+import { EnsembleClassifier } from './ensemble-classifier.js';
 import { FusedGruClassifier, type GruKernelName } from './gru/fused-gru-classifier.js';
 import type { DistanceKernelName } from './int8-neighbour-search.js';
 import { KnnClassifier } from './knn-classifier.js';
+import { PooledMlpClassifier } from './mlp/pooled-mlp-classifier.js';
 import { BundleError, loadBundle, type ModelBundle } from './model-bundle.js';
 import type { TfBackendName } from './tf-backend.js';
 
@@ -16,8 +18,8 @@ export interface LoadClassifierOptions {
 }
 
 /**
- * Builds the classifier a verified bundle describes, without TensorFlow.js: KNN, or GRU on
- * the fused kernel. (`loadClassifier` also offers the tfjs GRU runtime.)
+ * Builds the classifier a verified bundle describes, without TensorFlow.js: KNN, GRU on
+ * the fused kernel, the pooled MLP, or an ensemble of GRU and MLP members. (`loadClassifier` also offers the tfjs GRU runtime.)
  */
 export function classifierFromBundle(bundle: ModelBundle, options: Pick<LoadClassifierOptions, 'kernel'> = {}): Classifier {
   const kernel = options.kernel ?? 'auto';
@@ -26,6 +28,10 @@ export function classifierFromBundle(bundle: ModelBundle, options: Pick<LoadClas
       return KnnClassifier.fromBundle(bundle, { kernel });
     case 'gru':
       return FusedGruClassifier.fromBundle(bundle, { kernel });
+    case 'mlp':
+      return PooledMlpClassifier.fromBundle(bundle, { kernel });
+    case 'ensemble':
+      return EnsembleClassifier.fromBundle(bundle, { kernel });
   }
 }
 

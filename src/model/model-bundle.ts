@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { FUNCTIONAL_STATISTICS, functionalsSize } from '../features/functionals.js';
 import { featureLayout, frameVectorSize } from '../features/feature-config.js';
 import { MANIFEST_FILE, MANIFEST_SCHEMA_VERSION, manifestSchema, type BundleManifest, type ManifestDraft } from './bundle-manifest.js';
 
@@ -80,13 +81,17 @@ function describeFrame(manifest: BundleManifest): string {
     .join(' + ');
 }
 
+/** The parts of a manifest that describe one network: the bundle itself, or one member of an ensemble. */
+type NetworkSpec = Pick<BundleManifest, 'kind' | 'input' | 'normaliser' | 'knn' | 'gru' | 'mlp'>;
+
 /**
  * Checks that the model consumes exactly what the bundle's feature configuration makes:
  * a KNN the pooled mean and std of each frame vector (2 × frame size), a GRU a sequence
- * of frame vectors (frame size per step); that the normaliser and every self-test input
- * have that shape too. One check for both kinds, run at load, so a bundle trained with
- * another feature list is refused with both numbers rather than misread or failing
- * later with a bare RangeError.
+ * of frame vectors (frame size per step), an MLP the functionals of each frame value
+ * (7 × frame size + 1), an ensemble each of its members' inputs; that the normalisers and
+ * every self-test input have that shape too. One check for every kind, run at load, so a
+ * bundle trained with another feature list is refused with both numbers rather than
+ * misread or failing later with a bare RangeError.
  */
 export function checkModelInput(manifest: BundleManifest, where: string): void {
   const frame = frameVectorSize(manifest.features);
@@ -96,24 +101,45 @@ export function checkModelInput(manifest: BundleManifest, where: string): void {
       `${what}, from its features ${describeFrame(manifest)} = ${frame} values per frame: the model does not fit the feature configuration in ${MANIFEST_FILE}; rebuild the bundle from the features it was trained on`,
     );
   };
-  let width: number;
+  /** One network's input size, checked; `at` names it in errors (`` or `ensemble.members[1].`). */
+  const network = (spec: NetworkSpec, at: string): { modelInput: number; inputShape: string } => {
+    let width: number;
+    let modelInput: number;
+    let inputShape: string;
+    if (spec.kind === 'knn') {
+      const knn = spec.knn!;
+      if (spec.input !== 'pooled_mean_std') refuse(`a knn ${at ? 'member' : 'bundle'} declares input "${spec.input}", expected "pooled_mean_std"`);
+      if (knn.dim !== 2 * frame) refuse(`${at}knn.dim is ${knn.dim}, expected 2 × ${frame} = ${2 * frame} (the mean and std of each frame value)`);
+      width = modelInput = knn.dim;
+      inputShape = `${knn.dim} (knn.dim)`;
+    } else if (spec.kind === 'mlp') {
+      const mlp = spec.mlp!;
+      const want = functionalsSize(frame);
+      if (spec.input !== 'pooled_functionals') refuse(`an mlp ${at ? 'member' : 'bundle'} declares input "${spec.input}", expected "pooled_functionals"`);
+      if (mlp.inputDim !== want) refuse(`${at}mlp.inputDim is ${mlp.inputDim}, expected ${FUNCTIONAL_STATISTICS.length} × ${frame} + 1 = ${want} (the functionals of each frame value and the voiced share)`);
+      width = modelInput = mlp.inputDim;
+      inputShape = `${mlp.inputDim} (mlp.inputDim)`;
+    } else {
+      const gru = spec.gru!;
+      if (spec.input !== 'sequence') refuse(`a gru ${at ? 'member' : 'bundle'} declares input "${spec.input}", expected "sequence"`);
+      if (gru.inputDim !== frame) refuse(`${at}gru.inputDim is ${gru.inputDim}, expected ${frame} (one frame vector per step)`);
+      width = gru.inputDim;
+      modelInput = gru.steps * gru.inputDim;
+      inputShape = `steps × inputDim = ${gru.steps} × ${gru.inputDim} = ${modelInput}`;
+    }
+    if (spec.normaliser!.mean.length !== width) refuse(`${at}normaliser has ${spec.normaliser!.mean.length} dimensions, expected ${width}`);
+    return { modelInput, inputShape };
+  };
   let modelInput: number;
   let inputShape: string;
-  if (manifest.kind === 'knn') {
-    const knn = manifest.knn!;
-    if (manifest.input !== 'pooled_mean_std') refuse(`a knn bundle declares input "${manifest.input}", expected "pooled_mean_std"`);
-    if (knn.dim !== 2 * frame) refuse(`knn.dim is ${knn.dim}, expected 2 × ${frame} = ${2 * frame} (the mean and std of each frame value)`);
-    width = modelInput = knn.dim;
-    inputShape = `${knn.dim} (knn.dim)`;
+  if (manifest.kind === 'ensemble') {
+    if (manifest.input !== 'members') refuse(`an ensemble bundle declares input "${manifest.input}", expected "members"`);
+    const members = manifest.ensemble!.members.map((m, i) => network(m, `ensemble.members[${i}].`));
+    modelInput = members.reduce((n, m) => n + m.modelInput, 0);
+    inputShape = `its members' inputs in turn, ${members.map((m) => m.modelInput).join(' + ')} = ${modelInput}`;
   } else {
-    const gru = manifest.gru!;
-    if (manifest.input !== 'sequence') refuse(`a gru bundle declares input "${manifest.input}", expected "sequence"`);
-    if (gru.inputDim !== frame) refuse(`gru.inputDim is ${gru.inputDim}, expected ${frame} (one frame vector per step)`);
-    width = gru.inputDim;
-    modelInput = gru.steps * gru.inputDim;
-    inputShape = `steps × inputDim = ${gru.steps} × ${gru.inputDim} = ${modelInput}`;
+    ({ modelInput, inputShape } = network(manifest, ''));
   }
-  if (manifest.normaliser.mean.length !== width) refuse(`normaliser has ${manifest.normaliser.mean.length} dimensions, expected ${width}`);
   for (const [i, vector] of manifest.selfTest.entries()) {
     if (vector.input.length !== modelInput)
       throw new BundleError(where, `${MANIFEST_FILE} selfTest[${i}].input has ${vector.input.length} values, expected ${inputShape}: the self-test vectors were not made for this model`);

@@ -198,7 +198,7 @@ interface WasmLayer {
   units: number;
 }
 
-const pad4 = (n: number) => (n + 3) & ~3;
+export const pad4 = (n: number) => (n + 3) & ~3;
 
 /** gru.wat over its own memory: weights packed into panels once, buffers laid out once. */
 class WasmGruRunner implements GruRunner {
@@ -296,7 +296,7 @@ class WasmGruRunner implements GruRunner {
  * Writes a rows × cols matrix (cols a multiple of 4) in gru.wat's panel-major order:
  * panels of 16 columns while 16 remain, then panels of 4, each panel row after row.
  */
-function packPanels(f32: Float32Array, at: number, rows: number, cols: number, value: (row: number, col: number) => number): void {
+export function packPanels(f32: Float32Array, at: number, rows: number, cols: number, value: (row: number, col: number) => number): void {
   let o = at;
   for (let c0 = 0; c0 < cols; ) {
     const width = cols - c0 >= 16 ? 16 : 4;
