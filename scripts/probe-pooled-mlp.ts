@@ -28,6 +28,7 @@ import { extractClipWindows, type ClipWindows } from '../src/training/clip-windo
 import { computeMetrics, parseUrgentLabels, type ClipOutcome } from '../src/training/evaluation.js';
 import { oversampleToBalance } from '../src/training/knn-trainer.js';
 import { useTrainingBackend } from '../src/training/train-gru.js';
+import { FEATURE_PRESETS } from '../src/training/feature-presets.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
 
 process.on('uncaughtException', (error) => {
@@ -41,6 +42,8 @@ const opts = new Command()
   .option('--fold <i/k>', 'speaker fold to test on', '0/5')
   .option('--seed <n>', 'seed of the split (as cross-validate)', (v) => Number.parseInt(v, 10), 1)
   .option('--hidden <n>', 'hidden units of the MLP', (v) => Number.parseInt(v, 10), 64)
+  .addOption(new Option('--features <preset>', 'frame features: every one the analyser has plus pitch, or the GRU\'s').choices(['full', 'prosody']).default('full'))
+  .option('--seeds <n>', 'MLPs trained from different seeds, probabilities averaged', (v) => Number.parseInt(v, 10), 1)
   .option('--augment <list>', 'training augmentation', 'noise,telephone')
   .addOption(new Option('--baseline <kind>', 'features relative to the speaker').choices(['none', 'speaker', 'calm']).default('none'))
   .option('--baseline-clips <n>', 'clips drawn per item for its baseline; 0 = every other one', (v) => Number.parseInt(v, 10), 0)
@@ -49,9 +52,9 @@ const opts = new Command()
   .option('--urgent <labels>', 'urgent emotions', 'angry,sad')
   .option('--cache <dir>', 'feature cache', 'var/cache/features')
   .parse()
-  .opts<{ data: string[]; fold: string; seed: number; hidden: number; augment: string; baseline: 'none' | 'speaker' | 'calm'; baselineClips: number; withAbsolute?: boolean; ensembleWith?: string; urgent: string; cache: string }>();
+  .opts<{ data: string[]; fold: string; seed: number; hidden: number; features: 'full' | 'prosody'; seeds: number; augment: string; baseline: 'none' | 'speaker' | 'calm'; baselineClips: number; withAbsolute?: boolean; ensembleWith?: string; urgent: string; cache: string }>();
 
-const features: FeatureConfig = { ...DEFAULT_FEATURE_CONFIG, features: [...DEFAULT_FEATURE_CONFIG.features, 'pitch'] };
+const features: FeatureConfig = opts.features === 'prosody' ? FEATURE_PRESETS.prosody : { ...DEFAULT_FEATURE_CONFIG, features: [...DEFAULT_FEATURE_CONFIG.features, 'pitch'] };
 const dim = frameVectorSize(features);
 const pitchColumn = featureLayout(features).find((f) => f.name === 'pitch')!.offset;
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -174,38 +177,49 @@ const tensorOf = (rows: Row[]) => tf.tensor2d(Float32Array.from(rows.flatMap((r)
 const oneHot = (rows: Row[]) => tf.oneHot(tf.tensor1d(rows.map((r) => r.label), 'int32'), labels.length).toFloat();
 
 await useTrainingBackend();
-const model = tf.sequential();
-// No layer seeds: a seeded tfjs dropout layer draws the same mask for every batch. Its
-// masks come from Math.random instead, seeded below for the run.
-model.add(tf.layers.dropout({ rate: 0.1, inputShape: [width] }));
-model.add(tf.layers.dense({ units: opts.hidden, activation: 'relu', kernelRegularizer: tf.regularizers.l2({ l2: 3e-3 }), kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed }) }));
-model.add(tf.layers.dropout({ rate: 0.5 }));
-model.add(tf.layers.dense({ units: labels.length, activation: 'softmax', kernelRegularizer: tf.regularizers.l2({ l2: 3e-3 }), kernelInitializer: tf.initializers.glorotUniform({ seed: opts.seed + 2 }) }));
-model.compile({ optimizer: tf.train.adam(3e-4), loss: 'categoricalCrossentropy' });
-
 const [xTrain, yTrain, xValidation, yValidation, xTest] = [tensorOf(trainRows), oneHot(trainRows), tensorOf(validationRows), oneHot(validationRows), tensorOf(testRows)];
-// Early stopping on validation loss, patience 8, best weights kept (as train does for the GRU).
-let best = { loss: Infinity, epoch: 0, weights: [] as tf.Tensor[] };
-Math.random = seededRandom(opts.seed + 13); // dropout masks, repeatable per --seed (a script: nothing else relies on it)
-const order = Array.from({ length: trainRows.length }, (_, i) => i);
-const shuffleRandom = seededRandom(opts.seed + 11);
-for (let epoch = 0; epoch < 80 && epoch - best.epoch < 8; epoch++) {
-  // Own seeded shuffle (tfjs's draws from Math.random), so a run repeats exactly.
-  shuffleInPlace(order, shuffleRandom);
-  const index = tf.tensor1d(order, 'int32');
-  const [x, y] = [tf.gather(xTrain, index), tf.gather(yTrain, index)];
-  await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: false, verbose: 0 });
-  tf.dispose([index, x, y]);
-  const loss = (model.evaluate(xValidation, yValidation) as tf.Scalar).dataSync()[0]!;
-  if (loss < best.loss) {
-    best.weights.forEach((w) => w.dispose());
-    best = { loss, epoch, weights: model.getWeights().map((w) => w.clone()) };
+
+/** One MLP from `seed`, early-stopped on validation loss (patience 8, best weights kept, as train does for the GRU); its test probabilities. */
+async function trainOne(seed: number): Promise<{ probabilities: Float32Array; bestEpoch: number }> {
+  const model = tf.sequential();
+  // No layer seeds: a seeded tfjs dropout layer draws the same mask for every batch. Its
+  // masks come from Math.random instead, seeded below for the run.
+  model.add(tf.layers.dropout({ rate: 0.1, inputShape: [width] }));
+  model.add(tf.layers.dense({ units: opts.hidden, activation: 'relu', kernelRegularizer: tf.regularizers.l2({ l2: 3e-3 }), kernelInitializer: tf.initializers.glorotUniform({ seed }) }));
+  model.add(tf.layers.dropout({ rate: 0.5 }));
+  model.add(tf.layers.dense({ units: labels.length, activation: 'softmax', kernelRegularizer: tf.regularizers.l2({ l2: 3e-3 }), kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 2 }) }));
+  model.compile({ optimizer: tf.train.adam(3e-4), loss: 'categoricalCrossentropy' });
+  let best = { loss: Infinity, epoch: 0, weights: [] as tf.Tensor[] };
+  Math.random = seededRandom(seed + 13); // dropout masks, repeatable per seed (a script: nothing else relies on it)
+  const order = Array.from({ length: trainRows.length }, (_, i) => i);
+  const shuffleRandom = seededRandom(seed + 11);
+  for (let epoch = 0; epoch < 80 && epoch - best.epoch < 8; epoch++) {
+    // Own seeded shuffle (tfjs's draws from Math.random), so a run repeats exactly.
+    shuffleInPlace(order, shuffleRandom);
+    const index = tf.tensor1d(order, 'int32');
+    const [x, y] = [tf.gather(xTrain, index), tf.gather(yTrain, index)];
+    await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: false, verbose: 0 });
+    tf.dispose([index, x, y]);
+    const loss = (model.evaluate(xValidation, yValidation) as tf.Scalar).dataSync()[0]!;
+    if (loss < best.loss) {
+      best.weights.forEach((w) => w.dispose());
+      best = { loss, epoch, weights: model.getWeights().map((w) => w.clone()) };
+    }
   }
+  model.setWeights(best.weights);
+  const probabilities = (model.predict(xTest) as tf.Tensor).dataSync() as Float32Array;
+  model.dispose();
+  return { probabilities, bestEpoch: best.epoch };
 }
-model.setWeights(best.weights);
+
+// The first seed is --seed itself, so --seeds 1 repeats earlier single-model runs.
+const runs = [];
+for (let s = 0; s < opts.seeds; s++) runs.push(await trainOne(opts.seed + 101 * s));
+const probabilities = new Float32Array(runs[0]!.probabilities.length);
+for (const r of runs) r.probabilities.forEach((v, i) => (probabilities[i]! += v / runs.length));
+const best = { epoch: runs.map((r) => r.bestEpoch).join(',') };
 
 /** Clip verdicts: frame-weighted mean of window probabilities, as the classify path. */
-const probabilities = (model.predict(xTest) as tf.Tensor).dataSync() as Float32Array;
 const sums = test.map(() => new Float64Array(labels.length));
 const weights = new Float64Array(test.length);
 testRows.forEach((r, i) => {
@@ -217,7 +231,7 @@ const mlpVerdicts = new Map(test.map((it, i) => [it.clip.path, sums[i]!.map((v) 
 const urgent = parseUrgentLabels(opts.urgent);
 const outcome = (truth: Emotion, p: Float64Array, gender?: ClipOutcome['gender']): ClipOutcome => ({ truth, predicted: labels[argMax(p)]!, probabilities: probabilityRecord(labels, p), ...(gender ? { gender } : {}) });
 const scored = split.test.filter((c) => mlpVerdicts.has(c.path));
-const report: Record<string, unknown> = { fold: opts.fold, baseline: opts.baseline, baselineClips: opts.baselineClips, withAbsolute: opts.withAbsolute === true, hidden: opts.hidden, bestEpoch: best.epoch, testClips: scored.length };
+const report: Record<string, unknown> = { fold: opts.fold, baseline: opts.baseline, baselineClips: opts.baselineClips, withAbsolute: opts.withAbsolute === true, hidden: opts.hidden, features: opts.features, seeds: opts.seeds, bestEpoch: best.epoch, testClips: scored.length };
 const summary = (outcomes: ClipOutcome[]) => {
   const m = computeMetrics(outcomes, labels, urgent);
   return { accuracy: +m.accuracy.toFixed(4), macro_f1: +m.macro_f1.toFixed(4), urgent_recall: +m.urgent.recall.toFixed(4), urgent_precision: +m.urgent.precision.toFixed(4) };

@@ -45,16 +45,23 @@ const program = new Command()
   .option('--calm-labels <list>', 'emotions of calm-only calls', 'neutral')
   .option('--weights <list>', 'urgency weights to try instead of the bundle\'s, e.g. angry=1,sad=1,fearful=0,disgust=0')
   .option('--tracker <list>', 'tracker settings to try instead of the daemon defaults, e.g. smoothing=0.3,high=0.7,medium=0.45,raiseWindows=3; several settings separated by ";" are compared on the same calls')
+  .option('--ensemble-with <dir>', 'a second bundle (same features and labels) whose window scores are averaged with the model\'s: what an ensemble of the two would flag')
   .option('--telephone', 'pass calls through the telephone-band channel', false)
   .option('--json', 'print one JSON object', false)
   .parse();
-const opts = program.opts<{ data: string[]; model: string; format: DatasetFormat; fold?: string; seed: number; split: SplitKind; calls: number; snr: number; calmUtterances: number; urgentUtterances: number; telephone: boolean; json: boolean; calmLabels: string; weights?: string; tracker?: string }>();
+const opts = program.opts<{ data: string[]; model: string; format: DatasetFormat; fold?: string; seed: number; split: SplitKind; calls: number; snr: number; calmUtterances: number; urgentUtterances: number; telephone: boolean; json: boolean; calmLabels: string; weights?: string; tracker?: string; ensembleWith?: string }>();
 const calmLabels = opts.calmLabels.split(',');
 
 let clips = await scanAll(opts.data, opts.format);
 const classifier = await loadClassifier(opts.model);
 // A model trained with --holdout runs only on the speakers it never saw.
 clips = heldOutClips(clips, classifier.manifest.metrics, { ...(opts.fold ? { fold: opts.fold } : {}), seed: opts.seed, split: opts.split }, opts.model);
+const partner = opts.ensembleWith ? await loadClassifier(opts.ensembleWith) : null;
+if (partner) {
+  heldOutClips(clips, partner.manifest.metrics, { ...(opts.fold ? { fold: opts.fold } : {}), seed: opts.seed, split: opts.split }, opts.ensembleWith!);
+  if (JSON.stringify(partner.manifest.features) !== JSON.stringify(classifier.manifest.features) || partner.labels.join() !== classifier.labels.join())
+    throw new Error(`--ensemble-with ${opts.ensembleWith}: its features or labels differ from ${opts.model}'s, so one window cannot feed both`);
+}
 const rate = classifier.manifest.features.sampleRate;
 const override = opts.weights ? Object.fromEntries(opts.weights.split(',').map((kv) => [kv.split('=')[0]!, Number(kv.split('=')[1])])) : undefined;
 // Several settings separated by `;` are all measured on the same calls (the model runs once).
@@ -114,7 +121,8 @@ function scoreCall(samples: Float32Array): ScoredCall {
   const stream = new SpeechFeatureStream({ features: classifier.manifest.features, windowing: DEFAULT_WINDOWING });
   const call: ScoredCall = { scores: [], ends: [] };
   const onWindow = (w: Parameters<Parameters<SpeechFeatureStream['push']>[1]>[0]) => {
-    call.scores.push(judgeWindow(classifier, w, weights).score);
+    // Both scores are Σ weight × probability over the same labels, so their mean is the averaged model's score.
+    call.scores.push(partner ? (judgeWindow(classifier, w, weights).score + judgeWindow(partner, w, weights).score) / 2 : judgeWindow(classifier, w, weights).score);
     call.ends.push(w.endSeconds);
   };
   const block = Math.round(0.1 * rate);
@@ -195,7 +203,7 @@ function outcome(config: TrackerConfig) {
 }
 
 const common = {
-  model: `${classifier.manifest.name}@${classifier.manifest.version}`,
+  model: `${classifier.manifest.name}@${classifier.manifest.version}${partner ? ` + ${partner.manifest.name}@${partner.manifest.version}` : ''}`,
   command: `node dist/scripts/simulate-calls.js ${process.argv.slice(2).join(' ')}`,
   weights: Object.fromEntries(classifier.labels.map((l, i) => [l, weights[i]])),
   speakers: speakers.length,
