@@ -6,7 +6,6 @@ import { runClassify } from './commands/classify-command.js';
 import { runDaemon } from './commands/run-command.js';
 import { runWatch } from './commands/watch-command.js';
 import { runEval } from './commands/eval-command.js';
-import { runEnsemble } from './commands/ensemble-command.js';
 import { runTrain } from './commands/train-command.js';
 import { DATASET_FORMATS } from './datasets/scan-dataset.js';
 import { FEATURE_PRESET_NAMES } from './training/feature-presets.js';
@@ -109,6 +108,8 @@ program
   .option('--name <name>', 'model name', 'ser-ensemble')
   .option('--model-version <v>', 'model version', '0.1.0')
   .action(async (opts) => {
+    // Imported here: composing runs TensorFlow.js for the reference outputs, which no other command should pay to load.
+    const { runEnsemble } = await import('./commands/ensemble-command.js');
     process.exitCode = await runEnsemble(opts);
   });
 
