@@ -8,12 +8,12 @@ import { loadClassifier } from '../src/model/load-classifier.js';
 
 // The README's main command, classify and the bench all run on this bundle: a fresh
 // clone must be able to load it, not just parse its manifest.
-test('the shipped default model loads from a fresh checkout and passes its self-test on the fused kernel', async () => {
+test('the shipped default model loads from a fresh checkout and passes its self-test on its int8 kernel', async () => {
   const classifier = await loadClassifier(defaultModelDir());
   try {
     const result = runSelfTest(classifier);
     assert.ok(result.passed && result.vectors >= 1, `self-test: ${JSON.stringify(result)}`);
-    assert.match(classifier.backend, /^(gru-fused|knn-int8)/);
+    assert.match(classifier.backend, /^(gru-fused|knn-int8|mlp-int8|ensemble\()/);
     assert.ok(classifier.labels.includes('angry') && classifier.labels.includes('sad'), 'the urgent emotions are among its labels');
   } finally {
     classifier.dispose();
