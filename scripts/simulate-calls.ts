@@ -52,13 +52,15 @@ const program = new Command()
 const opts = program.opts<{ data: string[]; model: string; format: DatasetFormat; fold?: string; seed: number; split: SplitKind; calls: number; snr: number; calmUtterances: number; urgentUtterances: number; telephone: boolean; json: boolean; calmLabels: string; weights?: string; tracker?: string; ensembleWith?: string }>();
 const calmLabels = opts.calmLabels.split(',');
 
-let clips = await scanAll(opts.data, opts.format);
+const allClips = await scanAll(opts.data, opts.format);
 const classifier = await loadClassifier(opts.model);
 // A model trained with --holdout runs only on the speakers it never saw.
-clips = heldOutClips(clips, classifier.manifest.metrics, { ...(opts.fold ? { fold: opts.fold } : {}), seed: opts.seed, split: opts.split }, opts.model);
+const clips = heldOutClips(allClips, classifier.manifest.metrics, { ...(opts.fold ? { fold: opts.fold } : {}), seed: opts.seed, split: opts.split }, opts.model);
 const partner = opts.ensembleWith ? await loadClassifier(opts.ensembleWith) : null;
 if (partner) {
-  heldOutClips(clips, partner.manifest.metrics, { ...(opts.fold ? { fold: opts.fold } : {}), seed: opts.seed, split: opts.split }, opts.ensembleWith!);
+  // The partner must hold out the same speakers: the same check, on the whole corpus.
+  const partnerClips = heldOutClips(allClips, partner.manifest.metrics, { ...(opts.fold ? { fold: opts.fold } : {}), seed: opts.seed, split: opts.split }, opts.ensembleWith!);
+  if (partnerClips.map((c) => c.path).join() !== clips.map((c) => c.path).join()) throw new Error(`--ensemble-with ${opts.ensembleWith} held out other speakers than ${opts.model}`);
   if (JSON.stringify(partner.manifest.features) !== JSON.stringify(classifier.manifest.features) || partner.labels.join() !== classifier.labels.join())
     throw new Error(`--ensemble-with ${opts.ensembleWith}: its features or labels differ from ${opts.model}'s, so one window cannot feed both`);
 }

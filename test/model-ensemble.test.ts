@@ -66,8 +66,10 @@ test('an ensemble of a GRU and an MLP passes its self-test and averages its memb
     const random = seededRandom(8);
     const frames = 30;
     const rows = Float32Array.from({ length: frames * 5 }, (_, i) => (i % 5 === 3 && random() < 0.3 ? 0 : random() * 4 - 2));
-    const want = [gru, mlp].map((c) => Array.from(c.predict(rows, frames, new Float32Array(LABELS.length))));
+    const want = [gru, mlp].map((c) => Array.from(c.predict(rows.slice(), frames, new Float32Array(LABELS.length))));
+    const original = rows.slice();
     const got = ensemble.predict(rows, frames, new Float32Array(LABELS.length));
+    assert.deepEqual(rows, original, 'the members leave the window rows as they found them');
     got.forEach((p, c) => assert.ok(Math.abs(p - (0.25 * want[0]![c]! + 0.75 * want[1]![c]!)) < 1e-6, `label ${c}`));
     const viaInput = ensemble.predictModelInput(ensemble.modelInput(rows, frames), new Float32Array(LABELS.length));
     viaInput.forEach((p, c) => assert.ok(Math.abs(p - got[c]!) < 1e-6));
@@ -87,7 +89,12 @@ test('members of other features or other held-out folds, or too few, are refused
     const otherFeatures = await memberBundles(join(root, 'c'), {}, { ...FEATURES, hopSize: 128 });
     assert.throws(() => composeEnsemble([gru, otherFeatures.mlpBundle], { name: 'x', version: '0.0.1' }), /other features than member 0/);
     assert.throws(() => composeEnsemble([gru], { name: 'x', version: '0.0.1' }), /2 to 4 member bundles/);
-    assert.throws(() => composeEnsemble([gru, a.mlpBundle], { name: 'x', version: '0.0.1', weights: [1, 0] }), /one positive weight per member/);
+    assert.throws(() => composeEnsemble([gru, a.mlpBundle], { name: 'x', version: '0.0.1', weights: [1, 0] }), /each above 0 and at most 100/);
+    assert.throws(() => composeEnsemble([gru, a.mlpBundle], { name: 'x', version: '0.0.1', weights: [200, 1] }), /each above 0 and at most 100/);
+    const as = (kind: 'knn') => ({ ...gru, manifest: { ...gru.manifest, kind } });
+    assert.throws(() => composeEnsemble([gru, as('knn')], { name: 'x', version: '0.0.1' }), /member 1 .* is a knn bundle; an ensemble holds gru and mlp members/);
+    const relabelled = { ...a.mlpBundle, manifest: { ...a.mlpBundle.manifest, labels: ['neutral', 'happy', 'angry'] as Emotion[] } };
+    assert.throws(() => composeEnsemble([gru, relabelled], { name: 'x', version: '0.0.1' }), /has labels neutral,happy,angry, member 0 neutral,sad,angry/);
   } finally {
     await rm(root, { recursive: true });
   }
@@ -106,6 +113,25 @@ test('an ensemble whose member weights were altered, or whose self-test input is
     manifest.selfTest[0].input.pop();
     await writeFile(join(root, 'again', MANIFEST_FILE), JSON.stringify(manifest));
     await assert.rejects(loadClassifier(join(root, 'again')), /selfTest\[0\]\.input has 65 values, expected its members' inputs in turn, 30 \+ 36 = 66/);
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
+
+test('members may come in either order, and a member carrying a second network section is refused at load', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ser-ens-order-'));
+  try {
+    const dirs = await memberBundles(root);
+    const { draft, files } = composeEnsemble([await loadBundle(dirs.mlp), await loadBundle(dirs.gru)], { name: 'mlp-first', version: '1.0.0' });
+    await writeBundle(join(root, 'mlp-first'), draft, files);
+    const ensemble = await loadClassifier(join(root, 'mlp-first'));
+    assert.ok(runSelfTest(ensemble).passed);
+    assert.match(ensemble.backend, /^ensemble\(mlp-int8-.*\+gru-fused-.*\)$/);
+    ensemble.dispose();
+    const manifest = JSON.parse(await readFile(join(root, 'mlp-first', MANIFEST_FILE), 'utf8'));
+    manifest.ensemble.members[0].gru = manifest.ensemble.members[1].gru;
+    await writeFile(join(root, 'mlp-first', MANIFEST_FILE), JSON.stringify(manifest));
+    await assert.rejects(loadClassifier(join(root, 'mlp-first')), /ensemble\.members\.0\.gru.*must be absent from an mlp member|must be absent from an mlp member/);
   } finally {
     await rm(root, { recursive: true });
   }

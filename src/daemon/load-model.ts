@@ -22,7 +22,7 @@ export async function loadModel(model: ResolvedConfig['model'], logger: Logger):
     const why =
       classifier.manifest.kind === 'gru'
         ? 'they apply to GRU bundles on TensorFlow.js (model.runtime "tfjs"); this one runs on the fused int8 kernel'
-        : `they apply to GRU bundles on TensorFlow.js; ${/^[aeiou]/.test(classifier.manifest.kind) ? 'an' : 'a'} ${classifier.manifest.kind} bundle runs on its own int8 kernels`;
+        : `they apply to GRU bundles on TensorFlow.js; ${/^[aeiou]/.test(classifier.manifest.kind) ? 'an' : 'a'} ${classifier.manifest.kind} bundle runs on its own kernels`;
     logger.info(settings, `model.backends and model.threads not used: ${why} (${classifier.backend}), on one thread`);
     return classifier;
   }

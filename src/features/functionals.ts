@@ -7,7 +7,8 @@
  * how they move, which is where arousal shows.
  *
  * The pitch column (if any) holds 0 on unvoiced frames; its functionals use voiced frames
- * only, since a 0 there is "no F0", not a low one.
+ * only, since a 0 there is "no F0", not a low one. So its slope runs over voiced-frame
+ * rank rather than time, and its step spans unvoiced gaps: the contour as heard.
  */
 export const FUNCTIONAL_STATISTICS = ['mean', 'std', 'p10', 'p50', 'p90', 'slope', 'step'] as const;
 
@@ -79,9 +80,11 @@ export class FunctionalsPooler {
       // Σ (i − mid)² over n consecutive indices, in closed form.
       const sxx = (n * (n * n - 1)) / 12;
       const k10 = b + Math.floor(0.1 * n), k50 = b + Math.floor(0.5 * n), k90 = b + Math.min(n - 1, Math.floor(0.9 * n));
-      const p10 = select(all, b, e - 1, k10);
-      const p50 = select(all, k10, e - 1, k50);
-      const p90 = select(all, k50, e - 1, k90);
+      // select() returns nothing: a returned double would be boxed on every call.
+      select(all, b, e - 1, k10);
+      select(all, k10, e - 1, k50);
+      select(all, k50, e - 1, k90);
+      const p10 = all[k10]!, p50 = all[k50]!, p90 = all[k90]!;
       const o = offset + d * stats;
       out[o] = mean;
       out[o + 1] = Math.sqrt(squares / n);
@@ -97,12 +100,12 @@ export class FunctionalsPooler {
 }
 
 /**
- * The k-th smallest of `a[lo..hi]` (Hoare's quickselect, median-of-three pivot), leaving
- * everything below it at indices < k and above at > k: a later call for a larger k may
- * start at this k. Linear time on average and no allocation, where a sort per column would
- * cost n log n and a copy.
+ * Puts the k-th smallest of `a[lo..hi]` at `a[k]` (Hoare's quickselect, median-of-three
+ * pivot), everything below it at indices < k and above at > k: a later call for a larger
+ * k may start at this k. Linear time on average and no allocation, where a sort per column
+ * would cost n log n and a copy.
  */
-function select(a: Float64Array, lo: number, hi: number, k: number): number {
+function select(a: Float64Array, lo: number, hi: number, k: number): void {
   while (hi > lo) {
     const mid = (lo + hi) >>> 1;
     // Median of three to the middle, so sorted or constant input stays linear.
@@ -118,9 +121,8 @@ function select(a: Float64Array, lo: number, hi: number, k: number): number {
     }
     if (k <= j) hi = j;
     else if (k >= i) lo = i;
-    else return a[k]!;
+    else return;
   }
-  return a[k]!;
 }
 
 function swap(a: Float64Array, i: number, j: number): void {

@@ -100,6 +100,10 @@ const ensembleMember = z
   .superRefine((m, ctx) => {
     if (m.kind === 'gru' && !m.gru) ctx.addIssue({ code: 'custom', path: ['gru'], message: 'is required for a gru member' });
     if (m.kind === 'mlp' && !m.mlp) ctx.addIssue({ code: 'custom', path: ['mlp'], message: 'is required for an mlp member' });
+    // One network per member: a stray section of the other kind would be ambiguous.
+    if (m.kind === 'gru' && m.mlp) ctx.addIssue({ code: 'custom', path: ['mlp'], message: 'must be absent from a gru member' });
+    if (m.kind === 'mlp' && m.gru) ctx.addIssue({ code: 'custom', path: ['gru'], message: 'must be absent from an mlp member' });
+    if (m.normaliser.mean.length !== m.normaliser.std.length) ctx.addIssue({ code: 'custom', path: ['normaliser'], message: 'mean and std differ in length' });
   });
 
 const ensembleSection = z.object({ members: z.array(ensembleMember).min(2).max(4) }).strict();

@@ -27,7 +27,8 @@ const SPLIT_KEYS = ['heldOutFold', 'split', 'splitSeed'] as const;
 export function composeEnsemble(bundles: ModelBundle[], opts: EnsembleOptions): { draft: ManifestDraft; files: Record<string, Uint8Array> } {
   if (bundles.length < 2 || bundles.length > 4) throw new Error(`an ensemble takes 2 to 4 member bundles, not ${bundles.length}`);
   const weights = opts.weights ?? bundles.map(() => 1);
-  if (weights.length !== bundles.length || weights.some((w) => !(w > 0))) throw new Error(`ensemble weights ${weights.join(',')}: one positive weight per member (${bundles.length})`);
+  if (weights.length !== bundles.length || weights.some((w) => !(w > 0 && w <= 100)))
+    throw new Error(`ensemble weights ${weights.join(',')}: one weight per member (${bundles.length}), each above 0 and at most 100 (only their ratio matters)`);
   const first = bundles[0]!.manifest;
   const files: Record<string, Uint8Array> = {};
   const members: EnsembleMember[] = bundles.map((b, i) => {

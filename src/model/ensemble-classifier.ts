@@ -43,10 +43,7 @@ export class EnsembleClassifier implements Classifier {
     this.labels = manifest.labels;
     const total = weights.reduce((a, b) => a + b, 0);
     this.shares = Float64Array.from(weights, (w) => w / total);
-    this.inputSizes = members.map((m, i) => {
-      const spec = manifest.ensemble!.members[i]!;
-      return spec.gru ? spec.gru.steps * spec.gru.inputDim : spec.mlp!.inputDim;
-    });
+    this.inputSizes = manifest.ensemble!.members.map((spec) => (spec.kind === 'gru' ? spec.gru!.steps * spec.gru!.inputDim : spec.mlp!.inputDim));
     this.backend = `ensemble(${members.map((m) => m.backend).join('+')})`;
     this.memberOut = new Float32Array(manifest.labels.length);
   }
@@ -56,7 +53,13 @@ export class EnsembleClassifier implements Classifier {
     if (!section) throw new BundleError(bundle.dir, 'has no ensemble section');
     const members = section.members.map((m, i) => {
       const own = memberBundle(bundle, m, i);
-      return m.kind === 'gru' ? new FusedGruClassifier(own.manifest, readGruBundleWeights(own), options) : new PooledMlpClassifier(own.manifest, readMlpBundleWeights(own), options);
+      try {
+        return m.kind === 'gru' ? new FusedGruClassifier(own.manifest, readGruBundleWeights(own), options) : new PooledMlpClassifier(own.manifest, readMlpBundleWeights(own), options);
+      } catch (err) {
+        // Member errors name the member: `mlp.tensors[2]` alone would not say which.
+        const message = err instanceof BundleError ? err.message.replace(`model bundle ${err.bundleDir}: `, '') : (err as Error).message;
+        throw new BundleError(bundle.dir, `ensemble.members[${i}] (${m.kind}): ${message}`);
+      }
     });
     return new EnsembleClassifier(bundle.manifest, members, section.members.map((m) => m.weight));
   }
@@ -74,7 +77,8 @@ export class EnsembleClassifier implements Classifier {
 
   predict(rows: Float32Array, frames: number, out: Float32Array): Float32Array {
     out.fill(0, 0, this.labels.length);
-    this.members.forEach((m, i) => this.add(m.predict(rows, frames, this.memberOut), i, out));
+    // A plain loop: a forEach closure would be allocated on every window.
+    for (let i = 0; i < this.members.length; i++) this.add(this.members[i]!.predict(rows, frames, this.memberOut), i, out);
     return out;
   }
 

@@ -53,7 +53,8 @@ export class PooledMlpClassifier implements Classifier {
     if (this.normaliser.dim !== weights.inputDim) throw new Error(`model ${manifest.name}: normaliser has ${this.normaliser.dim} dimensions, the MLP input ${weights.inputDim}`);
     const want = options.kernel ?? 'auto';
     this.firstLayers = want === 'js' ? null : WasmFirstLayers.create(weights);
-    if (want === 'wasm-simd' && !this.firstLayers) throw new Error('the wasm-simd MLP kernel needs WebAssembly SIMD, which this runtime lacks');
+    if (want === 'wasm-simd' && !this.firstLayers)
+      throw new Error(weights.hidden.length === 0 ? 'the wasm-simd MLP kernel runs hidden layers, and this bag has none' : 'the wasm-simd MLP kernel needs WebAssembly SIMD, which this runtime lacks');
     this.backend = `mlp-int8-${this.firstLayers ? 'wasm-simd' : 'js'}`;
     // With the wasm kernel the pooled input is written straight into its memory.
     this.input = this.firstLayers?.input ?? new Float32Array(weights.inputDim);

@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const url = (path: string) => new URL(path, import.meta.url).href;
+
+/**
+ * Bytes allocated per call of `predict` (and, as a control, of the allocating
+ * `modelInput`) on the shipped model, in a child with a young generation large enough that
+ * no scavenge runs while it counts: the used size of new space grows by exactly what was
+ * allocated. Counts bytes, not time, so a busy machine cannot make it flaky.
+ */
+const child = `
+import v8 from 'node:v8';
+const { loadClassifier } = await import(${JSON.stringify(url('../src/model/load-classifier.js'))});
+const { defaultModelDir } = await import(${JSON.stringify(url('../src/config/package-paths.js'))});
+const { frameVectorSize } = await import(${JSON.stringify(url('../src/features/feature-config.js'))});
+const c = await loadClassifier(defaultModelDir());
+const dim = frameVectorSize(c.manifest.features);
+const frames = 188;
+const rows = Float32Array.from({ length: frames * dim }, (_, i) => ((i * 7919) % 1000) / 250 - 2);
+const out = new Float32Array(c.labels.length);
+const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_used_size;
+const perCall = (fn, n) => { for (let i = 0; i < 200; i++) fn(); gc(); const before = newSpace(); for (let i = 0; i < n; i++) fn(); return (newSpace() - before) / n; };
+const predict = perCall(() => c.predict(rows, frames, out), 500);
+const control = perCall(() => c.modelInput(rows, frames), 20);
+process.stdout.write(JSON.stringify({ backend: c.backend, predict, control }));
+`;
+
+test('the shipped model classifies a window without allocating (window rows to probabilities)', async () => {
+  const { stdout } = await run(process.execPath, ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64', '--input-type=module', '-e', child]);
+  const { backend, predict, control } = JSON.parse(stdout) as { backend: string; predict: number; control: number };
+  // The control proves the count sees allocation: modelInput makes new arrays (their
+  // wrappers are on the heap, large backing stores outside it).
+  assert.ok(control > 500, `${backend}: modelInput measured ${control} bytes per call; the count is not working`);
+  assert.ok(predict < 64, `${backend}: predict allocates ${predict.toFixed(0)} bytes per window`);
+});
