@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { scanDataset } from '../src/datasets/scan-dataset.js';
 import { FEATURE_PRESETS } from '../src/training/feature-presets.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
@@ -28,4 +31,35 @@ test('a small MLP bag learns clearly separable synthetic classes, reproducibly, 
   classifier.dispose();
   const again = await trainMlp(set, { ...options, urgent: [...options.urgent] });
   assert.deepEqual(again.files, model.files, 'the same seed trains the same weights');
+});
+
+const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
+
+async function serEdge(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+test('train --kind mlp writes a bundle eval can measure on its held-out fold, and refuses a bag over the size budget or too many members', async () => {
+  const dir = tempDir('ser-edge-mlp-cli-');
+  const csv = await writeSyntheticDataset(join(dir, 'data'), { speakers: 6, perClass: 2 });
+  const common = ['--data', csv, '--kind', 'mlp', '--validation-folds', '2', '--augment', 'none', '--cache', join(dir, 'cache'), '--no-progress'];
+  const trained = await serEdge('train', ...common, '--out', join(dir, 'mlp'), '--members', '2', '--hidden', '8', '--epochs', '15', '--holdout', '0/3');
+  assert.equal(trained.code, 0, trained.stderr);
+  assert.match(trained.stderr, /member 2\/2 epoch 1 /);
+  assert.match(trained.stderr, /\(mlp\), \d+ bytes of weights/);
+  const measured = await serEdge('eval', '--data', csv, '--model', join(dir, 'mlp'), '--fold', '0/3', '--json');
+  assert.equal(measured.code, 0, measured.stderr);
+  assert.equal((JSON.parse(measured.stdout) as { n: number }).n, 12);
+  const budget = await serEdge('train', ...common, '--out', join(dir, 'never'), '--max-bytes', '131072');
+  assert.equal(budget.code, 2);
+  assert.match(budget.stderr, /an MLP bag of 5 × 64 hidden units takes \d+ bytes of weights, over the --max-bytes budget of 131072/);
+  const members = await serEdge('train', ...common, '--out', join(dir, 'never'), '--members', '17');
+  assert.notEqual(members.code, 0);
+  assert.match(members.stderr, /--members <n>' argument '17' is invalid.*at most 16/);
 });
