@@ -63,3 +63,23 @@ test('train --kind mlp writes a bundle eval can measure on its held-out fold, an
   assert.notEqual(members.code, 0);
   assert.match(members.stderr, /--members <n>' argument '17' is invalid.*at most 16/);
 });
+
+test('a GRU and an MLP trained with the same --holdout combine with `ensemble`, and eval measures the ensemble on that fold only', async () => {
+  const dir = tempDir('ser-edge-ens-cli-');
+  const csv = await writeSyntheticDataset(join(dir, 'data'), { speakers: 6, perClass: 2 });
+  const common = ['--data', csv, '--validation-folds', '2', '--augment', 'none', '--cache', join(dir, 'cache'), '--no-progress', '--holdout', '0/3'];
+  const gru = await serEdge('train', ...common, '--kind', 'gru', '--units', '8', '--epochs', '5', '--out', join(dir, 'gru'));
+  assert.equal(gru.code, 0, gru.stderr);
+  const mlp = await serEdge('train', ...common, '--kind', 'mlp', '--members', '2', '--hidden', '8', '--epochs', '5', '--out', join(dir, 'mlp'));
+  assert.equal(mlp.code, 0, mlp.stderr);
+  const combined = await serEdge('ensemble', '--members', join(dir, 'gru'), join(dir, 'mlp'), '--out', join(dir, 'both'), '--name', 'pair');
+  assert.equal(combined.code, 0, combined.stderr);
+  const wrongFold = await serEdge('eval', '--data', csv, '--model', join(dir, 'both'), '--fold', '1/3', '--json');
+  assert.equal(wrongFold.code, 2);
+  assert.match(wrongFold.stderr, /trained with fold 0\/3 .*held out/);
+  const measured = await serEdge('eval', '--data', csv, '--model', join(dir, 'both'), '--fold', '0/3', '--json');
+  assert.equal(measured.code, 0, measured.stderr);
+  const result = JSON.parse(measured.stdout) as { n: number; model: string };
+  assert.equal(result.n, 12);
+  assert.match(JSON.stringify(result.model), /pair/);
+});
