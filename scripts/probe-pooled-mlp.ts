@@ -19,7 +19,9 @@ import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
 import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
 import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';
-import { DEFAULT_FEATURE_CONFIG, featureLayout, frameVectorSize, type FeatureConfig } from '../src/features/feature-config.js';
+import { frameVectorSize, type FeatureConfig } from '../src/features/feature-config.js';
+import { FunctionalsPooler } from '../src/features/functionals.js';
+import { pitchColumnOf } from '../src/model/mlp/pooled-mlp-classifier.js';
 import { argMax } from '../src/model/classifier.js';
 import type { Emotion } from '../src/model/emotions.js';
 import { probabilityRecord } from '../src/pipeline/window-verdict.js';
@@ -54,41 +56,15 @@ const opts = new Command()
   .parse()
   .opts<{ data: string[]; fold: string; seed: number; hidden: number; features: 'full' | 'prosody'; seeds: number; augment: string; baseline: 'none' | 'speaker' | 'calm'; baselineClips: number; withAbsolute?: boolean; ensembleWith?: string; urgent: string; cache: string }>();
 
-const features: FeatureConfig = opts.features === 'prosody' ? FEATURE_PRESETS.prosody : { ...DEFAULT_FEATURE_CONFIG, features: [...DEFAULT_FEATURE_CONFIG.features, 'pitch'] };
+const features: FeatureConfig = FEATURE_PRESETS[opts.features === 'prosody' ? 'prosody' : 'full-pitch'];
 const dim = frameVectorSize(features);
-const pitchColumn = featureLayout(features).find((f) => f.name === 'pitch')!.offset;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-/** Per column: mean, std, 10/50/90th percentiles, linear slope, mean absolute step; then the voiced share. */
+// The model kind's own pooler: the probe measures the functionals `--kind mlp` ships.
+const pooler = new FunctionalsPooler(dim, pitchColumnOf(features));
+const pooled = new Float32Array(pooler.size);
 function functionals(rows: Float32Array): Float64Array {
-  const frames = rows.length / dim;
-  const out = new Float64Array(dim * 7 + 1);
-  const column = new Float64Array(frames);
-  for (let d = 0; d < dim; d++) {
-    let n = 0;
-    for (let f = 0; f < frames; f++) {
-      const v = rows[f * dim + d]!;
-      if (d === pitchColumn && v === 0) continue; // unvoiced frames carry no F0
-      column[n++] = v;
-    }
-    const c = n > 0 ? column.subarray(0, n) : new Float64Array(1);
-    const mean = c.reduce((a, b) => a + b, 0) / c.length;
-    const std = Math.sqrt(c.reduce((a, b) => a + (b - mean) ** 2, 0) / c.length);
-    const sorted = Float64Array.from(c).sort();
-    const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-    let sxx = 0, sxy = 0, step = 0;
-    const mid = (c.length - 1) / 2;
-    for (let i = 0; i < c.length; i++) {
-      sxx += (i - mid) ** 2;
-      sxy += (i - mid) * (c[i]! - mean);
-      if (i > 0) step += Math.abs(c[i]! - c[i - 1]!);
-    }
-    out.set([mean, std, q(0.1), q(0.5), q(0.9), sxx > 0 ? sxy / sxx : 0, c.length > 1 ? step / (c.length - 1) : 0], d * 7);
-  }
-  let voiced = 0;
-  for (let f = 0; f < frames; f++) if (rows[f * dim + pitchColumn] !== 0) voiced++;
-  out[dim * 7] = voiced / frames;
-  return out;
+  return Float64Array.from(pooler.pool(rows, rows.length / dim, pooled));
 }
 
 interface Row { x: Float64Array; label: number; item: number; frames: number }

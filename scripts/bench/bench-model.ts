@@ -3,9 +3,9 @@
  * second of audio (one 3 s window per 1 s hop, so one prediction per audio second) on the
  * fused kernel and on TensorFlow.js, and the pooled MLP's (functionals and the bag). CPU time (process.cpuUsage), one core.
  */
-import { DEFAULT_FEATURE_CONFIG, featureLayout, frameVectorSize } from '../../src/features/feature-config.js';
+import { DEFAULT_FEATURE_CONFIG, frameVectorSize } from '../../src/features/feature-config.js';
 import { functionalsSize } from '../../src/features/functionals.js';
-import { PooledMlpClassifier } from '../../src/model/mlp/pooled-mlp-classifier.js';
+import { PooledMlpClassifier, pitchColumnOf } from '../../src/model/mlp/pooled-mlp-classifier.js';
 import { FEATURE_PRESETS } from '../../src/training/feature-presets.js';
 import { seededRandom } from '../../src/datasets/seeded-random.js';
 import type { BundleManifest } from '../../src/model/bundle-manifest.js';
@@ -92,7 +92,7 @@ export async function benchTfjsGru(backends: TfBackendName[], shape: GruShape = 
 export function benchBundleModel(classifier: Classifier, minSeconds = 0.5, frames = 188): number {
   const features = classifier.manifest.features;
   const dim = frameVectorSize(features);
-  const pitch = featureLayout(features).find((f) => f.name === 'pitch')?.offset ?? -1;
+  const pitch = pitchColumnOf(features);
   const random = seededRandom(12);
   const rows = Float32Array.from({ length: frames * dim }, (_, i) => (i % dim === pitch ? (random() < 0.7 ? 100 + 150 * random() : 0) : random() * 4 - 2));
   const out = new Float32Array(classifier.labels.length);

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { composeEnsemble } from '../model/ensemble-bundle.js';
-import { loadClassifier } from '../model/load-classifier.js';
+import { loadClassifier, selfTestedClassifier } from '../model/load-classifier.js';
 import { loadBundle, writeBundle } from '../model/model-bundle.js';
 import { selectTfBackend } from '../model/tf-backend.js';
 
@@ -23,9 +23,9 @@ export interface EnsembleCommandOptions {
 export async function runEnsemble(options: EnsembleCommandOptions): Promise<number> {
   try {
     const weights = options.weights?.split(',').map((w) => Number(w.trim()));
-    for (const dir of options.members) (await loadClassifier(dir)).dispose();
-    await selectTfBackend(['wasm', 'cpu']);
     const bundles = await Promise.all(options.members.map((dir) => loadBundle(dir)));
+    for (const bundle of bundles) (await selfTestedClassifier(bundle)).dispose();
+    await selectTfBackend(['wasm', 'cpu']);
     const { draft, files } = composeEnsemble(bundles, { name: options.name, version: options.modelVersion, ...(weights ? { weights } : {}) });
     const manifest = await writeBundle(options.out, draft, files);
     const check = await loadClassifier(options.out);

@@ -1,7 +1,7 @@
 import type { EnsembleMember, ManifestDraft } from './bundle-manifest.js';
 import { buildTfGruModel } from './gru/tfjs-gru-classifier.js';
 import { readGruBundleWeights } from './gru/fused-gru-classifier.js';
-import { buildTfMlpMember } from './mlp/mlp-export.js';
+import { tfMlpBag } from './mlp/mlp-export.js';
 import { readMlpBundleWeights } from './mlp/pooled-mlp-classifier.js';
 import { bundleFile, type ModelBundle } from './model-bundle.js';
 import { tf } from './tf-backend.js';
@@ -100,12 +100,6 @@ function referenceOf(bundle: ModelBundle): ((input: Float32Array) => number[]) &
     const run = (input: Float32Array) => Array.from(tf.tidy(() => (model.predict(tf.tensor3d(input, [1, w.steps, w.inputDim])) as tf.Tensor).dataSync()));
     return Object.assign(run, { dispose: () => model.dispose() });
   }
-  const w = readMlpBundleWeights(bundle);
-  const models = w.members.map(buildTfMlpMember);
-  const run = (input: Float32Array) =>
-    Array.from(tf.tidy(() => {
-      const x = tf.tensor2d(input, [1, w.inputDim]);
-      return tf.addN(models.map((model) => model.predict(x) as tf.Tensor)).div(models.length).dataSync();
-    }));
-  return Object.assign(run, { dispose: () => models.forEach((model) => model.dispose()) });
+  const bag = tfMlpBag(readMlpBundleWeights(bundle));
+  return Object.assign((input: Float32Array) => bag.predict(input), { dispose: () => bag.dispose() });
 }

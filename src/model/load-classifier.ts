@@ -45,9 +45,8 @@ async function buildClassifier(bundle: ModelBundle, options: LoadClassifierOptio
   return classifierFromBundle(bundle, options);
 }
 
-/** Loads, verifies and self-tests a bundle: a model that fails any check is never used. */
-export async function loadClassifier(dir: string, options: LoadClassifierOptions = {}): Promise<Classifier> {
-  const bundle = await loadBundle(dir);
+/** The classifier of a bundle `loadBundle` verified, refused unless it passes its self-test: a model that fails any check is never used. */
+export async function selfTestedClassifier(bundle: ModelBundle, options: LoadClassifierOptions = {}): Promise<Classifier> {
   const classifier = await buildClassifier(bundle, options);
   const result = runSelfTest(classifier);
   if (!result.passed) {
@@ -58,4 +57,9 @@ export async function loadClassifier(dir: string, options: LoadClassifierOptions
     );
   }
   return classifier;
+}
+
+/** Loads, verifies and self-tests a bundle. */
+export async function loadClassifier(dir: string, options: LoadClassifierOptions = {}): Promise<Classifier> {
+  return selfTestedClassifier(await loadBundle(dir), options);
 }

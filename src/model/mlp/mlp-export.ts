@@ -52,6 +52,19 @@ export function buildTfMlpMember(layers: readonly DenseLayer[]): tf.Sequential {
   return model;
 }
 
+/** A bag on TensorFlow.js, its members' outputs averaged: the reference a bag's self-test expectations come from. */
+export function tfMlpBag(w: MlpWeights): { predict(input: Float32Array): number[]; dispose(): void } {
+  const members = w.members.map(buildTfMlpMember);
+  return {
+    predict: (input) =>
+      Array.from(tf.tidy(() => {
+        const x = tf.tensor2d(input, [1, w.inputDim]);
+        return tf.addN(members.map((m) => m.predict(x) as tf.Tensor)).div(members.length).dataSync();
+      })),
+    dispose: () => members.forEach((m) => m.dispose()),
+  };
+}
+
 /**
  * An MLP bundle (manifest draft and files, for `writeBundle`) from the trained members of
  * a bag. Weights ship as int8 with per-column scales; the self-test expectations are the
@@ -72,16 +85,12 @@ export function exportMlpBundle(members: tf.LayersModel[], opts: MlpExportOption
   if (normaliser.mean.length !== inputDim) throw new Error(`exportMlpBundle: normaliser has ${normaliser.mean.length} dimensions, the model input ${inputDim}`);
   const weights: MlpWeights = { inputDim, hidden, labels: opts.labels.length, members: layers };
   const { bytes, tensors, dequantised } = encodeMlpWeights(weights);
-  const shipped = dequantised.members.map(buildTfMlpMember);
+  const shipped = tfMlpBag(dequantised);
   const selfTest = opts.selfTestInputs.map((input, i) => {
     if (input.length !== inputDim) throw new Error(`exportMlpBundle: selfTestInputs[${i}] has ${input.length} values, expected ${inputDim}`);
-    const expected = tf.tidy(() => {
-      const x = tf.tensor2d(input, [1, inputDim]);
-      return tf.addN(shipped.map((m) => m.predict(x) as tf.Tensor)).div(shipped.length).dataSync();
-    });
-    return { input: Array.from(input), expected: Array.from(expected) };
+    return { input: Array.from(input), expected: shipped.predict(input) };
   });
-  shipped.forEach((m) => m.dispose());
+  shipped.dispose();
   const draft: ManifestDraft = {
     name: opts.name,
     version: opts.version,
