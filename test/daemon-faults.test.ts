@@ -55,6 +55,8 @@ test('a SIGKILL during a broker outage loses no stored event: after a restart th
       await sub.waitFor((m) => m.json<UrgencyEvent>().seq === seq, 10_000, `stored event seq ${seq}`);
     }
     for (const m of sub.messages) UrgencyEvent.parse(m.json());
+    // The daemon's log line travels through a pipe and can arrive after its MQTT message.
+    await second.waitForLog((l) => (l.msg === 'urgency raise' || l.msg === 'urgency clear') && (l.seq as number) > highest, 10_000, `the log of an event after seq ${highest}`);
     const newSeqs = storedSeqs(second.logs());
     assert.ok(newSeqs.length > 0 && Math.min(...newSeqs) > highest, `seq continues after ${highest}: got ${newSeqs.join(',')}`);
   } finally {
