@@ -122,9 +122,13 @@ interface ScoredCall {
 function scoreCall(samples: Float32Array): ScoredCall {
   const stream = new SpeechFeatureStream({ features: classifier.manifest.features, windowing: DEFAULT_WINDOWING });
   const call: ScoredCall = { scores: [], ends: [] };
+  // One context per model for the whole call, as a headset channel keeps for its call.
+  const context = classifier.newCallContext();
+  const partnerContext = partner?.newCallContext() ?? null;
   const onWindow = (w: Parameters<Parameters<SpeechFeatureStream['push']>[1]>[0]) => {
+    const score = judgeWindow(classifier, w, weights, context).score;
     // Both scores are Σ weight × probability over the same labels, so their mean is the averaged model's score.
-    call.scores.push(partner ? (judgeWindow(classifier, w, weights).score + judgeWindow(partner, w, weights).score) / 2 : judgeWindow(classifier, w, weights).score);
+    call.scores.push(partner ? (score + judgeWindow(partner, w, weights, partnerContext).score) / 2 : score);
     call.ends.push(w.endSeconds);
   };
   const block = Math.round(0.1 * rate);

@@ -6,20 +6,32 @@ import { DaemonBus, type CallBoundaryEvent, type ChannelLevelEvent, type Urgency
 import { HeadsetChannel } from '../src/daemon/headset-channel.js';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
 import type { BundleManifest } from '../src/model/bundle-manifest.js';
-import type { Classifier } from '../src/model/classifier.js';
+import type { CallContext, Classifier } from '../src/model/classifier.js';
 import { PipelineMetrics } from '../src/telemetry/pipeline-metrics.js';
 import { weightsForLabels, DEFAULT_URGENCY_WEIGHTS } from '../src/urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
 
-/** A model that says whatever the test sets: the call logic is under test, not the classifier. */
-function scriptedClassifier(): Classifier & { angry: number } {
+/** A per-call context that counts the windows it was passed with. */
+interface ScriptedCall extends CallContext {
+  windows: number;
+}
+
+/**
+ * A model that says whatever the test sets: the call logic is under test, not the
+ * classifier. It records the call context each window came with.
+ */
+function scriptedClassifier(): Classifier & { angry: number; contexts: (CallContext | null | undefined)[] } {
   const labels = ['neutral', 'angry'] as const;
   return {
     angry: 0,
+    contexts: [],
     labels,
     backend: 'scripted',
     manifest: { name: 'scripted', version: '1', features: DEFAULT_FEATURE_CONFIG } as unknown as BundleManifest,
-    predict(_rows, _frames, out) {
+    newCallContext: (): ScriptedCall => ({ model: 'scripted', windows: 0 }),
+    predict(_rows, _frames, out, call) {
+      this.contexts.push(call);
+      if (call) (call as ScriptedCall).windows++;
       out[0] = 1 - this.angry;
       out[1] = this.angry;
       return out;
@@ -116,6 +128,20 @@ test("a channel's configured call id names its first call, later ones get -2, -3
   c.headset.endCall('rec-42-4');
   c.speech(4);
   assert.equal(c.headset.callId, 'rec-42-5', 'not the id the call before had');
+});
+
+test("every window of a call reaches the model with that call's own context, and the next call gets a fresh one", () => {
+  const c = channel('customer', 5);
+  c.speech(8);
+  c.silence(6);
+  const first = c.classifier.contexts.splice(0);
+  c.speech(8);
+  const second = c.classifier.contexts;
+  assert.ok(first.length >= 2 && second.length >= 2, `windows per call: ${first.length}, ${second.length}`);
+  assert.ok(first.every((ctx) => ctx != null && ctx === first[0]), 'one context for all the windows of the first call');
+  assert.ok(second.every((ctx) => ctx != null && ctx === second[0]), 'one context for all the windows of the second call');
+  assert.notEqual(second[0], first[0]);
+  assert.equal((second[0] as ScriptedCall).windows, second.length, 'the new caller starts from nothing');
 });
 
 test('pauses shorter than callSilenceSeconds stay within one call', () => {

@@ -151,7 +151,7 @@ export class HeadsetChannel {
         callId = this.configuredCalls === 1 ? this.deps.callId : `${this.deps.callId}-${this.configuredCalls}`;
       } while (callId === this.lastCallId);
     }
-    this.call = new CallSession({ tracker: this.deps.tracker, callId, startedBy: reason });
+    this.call = new CallSession({ tracker: this.deps.tracker, callId, startedBy: reason, model: this.deps.classifier.newCallContext() });
     this.lastCallId = this.call.callId;
     this.lastSpeechSeconds = this.audioSeconds;
     this.deps.bus.emit('call', { channel: this.deps.id, callId: this.call.callId, action: 'start', reason });
@@ -168,7 +168,7 @@ export class HeadsetChannel {
     }
     const call = this.call ?? (this.openCall(undefined, 'speech'), this.call!);
     const started = performance.now();
-    const verdict = judgeWindow(classifier, window, this.deps.labelWeights);
+    const verdict = judgeWindow(classifier, window, this.deps.labelWeights, call.model);
     const modelMs = performance.now() - started;
     this.modelMsInPush += modelMs;
     metrics.latency.model.record(modelMs);

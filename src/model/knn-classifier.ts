@@ -69,6 +69,11 @@ export class KnnClassifier implements Classifier {
     return out;
   }
 
+  /** Every window is judged on its own: no per-call state. */
+  newCallContext(): null {
+    return null;
+  }
+
   predict(rows: Float32Array, frames: number, out: Float32Array): Float32Array {
     poolMeanStd(rows, frames, this.settings.dim / 2, this.pooled);
     return this.predictModelInput(this.pooled, out);

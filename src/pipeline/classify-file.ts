@@ -1,6 +1,6 @@
 import type { VadConfig } from '../audio/voice-activity-detector.js';
 import type { WindowingConfig } from '../audio/speech-windower.js';
-import type { Classifier } from '../model/classifier.js';
+import type { CallContext, Classifier } from '../model/classifier.js';
 import { argMax } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
 import { levelForScore, levelRank, urgencyScore, type UrgencyLevel, type UrgencyThresholds } from '../urgency/urgency-score.js';
@@ -31,6 +31,11 @@ export interface ClassifyOptions {
   tracker: TrackerConfig;
   windowing?: WindowingConfig;
   vad?: VadConfig;
+  /**
+   * The context of the call the file continues (e.g. `eval` warms a caller baseline on the
+   * speaker's other clips first); without it a file is a call of its own.
+   */
+  call?: CallContext | null;
 }
 
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
@@ -51,8 +56,9 @@ export async function classifyFile(path: string, classifier: Classifier, options
  */
 export function classifySignal(path: string, audio: FileAudio, classifier: Classifier, options: ClassifyOptions): FileVerdict {
   const verdicts: { v: WindowVerdict; frames: number }[] = [];
+  const call = options.call ?? classifier.newCallContext();
   streamWindows(audio.samples, { features: classifier.manifest.features, windowing: options.windowing, vad: options.vad }, (w) =>
-    verdicts.push({ v: judgeWindow(classifier, w, options.labelWeights), frames: w.frames }),
+    verdicts.push({ v: judgeWindow(classifier, w, options.labelWeights, call), frames: w.frames }),
   );
 
   const labels = classifier.labels;

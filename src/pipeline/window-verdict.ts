@@ -1,4 +1,4 @@
-import type { Classifier } from '../model/classifier.js';
+import type { CallContext, Classifier } from '../model/classifier.js';
 import { argMax } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
 import { urgencyScore } from '../urgency/urgency-score.js';
@@ -15,9 +15,12 @@ export interface WindowVerdict {
   score: number;
 }
 
-/** Classifies a window: the step shared by `classify`, `eval` and the daemon's channels. */
-export function judgeWindow(classifier: Classifier, window: SpeechWindow, labelWeights: Float32Array): WindowVerdict {
-  const probabilities = classifier.predict(window.rows, window.frames, new Float32Array(classifier.labels.length));
+/**
+ * Classifies a window: the step shared by `classify`, `eval` and the daemon's channels.
+ * `call` is the context of the call the window belongs to (`Classifier.newCallContext`).
+ */
+export function judgeWindow(classifier: Classifier, window: SpeechWindow, labelWeights: Float32Array, call: CallContext | null = null): WindowVerdict {
+  const probabilities = classifier.predict(window.rows, window.frames, new Float32Array(classifier.labels.length), call);
   return {
     startSeconds: window.startSeconds,
     endSeconds: window.endSeconds,

@@ -69,6 +69,11 @@ export class FusedGruClassifier implements Classifier {
     return sequenceInput(rows, frames, this.frameDim, this.manifest.features, this.normaliser, this.weights.steps, out);
   }
 
+  /** Every window is judged on its own: no per-call state. */
+  newCallContext(): null {
+    return null;
+  }
+
   predict(rows: Float32Array, frames: number, out: Float32Array): Float32Array {
     sequenceInput(rows, frames, this.frameDim, this.manifest.features, this.normaliser, this.weights.steps, this.runner.input);
     return this.head(this.runner.run(), out);

@@ -80,6 +80,11 @@ export class TfjsGruClassifier implements Classifier {
     return sequenceInput(rows, frames, this.weights.inputDim, this.manifest.features, this.normaliser, this.weights.steps, out);
   }
 
+  /** Every window is judged on its own: no per-call state. */
+  newCallContext(): null {
+    return null;
+  }
+
   predict(rows: Float32Array, frames: number, out: Float32Array): Float32Array {
     sequenceInput(rows, frames, this.weights.inputDim, this.manifest.features, this.normaliser, this.weights.steps, this.input);
     return this.predictModelInput(this.input, out);
