@@ -65,6 +65,7 @@ program
   .option('--seed <n>', 'seed of the fold split', (v) => Number.parseInt(v, 10), 1)
   .addOption(new Option('--split <kind>', 'folds by speaker, or by file (the seed study protocol, inflated)').choices(['speaker', 'random']).default('speaker'))
   .option('--shared-labels', 'keep only clips whose label the model has (otherwise they count as errors)', false)
+  .option('--call-warmup <clips>', "for a model with a caller baseline: before each clip, this many other clips of its speaker are heard in the same call (0: every clip opens a call)", integerAtLeast(0, 20), 3)
   .action(async (opts) => {
     process.exitCode = await runEval(opts);
   });
@@ -92,6 +93,7 @@ program
   .option('--batch-size <n>', 'GRU, MLP: batch size', integerAtLeast(1), 64)
   .option('--hidden <list>', 'MLP: hidden ReLU units per layer', unitList, '64')
   .option('--members <n>', 'MLP: networks in the bag, each from its own seed, probabilities averaged', integerAtLeast(1, 16), 5)
+  .option('--call-baseline <windows>', "MLP: also see each window relative to the caller's first n speech windows of the call (0: off)", integerAtLeast(0, 20), 0)
   .option('--refit', 'GRU: after early stopping, retrain on every speaker for the best epoch count', false)
   .option('--mask <steps,dims>', 'GRU: per epoch, mask a random span of up to this many steps and band of features in each training sequence, or none', 'none')
   .option('--no-progress', 'no progress bars')

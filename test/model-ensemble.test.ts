@@ -30,7 +30,7 @@ function inputs(count: number, length: number, seed: number): Float32Array[] {
   return Array.from({ length: count }, () => Float32Array.from({ length }, () => random() * 4 - 2));
 }
 
-async function memberBundles(root: string, metrics: Record<string, unknown> = { urgentThreshold: 0.3, heldOutFold: '1/5', split: 'speaker', splitSeed: 1 }, features = FEATURES): Promise<{ gru: string; mlp: string; mlpBundle: Awaited<ReturnType<typeof loadBundle>> }> {
+async function memberBundles(root: string, metrics: Record<string, unknown> = { urgentThreshold: 0.3, heldOutFold: '1/5', split: 'speaker', splitSeed: 1 }, features = FEATURES, callBaseline?: number): Promise<{ gru: string; mlp: string; mlpBundle: Awaited<ReturnType<typeof loadBundle>> }> {
   await selectTfBackend(['wasm', 'cpu']);
   const gruModel = tf.sequential();
   gruModel.add(tf.layers.gru({ units: 4, recurrentActivation: 'sigmoid', kernelInitializer: uniform(1, 0.5), recurrentInitializer: uniform(2, 0.5), inputShape: [STEPS, 5] }));
@@ -38,11 +38,11 @@ async function memberBundles(root: string, metrics: Record<string, unknown> = { 
   const unit = (n: number) => ({ mean: new Array<number>(n).fill(0.1), std: new Array<number>(n).fill(1.5) });
   const common = { version: '1.0.0', labels: LABELS, features, metrics, urgencyWeights: { angry: 1, sad: 1, neutral: 0 } };
   const gru = exportGruBundle(gruModel, { ...common, name: 'g', normaliser: unit(5), steps: STEPS, selfTestInputs: inputs(3, STEPS * 5, 4) });
-  const width = functionalsSize(5);
+  const width = functionalsSize(5) * (callBaseline ? 2 : 1);
   const mlpModel = tf.sequential();
   mlpModel.add(tf.layers.dense({ units: 6, activation: 'relu', kernelInitializer: uniform(5, 0.4), inputShape: [width] }));
   mlpModel.add(tf.layers.dense({ units: LABELS.length, activation: 'softmax', kernelInitializer: uniform(6, 1) }));
-  const mlp = exportMlpBundle([mlpModel], { ...common, name: 'm', normaliser: unit(width), selfTestInputs: inputs(2, width, 7) });
+  const mlp = exportMlpBundle([mlpModel], { ...common, name: 'm', normaliser: unit(width), ...(callBaseline ? { callBaseline: { windows: callBaseline } } : {}), selfTestInputs: inputs(2, width, 7) });
   const dirs = { gru: join(root, 'gru'), mlp: join(root, 'mlp') };
   await writeBundle(dirs.gru, { ...gru.draft, urgencyWeights: common.urgencyWeights }, gru.files);
   await writeBundle(dirs.mlp, { ...mlp.draft, urgencyWeights: common.urgencyWeights }, mlp.files);
@@ -95,6 +95,36 @@ test('members of other features or other held-out folds, or too few, are refused
     assert.throws(() => composeEnsemble([gru, as('knn')], { name: 'x', version: '0.0.1' }), /member 1 .* is a knn bundle; an ensemble holds gru and mlp members/);
     const relabelled = { ...a.mlpBundle, manifest: { ...a.mlpBundle.manifest, labels: ['neutral', 'happy', 'angry'] as Emotion[] } };
     assert.throws(() => composeEnsemble([gru, relabelled], { name: 'x', version: '0.0.1' }), /has labels neutral,happy,angry, member 0 neutral,sad,angry/);
+  } finally {
+    await rm(root, { recursive: true });
+  }
+});
+
+test("an ensemble keeps each member's call context: its verdicts within a call are its members' verdicts within that call", async () => {
+  const root = await mkdtemp(join(tmpdir(), 'ser-ens-call-'));
+  try {
+    const dirs = await memberBundles(root, undefined, FEATURES, 2);
+    const { draft, files } = composeEnsemble([await loadBundle(dirs.gru), await loadBundle(dirs.mlp)], { name: 'both', version: '1.0.0', weights: [1, 1] });
+    assert.deepEqual(draft.ensemble?.members[1]?.mlp?.callBaseline, { windows: 2 });
+    await writeBundle(join(root, 'both'), draft, files);
+    const [ensemble, gru, mlp] = [await loadClassifier(join(root, 'both')), await loadClassifier(dirs.gru), await loadClassifier(dirs.mlp)];
+    assert.ok(runSelfTest(ensemble).passed);
+    const [call, mlpCall] = [ensemble.newCallContext(), mlp.newCallContext()];
+    assert.ok(call !== null && mlpCall !== null);
+    const random = seededRandom(21);
+    let differs = false;
+    for (const frames of [30, 44, 25, 38]) {
+      const rows = Float32Array.from({ length: frames * 5 }, (_, i) => (i % 5 === 3 && random() < 0.3 ? 0 : random() * 4 - 2));
+      const g = gru.predict(rows.slice(), frames, new Float32Array(LABELS.length));
+      const m = mlp.predict(rows.slice(), frames, new Float32Array(LABELS.length), mlpCall);
+      const got = ensemble.predict(rows.slice(), frames, new Float32Array(LABELS.length), call);
+      got.forEach((p, c) => assert.ok(Math.abs(p - (g[c]! + m[c]!) / 2) < 1e-6, `label ${c}`));
+      const alone = ensemble.predict(rows, frames, new Float32Array(LABELS.length));
+      differs ||= alone.some((p, c) => Math.abs(p - got[c]!) > 1e-4);
+    }
+    assert.ok(differs, 'within a call the verdicts differ from windows judged alone');
+    assert.throws(() => ensemble.predict(new Float32Array(150), 30, new Float32Array(LABELS.length), mlpCall), /made by model m, not by this one/);
+    [ensemble, gru, mlp].forEach((c) => c.dispose());
   } finally {
     await rm(root, { recursive: true });
   }

@@ -25,15 +25,19 @@ const out = new Float32Array(c.labels.length);
 const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_used_size;
 const perCall = (fn, n) => { for (let i = 0; i < 200; i++) fn(); gc(); const before = newSpace(); for (let i = 0; i < n; i++) fn(); return (newSpace() - before) / n; };
 const predict = perCall(() => c.predict(rows, frames, out), 500);
+// Within a call, as a headset channel runs it: the context's baseline fills, then holds.
+const call = c.newCallContext();
+const inCall = perCall(() => c.predict(rows, frames, out, call), 500);
 const control = perCall(() => c.modelInput(rows, frames), 20);
-process.stdout.write(JSON.stringify({ backend: c.backend, predict, control }));
+process.stdout.write(JSON.stringify({ backend: c.backend, predict, inCall, control }));
 `;
 
-test('the shipped model classifies a window without allocating (window rows to probabilities)', async () => {
+test('the shipped model classifies a window without allocating (window rows to probabilities), alone or within a call', async () => {
   const { stdout } = await run(process.execPath, ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64', '--input-type=module', '-e', child]);
-  const { backend, predict, control } = JSON.parse(stdout) as { backend: string; predict: number; control: number };
+  const { backend, predict, inCall, control } = JSON.parse(stdout) as { backend: string; predict: number; inCall: number; control: number };
   // The control proves the count sees allocation: modelInput makes new arrays (their
   // wrappers are on the heap, large backing stores outside it).
   assert.ok(control > 500, `${backend}: modelInput measured ${control} bytes per call; the count is not working`);
   assert.ok(predict < 64, `${backend}: predict allocates ${predict.toFixed(0)} bytes per window`);
+  assert.ok(inCall < 64, `${backend}: predict within a call allocates ${inCall.toFixed(0)} bytes per window`);
 });

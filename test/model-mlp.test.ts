@@ -4,8 +4,11 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../src/features/feature-config.js';
-import { functionalsSize } from '../src/features/functionals.js';
+import { FunctionalsPooler, functionalsSize } from '../src/features/functionals.js';
 import { seededRandom } from '../src/datasets/seeded-random.js';
+import { Normaliser } from '../src/features/normaliser.js';
+import { CallerBaseline } from '../src/model/mlp/caller-baseline.js';
+import { pitchColumnOf } from '../src/model/mlp/pooled-mlp-classifier.js';
 import type { Emotion } from '../src/model/emotions.js';
 import { runSelfTest } from '../src/model/classifier.js';
 import { classifierFromBundle, loadClassifier } from '../src/model/load-classifier.js';
@@ -19,9 +22,9 @@ const LABELS: Emotion[] = ['neutral', 'sad', 'angry'];
 const FEATURES: FeatureConfig = { ...DEFAULT_FEATURE_CONFIG, features: ['mfcc', 'pitch'], mfccCount: 3 };
 const INPUT = functionalsSize(5);
 
-function randomMember(hidden: number[], seed: number): tf.Sequential {
+function randomMember(hidden: number[], seed: number, input = INPUT): tf.Sequential {
   const model = tf.sequential();
-  model.add(tf.layers.dropout({ rate: 0.2, inputShape: [INPUT] }));
+  model.add(tf.layers.dropout({ rate: 0.2, inputShape: [input] }));
   hidden.forEach((units, i) => model.add(tf.layers.dense({ units, activation: 'relu', kernelInitializer: tf.initializers.randomUniform({ minval: -0.4, maxval: 0.4, seed: seed + i }), biasInitializer: tf.initializers.randomUniform({ minval: -0.2, maxval: 0.2, seed: seed + 10 + i }) })));
   model.add(tf.layers.dense({ units: LABELS.length, activation: 'softmax', kernelInitializer: tf.initializers.randomUniform({ minval: -1, maxval: 1, seed: seed + 30 }) }));
   return model;
@@ -32,17 +35,20 @@ function randomInputs(count: number, length: number, seed: number): Float32Array
   return Array.from({ length: count }, () => Float32Array.from({ length }, () => (random() * 2 - 1) * 2));
 }
 
-async function exportedBag(hidden: number[], members: number, seed: number): Promise<{ dir: string; models: tf.Sequential[] }> {
+/** A bag of random members; with `callBaseline`, over the functionals and their caller-relative copy. */
+async function exportedBag(hidden: number[], members: number, seed: number, callBaseline?: number): Promise<{ dir: string; models: tf.Sequential[] }> {
   await selectTfBackend(['wasm', 'cpu']);
-  const models = Array.from({ length: members }, (_, m) => randomMember(hidden, seed + 100 * m));
+  const input = callBaseline ? 2 * INPUT : INPUT;
+  const models = Array.from({ length: members }, (_, m) => randomMember(hidden, seed + 100 * m, input));
   const { draft, files } = exportMlpBundle(models, {
     name: 'test-mlp',
     version: '0.0.1',
     labels: LABELS,
     features: FEATURES,
-    normaliser: { mean: Array.from({ length: INPUT }, (_, i) => i / 10), std: Array.from({ length: INPUT }, (_, i) => 1 + i / 20) },
+    normaliser: { mean: Array.from({ length: input }, (_, i) => (i % INPUT) / 10), std: Array.from({ length: input }, (_, i) => 1 + i / 20) },
+    ...(callBaseline ? { callBaseline: { windows: callBaseline } } : {}),
     metrics: {},
-    selfTestInputs: randomInputs(4, INPUT, seed),
+    selfTestInputs: randomInputs(4, input, seed),
   });
   const dir = await mkdtemp(join(tmpdir(), 'ser-mlp-'));
   await writeBundle(dir, draft, files);
@@ -151,4 +157,92 @@ test('members of different shapes, or a head of the wrong width, cannot be expor
   tanh.add(tf.layers.dense({ units: 4, activation: 'tanh', inputShape: [INPUT] }));
   tanh.add(tf.layers.dense({ units: LABELS.length, activation: 'softmax' }));
   assert.throws(() => exportMlpBundle([tanh], base), /activation tanh, expected relu/);
+});
+
+/** Window rows of `frames` frames of 5 values, pitch column zero now and then (unvoiced). */
+function windowRows(frames: number, random: () => number): Float32Array {
+  return Float32Array.from({ length: frames * 5 }, (_, i) => (i % 5 === 3 && random() < 0.3 ? 0 : random() * 4 - 2));
+}
+
+test('with a caller baseline, each window of a call is judged beside its difference from the mean of the call\'s first windows', async () => {
+  const { dir } = await exportedBag([6], 2, 5, 2);
+  try {
+    const c = await loadClassifier(dir);
+    assert.equal(c.manifest.mlp?.callBaseline?.windows, 2);
+    assert.equal(c.manifest.mlp?.inputDim, 2 * INPUT);
+    assert.ok(runSelfTest(c).passed, 'self-test on the doubled input');
+    const normaliser = Normaliser.fromJSON(c.manifest.normaliser!, 'test');
+    const pooler = new FunctionalsPooler(5, pitchColumnOf(FEATURES));
+    const random = seededRandom(12);
+    const windows = [50, 80, 60, 70].map((frames) => ({ frames, rows: windowRows(frames, random) }));
+    const f = windows.map((w) => pooler.pool(w.rows, w.frames, new Float32Array(INPUT)));
+    /** The model input by hand: [functionals, functionals − baseline], standardised. */
+    const expected = (k: number, baseline: Float32Array | null) => {
+      const x = new Float32Array(2 * INPUT);
+      x.set(f[k]!);
+      if (baseline) for (let i = 0; i < INPUT; i++) x[INPUT + i] = f[k]![i]! - baseline[i]!;
+      normaliser.apply(x);
+      return c.predictModelInput(x, new Float32Array(LABELS.length));
+    };
+    const mean = (a: Float32Array, b: Float32Array) => a.map((v, i) => (v + b[i]!) / 2);
+    const call = c.newCallContext();
+    assert.ok(call !== null);
+    const got = windows.map((w) => Array.from(c.predict(w.rows, w.frames, new Float32Array(LABELS.length), call)));
+    // The first window has nothing before it; the second is relative to the first; the
+    // third and fourth to the first two (the baseline is full and does not take the third in).
+    const want = [expected(0, null), expected(1, f[0]!), expected(2, mean(f[0]!, f[1]!)), expected(3, mean(f[0]!, f[1]!))];
+    got.forEach((p, k) => assert.ok(maxDiff(p, want[k]!) < 1e-5, `window ${k}: ${maxDiff(p, want[k]!)}`));
+    // Without a call, a window is judged as the first of one: the model input with a zero relative part.
+    const alone = c.predict(windows[3]!.rows, windows[3]!.frames, new Float32Array(LABELS.length));
+    assert.ok(maxDiff(alone, expected(3, null)) < 1e-5);
+    assert.ok(maxDiff(alone, c.predictModelInput(c.modelInput(windows[3]!.rows, windows[3]!.frames), new Float32Array(LABELS.length))) < 1e-6);
+    assert.ok(maxDiff(got[3]!, alone) > 1e-4, 'the baseline changes the verdict');
+    // Another caller starts afresh.
+    const next = c.newCallContext();
+    assert.ok(maxDiff(c.predict(windows[3]!.rows, windows[3]!.frames, new Float32Array(LABELS.length), next), alone) < 1e-6);
+    c.dispose();
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+test("a call context is the model's own: another bag's is refused, and a bag without a baseline keeps none", async () => {
+  const [withBaseline, other, plain] = [await exportedBag([6], 1, 6, 3), await exportedBag([6], 1, 7, 2), await exportedBag([6], 1, 8)];
+  try {
+    const [a, b, p] = [await loadClassifier(withBaseline.dir), await loadClassifier(other.dir), await loadClassifier(plain.dir)];
+    assert.equal(p.newCallContext(), null);
+    const rows = windowRows(40, seededRandom(3));
+    assert.throws(() => a.predict(rows, 40, new Float32Array(LABELS.length), b.newCallContext()), /call context .* made by model test-mlp, not by this one/);
+    assert.throws(() => a.predict(rows, 40, new Float32Array(LABELS.length), { model: 'elsewhere' }), /made by model elsewhere/);
+    [a, b, p].forEach((c) => c.dispose());
+  } finally {
+    for (const d of [withBaseline, other, plain]) await rm(d.dir, { recursive: true });
+  }
+});
+
+test('a caller-baseline bag whose input is the functionals alone is refused at load with both numbers', async () => {
+  const { dir } = await exportedBag([6], 1, 9);
+  try {
+    const path = join(dir, MANIFEST_FILE);
+    const manifest = JSON.parse(await readFile(path, 'utf8')) as { mlp: Record<string, unknown> };
+    manifest.mlp['callBaseline'] = { windows: 3 };
+    await writeFile(path, JSON.stringify(manifest));
+    await assert.rejects(loadBundle(dir), new RegExp(`mlp\\.inputDim is ${INPUT}, expected 2 × \\(7 × 5 \\+ 1\\) = ${2 * INPUT} .*relative to the caller baseline`));
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+test('a caller baseline is the mean of its first windows, never grows past them, and starts at zero', () => {
+  const b = new CallerBaseline('m', 3, 2);
+  const out = new Float32Array(5).fill(9);
+  b.relativeInto([1, 2, 3], out, 1);
+  assert.deepEqual(Array.from(out), [9, 0, 0, 0, 9]);
+  b.observe([1, 2, 3]);
+  b.observe([3, 2, 1]);
+  b.observe([100, 100, 100]);
+  assert.equal(b.count, 2);
+  b.relativeInto([2, 2, 2], out, 0);
+  assert.deepEqual(Array.from(out.subarray(0, 3)), [0, 0, 0]);
+  assert.throws(() => new CallerBaseline('m', 3, 0), /at least 1 window/);
 });

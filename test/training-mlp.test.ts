@@ -7,7 +7,11 @@ import { promisify } from 'node:util';
 import { scanDataset } from '../src/datasets/scan-dataset.js';
 import { FEATURE_PRESETS } from '../src/training/feature-presets.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
-import { trainMlp } from '../src/training/train-mlp.js';
+import { drawCallerBaselines, trainMlp } from '../src/training/train-mlp.js';
+import type { ClipWindows } from '../src/training/clip-windows.js';
+import { seededRandom } from '../src/datasets/seeded-random.js';
+import { frameVectorSize } from '../src/features/feature-config.js';
+import { FunctionalsPooler, functionalsSize } from '../src/features/functionals.js';
 import { writeBundle } from '../src/model/model-bundle.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { tempDir } from './helpers/audio-fixtures.js';
@@ -32,6 +36,8 @@ test('a small MLP bag learns clearly separable synthetic classes, reproducibly, 
   const again = await trainMlp(set, { ...options, urgent: [...options.urgent] });
   assert.deepEqual(again.files, model.files, 'the same seed trains the same weights');
 });
+
+const pick = (r: { callWarmup: number; n: number }) => ({ callWarmup: r.callWarmup, n: r.n });
 
 const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
 
@@ -62,6 +68,63 @@ test('train --kind mlp writes a bundle eval can measure on its held-out fold, an
   const members = await serEdge('train', ...common, '--out', join(dir, 'never'), '--members', '17');
   assert.notEqual(members.code, 0);
   assert.match(members.stderr, /--members <n>' argument '17' is invalid.*at most 16/);
+});
+
+test("train --call-baseline gives the bag each window relative to the caller's first windows; eval hears each clip after others of its speaker", async () => {
+  const dir = tempDir('ser-edge-mlp-call-');
+  const csv = await writeSyntheticDataset(join(dir, 'data'), { speakers: 6, perClass: 2 });
+  const common = ['--data', csv, '--kind', 'mlp', '--validation-folds', '2', '--augment', 'none', '--cache', join(dir, 'cache'), '--no-progress', '--holdout', '0/3'];
+  const trained = await serEdge('train', ...common, '--out', join(dir, 'mlp'), '--members', '2', '--hidden', '8', '--epochs', '15', '--call-baseline', '2');
+  assert.equal(trained.code, 0, trained.stderr);
+  assert.match(trained.stderr, /caller baseline of 2 windows/);
+  const classifier = await loadClassifier(join(dir, 'mlp'));
+  assert.deepEqual(classifier.manifest.mlp?.callBaseline, { windows: 2 });
+  assert.equal(classifier.manifest.mlp?.inputDim, 2 * functionalsSize(frameVectorSize(classifier.manifest.features)));
+  classifier.dispose();
+  const warm = await serEdge('eval', '--data', csv, '--model', join(dir, 'mlp'), '--fold', '0/3', '--json');
+  assert.equal(warm.code, 0, warm.stderr);
+  assert.deepEqual(pick(JSON.parse(warm.stdout)), { callWarmup: 3, n: 12 });
+  const cold = await serEdge('eval', '--data', csv, '--model', join(dir, 'mlp'), '--fold', '0/3', '--json', '--call-warmup', '0');
+  assert.equal(cold.code, 0, cold.stderr);
+  assert.deepEqual(pick(JSON.parse(cold.stdout)), { callWarmup: 0, n: 12 });
+  const text = await serEdge('eval', '--data', csv, '--model', join(dir, 'mlp'), '--fold', '0/3', '--call-warmup', '1');
+  assert.match(text.stdout, /each clip after 1 of its speaker's other clips in the same call/);
+  const gru = await serEdge('train', ...common.filter((a) => a !== 'mlp' && a !== '--kind'), '--kind', 'gru', '--out', join(dir, 'never'), '--call-baseline', '2');
+  assert.equal(gru.code, 2);
+  assert.match(gru.stderr, /--call-baseline is for --kind mlp/);
+});
+
+test('caller baselines for training come from other clips of the same speaker over the same channel, full for half the items', () => {
+  // Every frame of a clip holds one value, so the baseline's first functional (a mean) tells which clips it took.
+  const clip = (speaker: string, n: number, value: number, variant: string): ClipWindows => ({
+    clip: { path: `${speaker}-${n}.wav`, label: 'neutral', speaker, corpus: 'csv' },
+    windows: [new Float32Array(4 * 2).fill(value)],
+    dim: 2,
+    variant,
+  });
+  const a = [1, 2, 3, 4].map((v, n) => clip('a', n, v, 'clean'));
+  const aPhone = [101, 102, 103, 104].map((v, n) => clip('a', n, v, 'telephone:20:7'));
+  const b = [1001, 1002].map((v, n) => clip('b', n, v, 'clean'));
+  // Oversampled copies are the same objects again.
+  const items = [...a, ...aPhone, ...b, ...Array.from({ length: 400 }, (_, i) => a[i % 4]!)];
+  const pooler = new FunctionalsPooler(2, -1);
+  const baselines = drawCallerBaselines(items, pooler, 3, seededRandom(5));
+  const counts = [0, 0, 0, 0];
+  const zero = new Float32Array(pooler.size);
+  const out = new Float32Array(pooler.size);
+  baselines.forEach((baseline, i) => {
+    const item = items[i]!;
+    counts[baseline.count]!++;
+    if (baseline.count === 0) return;
+    baseline.relativeInto(zero, out, 0);
+    const mean = -out[0]!;
+    const own = item.windows[0]![0]!;
+    const others = [...a, ...aPhone, ...b].filter((o) => o.clip.speaker === item.clip.speaker && o.variant === item.variant && o !== item).map((o) => o.windows[0]![0]!);
+    assert.ok(mean >= Math.min(...others) - 1e-4 && mean <= Math.max(...others) + 1e-4, `item ${i} (${own}): baseline ${mean} from outside ${others}`);
+    if (baseline.count === others.length) assert.ok(Math.abs(mean - others.reduce((x, y) => x + y, 0) / others.length) < 1e-4, 'all the others, never itself');
+  });
+  assert.ok(counts[3]! > 150 && counts[3]! < 260, `full baselines: ${counts}`);
+  assert.ok(counts[0]! > 40 && counts[1]! > 40 && counts[2]! > 40, `partial baselines: ${counts}`);
 });
 
 test('a GRU and an MLP trained with the same --holdout combine with `ensemble`, and eval measures the ensemble on that fold only', async () => {

@@ -21,6 +21,8 @@ export interface EvalCommandOptions {
   split: SplitKind;
   /** Keep only clips whose label the model has (cross-corpus comparisons on shared labels). */
   sharedLabels: boolean;
+  /** Other clips of the speaker heard in the same call before each clip (models with a caller baseline). */
+  callWarmup: number;
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -59,28 +61,33 @@ export async function runEval(options: EvalCommandOptions): Promise<number> {
     let clips = heldOutClips(await scanAll(options.data, options.format), classifier.manifest.metrics, { ...(options.fold ? { fold: options.fold } : {}), seed: options.seed, split: options.split }, options.model);
     if (options.sharedLabels) clips = clips.filter((c) => classifier.labels.includes(c.label));
     const threshold = resolveUrgentThreshold(options.urgentThreshold, classifier.manifest.metrics);
+    // Only a model that keeps a per-call context is warmed up: say so where it was.
+    const callWarmup = classifier.newCallContext() !== null ? options.callWarmup : 0;
     let skipped = 0;
     const metrics = await evaluateClassifier(clips, classifier, {
       channel: options.channel,
       urgent,
       ...(threshold !== undefined ? { urgentThreshold: threshold } : {}),
       progress: !options.json && process.stderr.isTTY === true,
+      callWarmup: options.callWarmup,
+      seed: options.seed,
       onError: (clip, err) => {
         skipped++;
         process.stderr.write(`ser-edge eval: skipped ${clip.path}: ${err.message}\n`);
       },
     });
     classifier.dispose();
-    const result = { model: `${classifier.manifest.name}@${classifier.manifest.version}`, channel: options.channel, skipped, ...metrics };
+    const result = { model: `${classifier.manifest.name}@${classifier.manifest.version}`, channel: options.channel, callWarmup, skipped, ...metrics };
     if (options.report) {
       await writeReport(options.report, metrics, {
         model: result.model,
         data: options.data,
         channel: options.channel,
+        callWarmup,
         command: ['ser-edge eval', ...process.argv.slice(3)].join(' '),
       });
     }
-    process.stdout.write(options.json ? JSON.stringify(result) + '\n' : `${result.model} on ${options.data.join(', ')} (${options.channel})\n${summary(metrics)}\n${options.report ? `report: ${options.report}/report.md\n` : ''}`);
+    process.stdout.write(options.json ? JSON.stringify(result) + '\n' : `${result.model} on ${options.data.join(', ')} (${options.channel}${callWarmup > 0 ? `, each clip after ${callWarmup} of its speaker's other clips in the same call` : ''})\n${summary(metrics)}\n${options.report ? `report: ${options.report}/report.md\n` : ''}`);
     return 0;
   } catch (err) {
     process.stderr.write(`ser-edge eval: ${(err as Error).message}\n`);

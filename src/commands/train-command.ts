@@ -40,6 +40,8 @@ export interface TrainCommandOptions {
   hidden: string;
   /** MLP: networks in the bag. */
   members: number;
+  /** MLP: windows in the caller baseline, 0 for none. */
+  callBaseline: number;
   progress: boolean;
   refit: boolean;
   /** `steps,dims` of the GRU's training masks, or `none`. */
@@ -52,6 +54,7 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   try {
     const urgent = parseUrgentLabels(options.urgent);
+    if (options.callBaseline > 0 && options.kind !== 'mlp') throw new Error(`--call-baseline is for --kind mlp (a ${options.kind} model judges every window on its own)`);
     const augmentations = parseAugmentations(options.augment);
     const preset: FeaturePreset = options.features ?? 'prosody';
     const features = FEATURE_PRESETS[preset];
@@ -75,7 +78,8 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
     } else if (options.kind === 'mlp') {
       const { trainMlp } = await import('../training/train-mlp.js');
       const hidden = options.hidden.split(',').map((u) => Number.parseInt(u, 10));
-      const bytes = int8TensorBytes(mlpTensorShapes(options.members, functionalsSize(frameVectorSize(features)), hidden, set.labels.length));
+      const inputDim = functionalsSize(frameVectorSize(features)) * (options.callBaseline > 0 ? 2 : 1);
+      const bytes = int8TensorBytes(mlpTensorShapes(options.members, inputDim, hidden, set.labels.length));
       if (bytes > options.maxBytes - 64 * 1024)
         throw new Error(`an MLP bag of ${options.members} × ${hidden.join(',')} hidden units takes ${bytes} bytes of weights, over the --max-bytes budget of ${options.maxBytes} (64 KiB kept for the manifest): use fewer --members or --hidden units`);
       const maxEpochs = options.epochs ?? DEFAULT_EPOCHS.mlp;
@@ -85,6 +89,7 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
         ...common,
         hidden,
         members: options.members,
+        callBaseline: options.callBaseline,
         maxEpochs,
         batchSize: options.batchSize,
         onEpoch: (member, epoch, status) => {

@@ -76,6 +76,12 @@ const mlpSection = z
     head: z.object({ activation: z.literal('softmax') }).strict(),
     /** Functionals per frame value, in this order, then the voiced share: spelled out so a bundle pooled otherwise is refused. */
     pooling: z.object({ statistics: z.tuple([z.literal('mean'), z.literal('std'), z.literal('p10'), z.literal('p50'), z.literal('p90'), z.literal('slope'), z.literal('step')]), voicedShare: z.literal(true) }).strict(),
+    /**
+     * Present when the input is each window's functionals followed by the same relative to
+     * the caller's baseline: the mean functionals of the call's first `windows` windows
+     * (`CallerBaseline`); absent, the functionals alone.
+     */
+    callBaseline: z.object({ windows: z.number().int().min(1).max(20) }).strict().optional(),
     inputDim: z.number().int().positive(),
     weightsFile: z.string(),
     /** member_<m>/dense_<i>/kernel and …/bias per layer (the head last), member by member. */

@@ -1,5 +1,5 @@
 import type { BundleManifest, EnsembleMember } from './bundle-manifest.js';
-import type { Classifier } from './classifier.js';
+import type { CallContext, Classifier } from './classifier.js';
 import type { Emotion } from './emotions.js';
 import { FusedGruClassifier, readGruBundleWeights, type FusedGruOptions } from './gru/fused-gru-classifier.js';
 import { PooledMlpClassifier, readMlpBundleWeights } from './mlp/pooled-mlp-classifier.js';
@@ -75,10 +75,22 @@ export class EnsembleClassifier implements Classifier {
     return out;
   }
 
-  predict(rows: Float32Array, frames: number, out: Float32Array): Float32Array {
+  /** The members' call contexts, or null when no member keeps one. */
+  newCallContext(): EnsembleCallContext | null {
+    const members = this.members.map((m) => m.newCallContext());
+    return members.some((c) => c !== null) ? new EnsembleCallContext(this.manifest.name, members) : null;
+  }
+
+  predict(rows: Float32Array, frames: number, out: Float32Array, call?: CallContext | null): Float32Array {
+    let contexts: readonly (CallContext | null)[] | null = null;
+    if (call !== undefined && call !== null) {
+      if (!(call instanceof EnsembleCallContext) || call.members.length !== this.members.length)
+        throw new TypeError(`model ${this.manifest.name}: the call context passed to predict was made by model ${call.model}, not by this one`);
+      contexts = call.members;
+    }
     out.fill(0, 0, this.labels.length);
     // A plain loop: a forEach closure would be allocated on every window.
-    for (let i = 0; i < this.members.length; i++) this.add(this.members[i]!.predict(rows, frames, this.memberOut), i, out);
+    for (let i = 0; i < this.members.length; i++) this.add(this.members[i]!.predict(rows, frames, this.memberOut, contexts ? contexts[i] : null), i, out);
     return out;
   }
 
@@ -102,4 +114,12 @@ export class EnsembleClassifier implements Classifier {
   dispose(): void {
     for (const m of this.members) m.dispose();
   }
+}
+
+/** An ensemble's per-call state: each member's own context (null for members without one). */
+class EnsembleCallContext implements CallContext {
+  constructor(
+    readonly model: string,
+    readonly members: readonly (CallContext | null)[],
+  ) {}
 }

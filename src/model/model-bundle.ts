@@ -114,9 +114,13 @@ export function checkModelInput(manifest: BundleManifest, where: string): void {
       inputShape = `${knn.dim} (knn.dim)`;
     } else if (spec.kind === 'mlp') {
       const mlp = spec.mlp!;
-      const want = functionalsSize(frame);
+      const functionals = functionalsSize(frame);
+      // With a caller baseline the input is the functionals, then the same relative to the baseline.
+      const copies = mlp.callBaseline ? 2 : 1;
+      const want = copies * functionals;
       if (spec.input !== 'pooled_functionals') refuse(`an mlp ${at ? 'member' : 'bundle'} declares input "${spec.input}", expected "pooled_functionals"`);
-      if (mlp.inputDim !== want) refuse(`${at}mlp.inputDim is ${mlp.inputDim}, expected ${FUNCTIONAL_STATISTICS.length} × ${frame} + 1 = ${want} (the functionals of each frame value and the voiced share)`);
+      if (mlp.inputDim !== want)
+        refuse(`${at}mlp.inputDim is ${mlp.inputDim}, expected ${copies > 1 ? '2 × (' : ''}${FUNCTIONAL_STATISTICS.length} × ${frame} + 1${copies > 1 ? ')' : ''} = ${want} (the functionals of each frame value and the voiced share${copies > 1 ? ', as they are and relative to the caller baseline' : ''})`);
       width = modelInput = mlp.inputDim;
       inputShape = `${mlp.inputDim} (mlp.inputDim)`;
     } else {

@@ -47,6 +47,8 @@ export interface ReportContext {
   model: string;
   data: string[];
   channel: string;
+  /** Other clips of the speaker heard in the same call before each clip (0: each clip opens a call). */
+  callWarmup?: number;
   command: string;
 }
 
@@ -56,6 +58,7 @@ export function reportMarkdown(m: EvalMetrics, ctx: ReportContext): string {
     '',
     `- data: ${ctx.data.join(', ')} (${m.n} clips${m.no_speech ? `, ${m.no_speech} with no speech found, counted as errors` : ''})`,
     `- channel: ${ctx.channel}`,
+    ...(ctx.callWarmup ? [`- call: each clip heard after ${ctx.callWarmup} of its speaker's other clips in the same call (the model's caller baseline)`] : []),
     `- command: \`${ctx.command}\``,
     `- file verdict: mean of the window probabilities (the classify pipeline)`,
     '',

@@ -1,6 +1,7 @@
 import { SingleBar, Presets } from 'cli-progress';
 import { DEFAULT_WINDOWING } from '../audio/speech-windower.js';
 import type { LabelledClip } from '../datasets/labelled-clip.js';
+import { seededRandom, shuffleInPlace } from '../datasets/seeded-random.js';
 import type { Classifier } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
 import { classifySignal } from '../pipeline/classify-file.js';
@@ -20,6 +21,14 @@ export interface EvaluateOptions {
   urgentThreshold?: number;
   progress?: boolean;
   onError?: (clip: LabelledClip, err: Error) => void;
+  /**
+   * For a model that keeps a per-call context (a caller baseline): other clips of the same
+   * speaker heard earlier in the call, before each clip; 0 or absent, each clip opens a
+   * call of its own. Ignored for models without a context.
+   */
+  callWarmup?: number;
+  /** Seed of the warm-up clips' draw. */
+  seed?: number;
 }
 
 /**
@@ -29,22 +38,73 @@ export interface EvaluateOptions {
 export async function classifyClips(clips: LabelledClip[], classifier: Classifier, options: EvaluateOptions): Promise<ClipOutcome[]> {
   const labelWeights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights));
   const rate = classifier.manifest.features.sampleRate;
+  const settings = { labelWeights, thresholds: DEFAULT_TRACKER_CONFIG.thresholds, tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING };
+  const decode = async (clip: LabelledClip) => {
+    const audio = await loadMono(clip.path, rate);
+    if (options.channel === 'telephone') audio.samples = telephoneBand(audio.samples, rate);
+    return audio;
+  };
+  const outcomeOf = (clip: LabelledClip, verdict: ReturnType<typeof classifySignal>): ClipOutcome => ({
+    truth: clip.label,
+    predicted: verdict.emotion,
+    probabilities: verdict.probabilities,
+    speaker: clip.speaker,
+    ...(clip.gender ? { gender: clip.gender } : {}),
+  });
   const bar = options.progress ? new SingleBar({ format: 'eval {bar} {value}/{total} clips | ETA {eta_formatted}', stream: process.stderr }, Presets.shades_classic) : null;
   bar?.start(clips.length, 0);
+  const warmup = options.callWarmup ?? 0;
   const outcomes: ClipOutcome[] = [];
-  for (const clip of clips) {
-    try {
-      const audio = await loadMono(clip.path, rate);
-      if (options.channel === 'telephone') audio.samples = telephoneBand(audio.samples, rate);
-      const verdict = classifySignal(clip.path, audio, classifier, { labelWeights, thresholds: DEFAULT_TRACKER_CONFIG.thresholds, tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING });
-      outcomes.push({ truth: clip.label, predicted: verdict.emotion, probabilities: verdict.probabilities, speaker: clip.speaker, ...(clip.gender ? { gender: clip.gender } : {}) });
-    } catch (err) {
-      options.onError?.(clip, err as Error);
+  if (warmup === 0 || classifier.newCallContext() === null) {
+    for (const clip of clips) {
+      try {
+        outcomes.push(outcomeOf(clip, classifySignal(clip.path, await decode(clip), classifier, settings)));
+      } catch (err) {
+        options.onError?.(clip, err as Error);
+      }
+      bar?.increment();
     }
-    bar?.increment();
+  } else {
+    // Speaker by speaker, so only one speaker's audio is held at a time; outcomes keep the
+    // clips' order, which cross-validation's saved verdicts rely on.
+    const bySpeaker = new Map<string, number[]>();
+    clips.forEach((c, i) => bySpeaker.set(c.speaker, [...(bySpeaker.get(c.speaker) ?? []), i]));
+    const slots: (ClipOutcome | undefined)[] = new Array(clips.length);
+    for (const indices of bySpeaker.values()) {
+      const audio = new Map<number, Awaited<ReturnType<typeof decode>>>();
+      for (const i of indices) {
+        try {
+          audio.set(i, await decode(clips[i]!));
+        } catch (err) {
+          options.onError?.(clips[i]!, err as Error);
+          bar?.increment();
+        }
+      }
+      for (const [i, samples] of audio) {
+        const clip = clips[i]!;
+        try {
+          const call = classifier.newCallContext();
+          // The warm-up clips depend on the clip and the seed alone, not on what else is evaluated with it.
+          const earlier = shuffleInPlace([...audio.keys()].filter((j) => j !== i), seededRandom(hashOf(clip.path) ^ (options.seed ?? 1))).slice(0, warmup);
+          for (const j of earlier) classifySignal(clips[j]!.path, audio.get(j)!, classifier, { ...settings, call });
+          slots[i] = outcomeOf(clip, classifySignal(clip.path, samples, classifier, { ...settings, call }));
+        } catch (err) {
+          options.onError?.(clip, err as Error);
+        }
+        bar?.increment();
+      }
+    }
+    for (const o of slots) if (o) outcomes.push(o);
   }
   bar?.stop();
   return outcomes;
+}
+
+/** FNV-1a of a string: a stable per-clip seed. */
+function hashOf(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 export async function evaluateClassifier(clips: LabelledClip[], classifier: Classifier, options: EvaluateOptions): Promise<EvalMetrics> {

@@ -6,6 +6,7 @@ import { fitNormaliser, type Normaliser } from '../features/normaliser.js';
 import type { ManifestDraft } from '../model/bundle-manifest.js';
 import type { Emotion } from '../model/emotions.js';
 import { exportMlpBundle } from '../model/mlp/mlp-export.js';
+import { CallerBaseline } from '../model/mlp/caller-baseline.js';
 import { pitchColumnOf } from '../model/mlp/pooled-mlp-classifier.js';
 import { clipOutcomes, type WindowRows } from './clip-outcomes.js';
 import type { ClipWindows } from './clip-windows.js';
@@ -22,6 +23,12 @@ export interface MlpTrainOptions {
   urgent: readonly Emotion[];
   /** Hidden ReLU layer widths. */
   hidden: number[];
+  /**
+   * Windows in a caller baseline (`CallerBaseline`): the bag then sees each window's
+   * functionals and the same relative to the mean of a few other windows of the speaker;
+   * absent or 0, the functionals alone.
+   */
+  callBaseline?: number;
   /** Networks in the bag, each from its own seed. */
   members: number;
   maxEpochs: number;
@@ -44,16 +51,30 @@ interface Rows extends WindowRows {
   y: Int32Array;
 }
 
-/** Functionals of every window of `items`, through the same pooler the classifier runs. */
-function functionalsOf(items: ClipWindows[], labels: readonly Emotion[], pooler: FunctionalsPooler): Rows {
+/** How a window's model input is made: the functionals, and with `baseline` their caller-relative copy. */
+interface InputPlan {
+  pooler: FunctionalsPooler;
+  baseline?: { windows: number; random: () => number };
+}
+
+/**
+ * Functionals of every window of `items`, through the same pooler the classifier runs;
+ * with a caller baseline, each row is followed by its copy relative to a baseline drawn
+ * from the speaker's other clips (`drawCallerBaselines`).
+ */
+function functionalsOf(items: ClipWindows[], labels: readonly Emotion[], plan: InputPlan): Rows {
+  const { pooler } = plan;
   const count = items.reduce((n, i) => n + i.windows.length, 0);
-  const width = pooler.size;
+  const size = pooler.size;
+  const width = plan.baseline ? 2 * size : size;
   const rows: Rows = { x: new Float32Array(count * width), y: new Int32Array(count), clip: new Int32Array(count), frames: new Float32Array(count), count };
+  const baselines = plan.baseline ? drawCallerBaselines(items, pooler, plan.baseline.windows, plan.baseline.random) : null;
   let r = 0;
   items.forEach((item, c) => {
     for (const w of item.windows) {
       const frames = w.length / item.dim;
       pooler.pool(w, frames, rows.x, r * width);
+      if (baselines) baselines[c]!.relativeInto(rows.x.subarray(r * width, r * width + size), rows.x, r * width + size);
       rows.y[r] = labels.indexOf(item.clip.label);
       rows.clip[r] = c;
       rows.frames[r] = frames;
@@ -61,6 +82,41 @@ function functionalsOf(items: ClipWindows[], labels: readonly Emotion[], pooler:
     }
   });
   return rows;
+}
+
+/**
+ * A caller baseline for each item, as a call would have built it by the time the item is
+ * heard: from 0 to `windows` windows of other clips of the same speaker, heard over the same
+ * channel (clean, telephone, noisy: the augmentation's kind), never the clip itself. Half
+ * the items get a full baseline, the rest 0…windows−1 windows evenly: most windows of a call
+ * come after its baseline is full, and the first few (down to the call's first, with none)
+ * must still be judged well. Each copy an oversampled item has draws its own.
+ */
+export function drawCallerBaselines(items: readonly ClipWindows[], pooler: FunctionalsPooler, windows: number, random: () => number): CallerBaseline[] {
+  const channelOf = (item: ClipWindows) => (item.variant ?? 'clean').split(':')[0]!;
+  const pools = new Map<string, { path: string; pooled: Float32Array }[]>();
+  const seen = new Set<ClipWindows>();
+  for (const item of items) {
+    // Oversampled copies are the same object: their windows join the pool once.
+    if (seen.has(item)) continue;
+    seen.add(item);
+    const key = `${item.clip.speaker}\u0000${channelOf(item)}`;
+    const pool = pools.get(key) ?? [];
+    for (const w of item.windows) pool.push({ path: item.clip.path, pooled: pooler.pool(w, w.length / item.dim, new Float32Array(pooler.size)) });
+    pools.set(key, pool);
+  }
+  return items.map((item) => {
+    const baseline = new CallerBaseline('training', pooler.size, windows);
+    const want = random() < 0.5 ? windows : Math.floor(random() * windows);
+    const others = (pools.get(`${item.clip.speaker}\u0000${channelOf(item)}`) ?? []).filter((p) => p.path !== item.clip.path);
+    // A partial Fisher–Yates: `want` distinct windows at random.
+    for (let i = 0; i < Math.min(want, others.length); i++) {
+      const j = i + Math.floor(random() * (others.length - i));
+      [others[i], others[j]] = [others[j]!, others[i]!];
+      baseline.observe(others[i]!.pooled);
+    }
+    return baseline;
+  });
 }
 
 /** One member: input dropout 0.1, hidden ReLU layers with dropout 0.5, softmax head, L2 on every kernel. */
@@ -98,13 +154,15 @@ export async function fitMlp(set: TrainingSet, options: MlpTrainOptions): Promis
   const log = options.log ?? (() => {});
   const labels = set.labels;
   const pooler = new FunctionalsPooler(frameVectorSize(options.features), pitchColumnOf(options.features));
-  const width = pooler.size;
-  const train = functionalsOf(oversampleToBalance(set.train, seededRandom(options.seed)), labels, pooler);
-  const val = functionalsOf(set.validation, labels, pooler);
+  const baselineWindows = options.callBaseline ?? 0;
+  const width = baselineWindows > 0 ? 2 * pooler.size : pooler.size;
+  const plan = (seed: number): InputPlan => ({ pooler, ...(baselineWindows > 0 ? { baseline: { windows: baselineWindows, random: seededRandom(seed) } } : {}) });
+  const train = functionalsOf(oversampleToBalance(set.train, seededRandom(options.seed)), labels, plan(options.seed + 29));
+  const val = functionalsOf(set.validation, labels, plan(options.seed + 31));
   const normaliser = fitNormaliser(train.x, width);
   normaliser.apply(train.x);
   normaliser.apply(val.x);
-  log(`MLP bag of ${options.members} × (${[width, ...options.hidden, labels.length].join('→')}); ${train.count} training windows, ${val.count} validation windows`);
+  log(`MLP bag of ${options.members} × (${[width, ...options.hidden, labels.length].join('→')})${baselineWindows > 0 ? `, caller baseline of ${baselineWindows} windows` : ''}; ${train.count} training windows, ${val.count} validation windows`);
 
   const xTrain = tf.tensor2d(train.x, [train.count, width]);
   const yTrain = tf.oneHot(tf.tensor1d(train.y, 'int32'), labels.length).toFloat();
@@ -168,7 +226,8 @@ export async function trainMlp(set: TrainingSet, options: MlpTrainOptions): Prom
     labels: set.labels,
     features: options.features,
     normaliser: fitted.normaliser,
-    description: `MLP bag of ${options.members} (${[width, ...options.hidden, set.labels.length].join('→')}, ReLU, softmax) over window functionals, int8 weights`,
+    ...(options.callBaseline ? { callBaseline: { windows: options.callBaseline } } : {}),
+    description: `MLP bag of ${options.members} (${[width, ...options.hidden, set.labels.length].join('→')}, ReLU, softmax) over window functionals${options.callBaseline ? `, as they are and relative to the caller's first ${options.callBaseline} windows` : ''}, int8 weights`,
     metrics: {
       ...(options.provenance ?? {}),
       urgentThreshold: fitted.urgentThreshold,

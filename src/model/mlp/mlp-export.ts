@@ -14,6 +14,8 @@ export interface MlpExportOptions {
   labels: Emotion[];
   features: FeatureConfig;
   normaliser: NormaliserJson | Normaliser;
+  /** Set when the input is the functionals and their copy relative to a caller baseline of this many windows. */
+  callBaseline?: { windows: number };
   metrics: Record<string, unknown>;
   description?: string;
   /** Standardised model inputs (functionals), as `PooledMlpClassifier.modelInput` makes them. */
@@ -109,6 +111,7 @@ export function exportMlpBundle(members: tf.LayersModel[], opts: MlpExportOption
       activation: 'relu',
       head: { activation: 'softmax' },
       pooling: { statistics: [...FUNCTIONAL_STATISTICS], voicedShare: true },
+      ...(opts.callBaseline ? { callBaseline: opts.callBaseline } : {}),
       inputDim,
       weightsFile: MLP_WEIGHTS_FILE,
       tensors,

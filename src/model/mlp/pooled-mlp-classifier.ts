@@ -2,12 +2,13 @@ import { featureLayout, frameVectorSize } from '../../features/feature-config.js
 import { FunctionalsPooler } from '../../features/functionals.js';
 import { Normaliser } from '../../features/normaliser.js';
 import type { BundleManifest } from '../bundle-manifest.js';
-import type { Classifier } from '../classifier.js';
+import type { CallContext, Classifier } from '../classifier.js';
 import type { Emotion } from '../emotions.js';
 import { packPanels, pad4, softmaxInto, type GruKernelName } from '../gru/fused-gru-classifier.js';
 import { wasmBase64 as gruWasm } from '../kernels/gru.wasm.js';
 import { instantiateKernel, kernelModule } from '../kernels/wasm-kernel.js';
 import { bundleFile, BundleError, type ModelBundle } from '../model-bundle.js';
+import { CallerBaseline } from './caller-baseline.js';
 import { decodeMlpWeights, type DenseLayer, type MlpWeights } from './mlp-weights.js';
 
 /** The F0 column of a frame vector, or -1 when the features have no pitch. */
@@ -33,6 +34,10 @@ export class PooledMlpClassifier implements Classifier {
   private readonly pooler: FunctionalsPooler;
   private readonly normaliser: Normaliser;
   private readonly input: Float32Array;
+  /** The window's raw functionals, kept apart from the input when a caller baseline is taken from them. */
+  private readonly pooled: Float32Array;
+  /** Windows in a caller baseline, or 0 for a bag over the functionals alone. */
+  private readonly baselineWindows: number;
   /** Two activation buffers the layers alternate between, as wide as the widest layer. */
   private readonly a: Float64Array;
   private readonly b: Float64Array;
@@ -49,7 +54,9 @@ export class PooledMlpClassifier implements Classifier {
     this.labels = manifest.labels;
     this.normaliser = Normaliser.fromJSON(manifest.normaliser, `model ${manifest.name}`);
     this.pooler = new FunctionalsPooler(frameVectorSize(manifest.features), pitchColumnOf(manifest.features));
-    if (this.pooler.size !== weights.inputDim) throw new Error(`model ${manifest.name}: functionals have ${this.pooler.size} values, the MLP input ${weights.inputDim}`);
+    this.baselineWindows = manifest.mlp?.callBaseline?.windows ?? 0;
+    const inputDim = this.pooler.size * (this.baselineWindows > 0 ? 2 : 1);
+    if (inputDim !== weights.inputDim) throw new Error(`model ${manifest.name}: functionals${this.baselineWindows > 0 ? ' and their caller-relative copy' : ''} have ${inputDim} values, the MLP input ${weights.inputDim}`);
     if (this.normaliser.dim !== weights.inputDim) throw new Error(`model ${manifest.name}: normaliser has ${this.normaliser.dim} dimensions, the MLP input ${weights.inputDim}`);
     const want = options.kernel ?? 'auto';
     this.firstLayers = want === 'js' ? null : WasmFirstLayers.create(weights);
@@ -58,6 +65,7 @@ export class PooledMlpClassifier implements Classifier {
     this.backend = `mlp-int8-${this.firstLayers ? 'wasm-simd' : 'js'}`;
     // With the wasm kernel the pooled input is written straight into its memory.
     this.input = this.firstLayers?.input ?? new Float32Array(weights.inputDim);
+    this.pooled = this.baselineWindows > 0 ? new Float32Array(this.pooler.size) : this.input;
     const widest = Math.max(weights.inputDim, ...weights.hidden, weights.labels);
     this.a = new Float64Array(widest);
     this.b = new Float64Array(widest);
@@ -69,6 +77,11 @@ export class PooledMlpClassifier implements Classifier {
     return new PooledMlpClassifier(bundle.manifest, readMlpBundleWeights(bundle), options);
   }
 
+  newCallContext(): CallerBaseline | null {
+    return this.baselineWindows > 0 ? new CallerBaseline(this.manifest.name, this.pooler.size, this.baselineWindows) : null;
+  }
+
+  /** The model input of a window that opens a call (a zero caller-relative part, if the bag has one). */
   modelInput(rows: Float32Array, frames: number): Float32Array {
     const out = new Float32Array(this.weights.inputDim);
     this.pooler.pool(rows, frames, out);
@@ -76,10 +89,28 @@ export class PooledMlpClassifier implements Classifier {
     return out;
   }
 
-  predict(rows: Float32Array, frames: number, out: Float32Array): Float32Array {
-    this.pooler.pool(rows, frames, this.input);
+  predict(rows: Float32Array, frames: number, out: Float32Array, call?: CallContext | null): Float32Array {
+    this.pooler.pool(rows, frames, this.pooled);
+    if (this.baselineWindows > 0) {
+      const baseline = this.callBaseline(call);
+      this.input.set(this.pooled);
+      if (baseline) {
+        baseline.relativeInto(this.pooled, this.input, this.pooled.length);
+        baseline.observe(this.pooled);
+      } else {
+        this.input.fill(0, this.pooled.length);
+      }
+    }
     this.normaliser.apply(this.input);
     return this.run(out);
+  }
+
+  /** This bag's caller baseline from a call context; another model's context is a caller's bug. */
+  private callBaseline(call: CallContext | null | undefined): CallerBaseline | null {
+    if (call === undefined || call === null) return null;
+    if (!(call instanceof CallerBaseline) || call.dim !== this.pooled.length || call.windows !== this.baselineWindows)
+      throw new TypeError(`model ${this.manifest.name}: the call context passed to predict was made by model ${call.model}, not by this one`);
+    return call;
   }
 
   predictModelInput(input: Float32Array, out: Float32Array): Float32Array {
