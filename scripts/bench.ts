@@ -32,7 +32,7 @@ const gruShape = `${BENCH_GRU.units.length}×GRU${BENCH_GRU.units[0]} over ${BEN
 log(`gru inference (${gruShape}): fused kernel, wasm SIMD and JS…`);
 const gruMs = benchFusedGru('wasm-simd');
 const gruJsMs = benchFusedGru('js');
-const mlpShape = `${BENCH_MLP.members} × MLP ${BENCH_MLP.hidden.join('×')} over functionals of ${BENCH_MLP.frames} frames × prosody`;
+const mlpShape = `${BENCH_MLP.members} × MLP ${BENCH_MLP.hidden.join('×')} over functionals of ${BENCH_MLP.frames} frames × prosody, and their copy relative to a ${BENCH_MLP.callBaseline}-window caller baseline`;
 log(`pooled MLP (${mlpShape}): functionals and the bag…`);
 const mlpMs = benchPooledMlp();
 log(`shipped model (${classifier.manifest.name}@${classifier.manifest.version}, ${classifier.backend})…`);
