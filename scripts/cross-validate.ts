@@ -55,12 +55,13 @@ const program = new Command()
   .option('--hidden <list>', 'MLP hidden units', '64')
   .option('--members <n>', 'MLP networks in the bag', (v) => Number.parseInt(v, 10), 5)
   .option('--call-baseline <windows>', 'MLP caller baseline windows (0: none)', (v) => Number.parseInt(v, 10), 0)
+  .option('--same-emotion-baselines <share>', 'MLP: share of training baselines drawn from clips of the item\'s own emotion', Number, 0)
   .option('--call-warmup <clips>', "clips of the speaker heard before each test clip, for a model with a caller baseline (as eval)", (v) => Number.parseInt(v, 10), 3)
   .option('--mask <steps,dims>', 'GRU training masks (as train --mask)', 'none')
   .option('--cache <dir>', 'feature cache', 'var/cache/features')
   .parse();
 
-const given = program.opts<{ data: string[]; out: string; kind: 'knn' | 'gru' | 'mlp'; format: DatasetFormat; features: FeaturePreset; augment: string; folds: number; only?: string; split: SplitKind; seed: number; urgent: string; channels: string; units: string; epochs?: number; batchSize: number; hidden: string; members: number; callBaseline: number; callWarmup: number; mask: string; cache: string }>();
+const given = program.opts<{ data: string[]; out: string; kind: 'knn' | 'gru' | 'mlp'; format: DatasetFormat; features: FeaturePreset; augment: string; folds: number; only?: string; split: SplitKind; seed: number; urgent: string; channels: string; units: string; epochs?: number; batchSize: number; hidden: string; members: number; callBaseline: number; sameEmotionBaselines: number; callWarmup: number; mask: string; cache: string }>();
 // Per-kind defaults resolved here, so the settings key below records what actually ran.
 const opts = { ...given, epochs: given.epochs ?? (given.kind === 'mlp' ? DEFAULT_EPOCHS.mlp : DEFAULT_EPOCHS.gru) };
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -76,7 +77,7 @@ const perFold: Record<string, unknown>[] = [];
 type FoldRecord = { settings: string; row: Record<string, unknown>; outcomes: Record<string, ClipOutcome[]> };
 
 /** What a fold's outcomes depend on: a fold left by a run with other settings is never pooled with this one's. */
-const settings = JSON.stringify({ data: opts.data, format: opts.format, kind: opts.kind, features: opts.features, augment: opts.augment, folds: opts.folds, split: opts.split, seed: opts.seed, urgent: opts.urgent, units: opts.units, epochs: opts.epochs, batchSize: opts.batchSize, mask: opts.mask, ...(opts.kind === 'mlp' ? { hidden: opts.hidden, members: opts.members } : {}), ...(opts.callBaseline > 0 ? { callBaseline: opts.callBaseline, callWarmup: opts.callWarmup } : {}) });
+const settings = JSON.stringify({ data: opts.data, format: opts.format, kind: opts.kind, features: opts.features, augment: opts.augment, folds: opts.folds, split: opts.split, seed: opts.seed, urgent: opts.urgent, units: opts.units, epochs: opts.epochs, batchSize: opts.batchSize, mask: opts.mask, ...(opts.kind === 'mlp' ? { hidden: opts.hidden, members: opts.members } : {}), ...(opts.callBaseline > 0 ? { callBaseline: opts.callBaseline, callWarmup: opts.callWarmup, sameEmotionBaselines: opts.sameEmotionBaselines } : {}) });
 
 /** A fold finished by this or an earlier run with the same --out and settings, or null. */
 async function finishedFold(fold: number): Promise<FoldRecord | null> {
@@ -108,7 +109,7 @@ for (const fold of folds) {
     opts.kind === 'knn'
       ? trainKnn(set, { ...common, maxReferenceBytes: 1_000_000 - 64 * 1024 })
       : opts.kind === 'mlp'
-      ? await (await import('../src/training/train-mlp.js')).trainMlp(set, { ...common, hidden: opts.hidden.split(',').map(Number), members: opts.members, callBaseline: opts.callBaseline, maxEpochs: opts.epochs, batchSize: opts.batchSize, onEpoch: (m, e, s) => log(`  fold ${fold} member ${m} epoch ${e} ${s}`) })
+      ? await (await import('../src/training/train-mlp.js')).trainMlp(set, { ...common, hidden: opts.hidden.split(',').map(Number), members: opts.members, callBaseline: opts.callBaseline, sameEmotionBaselines: opts.sameEmotionBaselines, maxEpochs: opts.epochs, batchSize: opts.batchSize, onEpoch: (m, e, s) => log(`  fold ${fold} member ${m} epoch ${e} ${s}`) })
       : await (await import('../src/training/train-gru.js')).trainGru(set, { ...common, units: opts.units.split(',').map(Number), maxEpochs: opts.epochs, batchSize: opts.batchSize, ...parseMasking(opts.mask), onEpoch: (e, n, s) => log(`  fold ${fold} epoch ${e}/${n} ${s}`) });
   // The same bundle urgency as `train` writes, so fold bundles run in simulate-calls as the shipped one does.
   model.draft.urgencyWeights = urgentOnlyWeights(model.draft.labels, urgent);

@@ -29,6 +29,12 @@ export interface MlpTrainOptions {
    * absent or 0, the functionals alone.
    */
   callBaseline?: number;
+  /**
+   * Share of items whose baseline comes from clips of their own emotion only, as in a call
+   * that is angry (or sad) from its first word; the rest draw from all of the speaker's
+   * other clips. Default 0.
+   */
+  sameEmotionBaselines?: number;
   /** Networks in the bag, each from its own seed. */
   members: number;
   maxEpochs: number;
@@ -54,7 +60,7 @@ interface Rows extends WindowRows {
 /** How a window's model input is made: the functionals, and with `baseline` their caller-relative copy. */
 interface InputPlan {
   pooler: FunctionalsPooler;
-  baseline?: { windows: number; random: () => number };
+  baseline?: { windows: number; random: () => number; sameEmotion: number };
 }
 
 /**
@@ -68,7 +74,7 @@ function functionalsOf(items: ClipWindows[], labels: readonly Emotion[], plan: I
   const size = pooler.size;
   const width = plan.baseline ? 2 * size : size;
   const rows: Rows = { x: new Float32Array(count * width), y: new Int32Array(count), clip: new Int32Array(count), frames: new Float32Array(count), count };
-  const baselines = plan.baseline ? drawCallerBaselines(items, pooler, plan.baseline.windows, plan.baseline.random) : null;
+  const baselines = plan.baseline ? drawCallerBaselines(items, pooler, plan.baseline.windows, plan.baseline.random, plan.baseline.sameEmotion) : null;
   let r = 0;
   items.forEach((item, c) => {
     for (const w of item.windows) {
@@ -92,9 +98,9 @@ function functionalsOf(items: ClipWindows[], labels: readonly Emotion[], plan: I
  * come after its baseline is full, and the first few (down to the call's first, with none)
  * must still be judged well. Each copy an oversampled item has draws its own.
  */
-export function drawCallerBaselines(items: readonly ClipWindows[], pooler: FunctionalsPooler, windows: number, random: () => number): CallerBaseline[] {
+export function drawCallerBaselines(items: readonly ClipWindows[], pooler: FunctionalsPooler, windows: number, random: () => number, sameEmotion = 0): CallerBaseline[] {
   const channelOf = (item: ClipWindows) => (item.variant ?? 'clean').split(':')[0]!;
-  const pools = new Map<string, { path: string; pooled: Float32Array }[]>();
+  const pools = new Map<string, { path: string; label: string; pooled: Float32Array }[]>();
   const seen = new Set<ClipWindows>();
   for (const item of items) {
     // Oversampled copies are the same object: their windows join the pool once.
@@ -102,13 +108,14 @@ export function drawCallerBaselines(items: readonly ClipWindows[], pooler: Funct
     seen.add(item);
     const key = `${item.clip.speaker}\u0000${channelOf(item)}`;
     const pool = pools.get(key) ?? [];
-    for (const w of item.windows) pool.push({ path: item.clip.path, pooled: pooler.pool(w, w.length / item.dim, new Float32Array(pooler.size)) });
+    for (const w of item.windows) pool.push({ path: item.clip.path, label: item.clip.label, pooled: pooler.pool(w, w.length / item.dim, new Float32Array(pooler.size)) });
     pools.set(key, pool);
   }
   return items.map((item) => {
     const baseline = new CallerBaseline('training', pooler.size, windows);
     const want = random() < 0.5 ? windows : Math.floor(random() * windows);
-    const others = (pools.get(`${item.clip.speaker}\u0000${channelOf(item)}`) ?? []).filter((p) => p.path !== item.clip.path);
+    const same = sameEmotion > 0 && random() < sameEmotion;
+    const others = (pools.get(`${item.clip.speaker}\u0000${channelOf(item)}`) ?? []).filter((p) => p.path !== item.clip.path && (!same || p.label === item.clip.label));
     // A partial Fisher–Yates: `want` distinct windows at random.
     for (let i = 0; i < Math.min(want, others.length); i++) {
       const j = i + Math.floor(random() * (others.length - i));
@@ -156,7 +163,7 @@ export async function fitMlp(set: TrainingSet, options: MlpTrainOptions): Promis
   const pooler = new FunctionalsPooler(frameVectorSize(options.features), pitchColumnOf(options.features));
   const baselineWindows = options.callBaseline ?? 0;
   const width = baselineWindows > 0 ? 2 * pooler.size : pooler.size;
-  const plan = (seed: number): InputPlan => ({ pooler, ...(baselineWindows > 0 ? { baseline: { windows: baselineWindows, random: seededRandom(seed) } } : {}) });
+  const plan = (seed: number): InputPlan => ({ pooler, ...(baselineWindows > 0 ? { baseline: { windows: baselineWindows, random: seededRandom(seed), sameEmotion: options.sameEmotionBaselines ?? 0 } } : {}) });
   const train = functionalsOf(oversampleToBalance(set.train, seededRandom(options.seed)), labels, plan(options.seed + 29));
   const val = functionalsOf(set.validation, labels, plan(options.seed + 31));
   const normaliser = fitNormaliser(train.x, width);
