@@ -84,7 +84,8 @@ export async function classifyClips(clips: LabelledClip[], classifier: Classifie
         const clip = clips[i]!;
         try {
           const call = classifier.newCallContext();
-          // The warm-up clips depend on the clip and the seed alone, not on what else is evaluated with it.
+          // Drawn per clip (its path and the seed) from its speaker's clips in this evaluation,
+          // so a clip's warm-up does not depend on the order clips are evaluated in.
           const earlier = shuffleInPlace([...audio.keys()].filter((j) => j !== i), seededRandom(hashOf(clip.path) ^ (options.seed ?? 1))).slice(0, warmup);
           for (const j of earlier) classifySignal(clips[j]!.path, audio.get(j)!, classifier, { ...settings, call });
           slots[i] = outcomeOf(clip, classifySignal(clip.path, samples, classifier, { ...settings, call }));
