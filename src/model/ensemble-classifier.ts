@@ -78,13 +78,13 @@ export class EnsembleClassifier implements Classifier {
   /** The members' call contexts, or null when no member keeps one. */
   newCallContext(): EnsembleCallContext | null {
     const members = this.members.map((m) => m.newCallContext());
-    return members.some((c) => c !== null) ? new EnsembleCallContext(this.manifest.name, members) : null;
+    return members.some((c) => c !== null) ? new EnsembleCallContext(this, this.manifest.name, members) : null;
   }
 
   predict(rows: Float32Array, frames: number, out: Float32Array, call?: CallContext | null): Float32Array {
     let contexts: readonly (CallContext | null)[] | null = null;
     if (call !== undefined && call !== null) {
-      if (!(call instanceof EnsembleCallContext) || call.members.length !== this.members.length)
+      if (!(call instanceof EnsembleCallContext) || call.owner !== this)
         throw new TypeError(`model ${this.manifest.name}: the call context passed to predict was made by model ${call.model}, not by this one`);
       contexts = call.members;
     }
@@ -119,6 +119,7 @@ export class EnsembleClassifier implements Classifier {
 /** An ensemble's per-call state: each member's own context (null for members without one). */
 class EnsembleCallContext implements CallContext {
   constructor(
+    readonly owner: EnsembleClassifier,
     readonly model: string,
     readonly members: readonly (CallContext | null)[],
   ) {}

@@ -13,19 +13,19 @@ import type { CallContext } from '../classifier.js';
  * training sees it.
  */
 export class CallerBaseline implements CallContext {
-  readonly model: string;
   private readonly sum: Float64Array;
   private seen = 0;
 
   constructor(
-    model: string,
+    /** The classifier that made it (null in training), so another model's context is refused. */
+    readonly owner: object | null,
+    readonly model: string,
     /** Functionals per window. */
     readonly dim: number,
     /** Windows averaged into the baseline. */
     readonly windows: number,
   ) {
     if (!Number.isInteger(windows) || windows < 1) throw new RangeError(`a caller baseline averages at least 1 window, not ${windows}`);
-    this.model = model;
     this.sum = new Float64Array(dim);
   }
 
@@ -44,9 +44,14 @@ export class CallerBaseline implements CallContext {
     for (let k = 0; k < this.dim; k++) out[offset + k] = pooled[k]! - this.sum[k]! / n;
   }
 
-  /** Takes a window's functionals into the baseline, until it holds `windows` of them. */
+  /**
+   * Takes a window's functionals into the baseline, until it holds `windows` of them. A
+   * window with a non-finite value is left out: one bad window must not spoil every
+   * later window of the call.
+   */
   observe(pooled: ArrayLike<number>, offset = 0): void {
     if (this.seen >= this.windows) return;
+    for (let k = 0; k < this.dim; k++) if (!Number.isFinite(pooled[offset + k]!)) return;
     for (let k = 0; k < this.dim; k++) this.sum[k]! += pooled[offset + k]!;
     this.seen++;
   }

@@ -16,6 +16,12 @@ export function pitchColumnOf(features: BundleManifest['features']): number {
   return featureLayout(features).find((f) => f.name === 'pitch')?.offset ?? -1;
 }
 
+/** Windows a model's caller baseline takes from a call (an ensemble's largest member's), or 0 without one. */
+export function callBaselineWindows(manifest: BundleManifest): number {
+  const members = manifest.ensemble?.members ?? [];
+  return Math.max(manifest.mlp?.callBaseline?.windows ?? 0, ...members.map((m) => m.mlp?.callBaseline?.windows ?? 0));
+}
+
 /**
  * A bag of small MLPs over the functionals of a window's frames (`FunctionalsPooler`):
  * pool, standardise with the bundle's normaliser, run each member's dense layers (ReLU,
@@ -78,7 +84,7 @@ export class PooledMlpClassifier implements Classifier {
   }
 
   newCallContext(): CallerBaseline | null {
-    return this.baselineWindows > 0 ? new CallerBaseline(this.manifest.name, this.pooler.size, this.baselineWindows) : null;
+    return this.baselineWindows > 0 ? new CallerBaseline(this, this.manifest.name, this.pooler.size, this.baselineWindows) : null;
   }
 
   /** The model input of a window that opens a call (a zero caller-relative part, if the bag has one). */
@@ -108,7 +114,7 @@ export class PooledMlpClassifier implements Classifier {
   /** This bag's caller baseline from a call context; another model's context is a caller's bug. */
   private callBaseline(call: CallContext | null | undefined): CallerBaseline | null {
     if (call === undefined || call === null) return null;
-    if (!(call instanceof CallerBaseline) || call.dim !== this.pooled.length || call.windows !== this.baselineWindows)
+    if (!(call instanceof CallerBaseline) || call.owner !== this)
       throw new TypeError(`model ${this.manifest.name}: the call context passed to predict was made by model ${call.model}, not by this one`);
     return call;
   }
