@@ -69,7 +69,7 @@ export async function runEval(options: EvalCommandOptions): Promise<number> {
       urgent,
       ...(threshold !== undefined ? { urgentThreshold: threshold } : {}),
       progress: !options.json && process.stderr.isTTY === true,
-      callWarmup: options.callWarmup,
+      callWarmup,
       seed: options.seed,
       onError: (clip, err) => {
         skipped++;

@@ -1,11 +1,13 @@
+import { basename } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { DEFAULT_WINDOWING } from '../audio/speech-windower.js';
 import type { LabelledClip } from '../datasets/labelled-clip.js';
 import { seededRandom, shuffleInPlace } from '../datasets/seeded-random.js';
 import type { Classifier } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
+import { callBaselineWindows } from '../model/mlp/pooled-mlp-classifier.js';
 import { classifySignal } from '../pipeline/classify-file.js';
-import { loadMono } from '../pipeline/file-features.js';
+import { loadMono, streamWindows } from '../pipeline/file-features.js';
 import { resolveWeights, weightsForLabels } from '../urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
 import { telephoneBand } from './augment.js';
@@ -65,30 +67,39 @@ export async function classifyClips(clips: LabelledClip[], classifier: Classifie
       bar?.increment();
     }
   } else {
-    // Speaker by speaker, so only one speaker's audio is held at a time; outcomes keep the
-    // clips' order, which cross-validation's saved verdicts rely on.
+    // Speaker by speaker. A warm-up clip only matters for the windows a caller baseline
+    // takes in, so the first pass keeps just those of each clip and the second decodes
+    // each clip again to judge it: memory grows with clips, not with hours of audio.
+    const keep = callBaselineWindows(classifier.manifest);
+    const scratch = new Float32Array(classifier.labels.length);
     const bySpeaker = new Map<string, number[]>();
     clips.forEach((c, i) => bySpeaker.set(c.speaker, [...(bySpeaker.get(c.speaker) ?? []), i]));
     const slots: (ClipOutcome | undefined)[] = new Array(clips.length);
     for (const indices of bySpeaker.values()) {
-      const audio = new Map<number, Awaited<ReturnType<typeof decode>>>();
+      const firstWindows = new Map<number, { rows: Float32Array; frames: number }[]>();
       for (const i of indices) {
         try {
-          audio.set(i, await decode(clips[i]!));
+          const kept: { rows: Float32Array; frames: number }[] = [];
+          streamWindows((await decode(clips[i]!)).samples, { features: classifier.manifest.features, windowing: DEFAULT_WINDOWING }, (w) => {
+            if (kept.length < keep) kept.push({ rows: w.rows.slice(0, w.frames * w.dim), frames: w.frames });
+          });
+          firstWindows.set(i, kept);
         } catch (err) {
           options.onError?.(clips[i]!, err as Error);
           bar?.increment();
         }
       }
-      for (const [i, samples] of audio) {
+      // Candidates in file-name order and a seed from the clip's file name: a clip's warm-up
+      // depends on neither the order clips were listed in nor where the corpus lives.
+      const candidates = [...firstWindows.keys()].sort((a, b) => fileName(clips[a]!).localeCompare(fileName(clips[b]!)) || clips[a]!.path.localeCompare(clips[b]!.path));
+      for (const i of firstWindows.keys()) {
         const clip = clips[i]!;
         try {
           const call = classifier.newCallContext();
-          // Drawn per clip (its path and the seed) from its speaker's clips in this evaluation,
-          // so a clip's warm-up does not depend on the order clips are evaluated in.
-          const earlier = shuffleInPlace([...audio.keys()].filter((j) => j !== i), seededRandom(hashOf(clip.path) ^ (options.seed ?? 1))).slice(0, warmup);
-          for (const j of earlier) classifySignal(clips[j]!.path, audio.get(j)!, classifier, { ...settings, call });
-          slots[i] = outcomeOf(clip, classifySignal(clip.path, samples, classifier, { ...settings, call }));
+          const random = seededRandom(hashOf(fileName(clip)) ^ (options.seed ?? 1));
+          for (const j of shuffleInPlace(candidates.filter((j) => j !== i), random).slice(0, warmup))
+            for (const w of firstWindows.get(j)!) classifier.predict(w.rows, w.frames, scratch, call);
+          slots[i] = outcomeOf(clip, classifySignal(clip.path, await decode(clip), classifier, { ...settings, call }));
         } catch (err) {
           options.onError?.(clip, err as Error);
         }
@@ -100,6 +111,8 @@ export async function classifyClips(clips: LabelledClip[], classifier: Classifie
   bar?.stop();
   return outcomes;
 }
+
+const fileName = (clip: LabelledClip) => basename(clip.path);
 
 /** FNV-1a of a string: a stable per-clip seed. */
 function hashOf(text: string): number {

@@ -57,24 +57,16 @@ interface Rows extends WindowRows {
   y: Int32Array;
 }
 
-/** How a window's model input is made: the functionals, and with `baseline` their caller-relative copy. */
-interface InputPlan {
-  pooler: FunctionalsPooler;
-  baseline?: { windows: number; random: () => number; sameEmotion: number };
-}
-
 /**
  * Functionals of every window of `items`, through the same pooler the classifier runs;
- * with a caller baseline, each row is followed by its copy relative to a baseline drawn
- * from the speaker's other clips (`drawCallerBaselines`).
+ * with `baselines` (one per item), each row is followed by its copy relative to the
+ * item's caller baseline, as `PooledMlpClassifier.predict` lays out a window within a call.
  */
-function functionalsOf(items: ClipWindows[], labels: readonly Emotion[], plan: InputPlan): Rows {
-  const { pooler } = plan;
+export function functionalsOf(items: readonly ClipWindows[], labels: readonly Emotion[], pooler: FunctionalsPooler, baselines: readonly CallerBaseline[] | null): Rows {
   const count = items.reduce((n, i) => n + i.windows.length, 0);
   const size = pooler.size;
-  const width = plan.baseline ? 2 * size : size;
+  const width = baselines ? 2 * size : size;
   const rows: Rows = { x: new Float32Array(count * width), y: new Int32Array(count), clip: new Int32Array(count), frames: new Float32Array(count), count };
-  const baselines = plan.baseline ? drawCallerBaselines(items, pooler, plan.baseline.windows, plan.baseline.random, plan.baseline.sameEmotion) : null;
   let r = 0;
   items.forEach((item, c) => {
     for (const w of item.windows) {
@@ -112,7 +104,7 @@ export function drawCallerBaselines(items: readonly ClipWindows[], pooler: Funct
     pools.set(key, pool);
   }
   return items.map((item) => {
-    const baseline = new CallerBaseline('training', pooler.size, windows);
+    const baseline = new CallerBaseline(null, 'training', pooler.size, windows);
     const want = random() < 0.5 ? windows : Math.floor(random() * windows);
     const same = sameEmotion > 0 && random() < sameEmotion;
     const others = (pools.get(`${item.clip.speaker}\u0000${channelOf(item)}`) ?? []).filter((p) => p.path !== item.clip.path && (!same || p.label === item.clip.label));
@@ -163,9 +155,10 @@ export async function fitMlp(set: TrainingSet, options: MlpTrainOptions): Promis
   const pooler = new FunctionalsPooler(frameVectorSize(options.features), pitchColumnOf(options.features));
   const baselineWindows = options.callBaseline ?? 0;
   const width = baselineWindows > 0 ? 2 * pooler.size : pooler.size;
-  const plan = (seed: number): InputPlan => ({ pooler, ...(baselineWindows > 0 ? { baseline: { windows: baselineWindows, random: seededRandom(seed), sameEmotion: options.sameEmotionBaselines ?? 0 } } : {}) });
-  const train = functionalsOf(oversampleToBalance(set.train, seededRandom(options.seed)), labels, plan(options.seed + 29));
-  const val = functionalsOf(set.validation, labels, plan(options.seed + 31));
+  const rowsOf = (items: ClipWindows[], seed: number) =>
+    functionalsOf(items, labels, pooler, baselineWindows > 0 ? drawCallerBaselines(items, pooler, baselineWindows, seededRandom(seed), options.sameEmotionBaselines ?? 0) : null);
+  const train = rowsOf(oversampleToBalance(set.train, seededRandom(options.seed)), options.seed + 29);
+  const val = rowsOf(set.validation, options.seed + 31);
   const normaliser = fitNormaliser(train.x, width);
   normaliser.apply(train.x);
   normaliser.apply(val.x);
