@@ -28,16 +28,21 @@ const predict = perCall(() => c.predict(rows, frames, out), 500);
 // Within a call, as a headset channel runs it: the context's baseline fills, then holds.
 const call = c.newCallContext();
 const inCall = perCall(() => c.predict(rows, frames, out, call), 500);
+// The first windows of calls, while their baselines fill (contexts made beforehand: making one allocates).
+const fresh = Array.from({ length: 1200 }, () => c.newCallContext());
+let next = 0;
+const filling = perCall(() => c.predict(rows, frames, out, fresh[next++]), 500);
 const control = perCall(() => c.modelInput(rows, frames), 20);
-process.stdout.write(JSON.stringify({ backend: c.backend, predict, inCall, control }));
+process.stdout.write(JSON.stringify({ backend: c.backend, predict, inCall, filling, control }));
 `;
 
 test('the shipped model classifies a window without allocating (window rows to probabilities), alone or within a call', async () => {
   const { stdout } = await run(process.execPath, ['--expose-gc', '--min-semi-space-size=64', '--max-semi-space-size=64', '--input-type=module', '-e', child]);
-  const { backend, predict, inCall, control } = JSON.parse(stdout) as { backend: string; predict: number; inCall: number; control: number };
+  const { backend, predict, inCall, filling, control } = JSON.parse(stdout) as { backend: string; predict: number; inCall: number; filling: number; control: number };
   // The control proves the count sees allocation: modelInput makes new arrays (their
   // wrappers are on the heap, large backing stores outside it).
   assert.ok(control > 500, `${backend}: modelInput measured ${control} bytes per call; the count is not working`);
   assert.ok(predict < 64, `${backend}: predict allocates ${predict.toFixed(0)} bytes per window`);
   assert.ok(inCall < 64, `${backend}: predict within a call allocates ${inCall.toFixed(0)} bytes per window`);
+  assert.ok(filling < 64, `${backend}: predict on a call's first window allocates ${filling.toFixed(0)} bytes`);
 });

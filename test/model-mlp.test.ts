@@ -9,6 +9,12 @@ import { seededRandom } from '../src/datasets/seeded-random.js';
 import { Normaliser } from '../src/features/normaliser.js';
 import { CallerBaseline } from '../src/model/mlp/caller-baseline.js';
 import { pitchColumnOf } from '../src/model/mlp/pooled-mlp-classifier.js';
+import type { ClipWindows } from '../src/training/clip-windows.js';
+import { functionalsOf } from '../src/training/train-mlp.js';
+import { classifyClips } from '../src/training/evaluate-model.js';
+import { scanDataset } from '../src/datasets/scan-dataset.js';
+import { tempDir } from './helpers/audio-fixtures.js';
+import { writeSyntheticDataset } from './helpers/synthetic-dataset.js';
 import type { Emotion } from '../src/model/emotions.js';
 import { runSelfTest } from '../src/model/classifier.js';
 import { classifierFromBundle, loadClassifier } from '../src/model/load-classifier.js';
@@ -197,6 +203,13 @@ test('with a caller baseline, each window of a call is judged beside its differe
     assert.ok(maxDiff(alone, expected(3, null)) < 1e-5);
     assert.ok(maxDiff(alone, c.predictModelInput(c.modelInput(windows[3]!.rows, windows[3]!.frames), new Float32Array(LABELS.length))) < 1e-6);
     assert.ok(maxDiff(got[3]!, alone) > 1e-4, 'the baseline changes the verdict');
+    // A window of NaN features (a broken frame) leaves the call's baseline as it was.
+    const broken = c.newCallContext();
+    c.predict(windows[0]!.rows, windows[0]!.frames, new Float32Array(LABELS.length), broken);
+    c.predict(new Float32Array(windows[1]!.rows.length).fill(Number.NaN), windows[1]!.frames, new Float32Array(LABELS.length), broken);
+    c.predict(windows[1]!.rows, windows[1]!.frames, new Float32Array(LABELS.length), broken);
+    const after = c.predict(windows[2]!.rows, windows[2]!.frames, new Float32Array(LABELS.length), broken);
+    assert.ok(maxDiff(after, want[2]!) < 1e-5, 'the baseline is the two good windows, as without the broken one');
     // Another caller starts afresh.
     const next = c.newCallContext();
     assert.ok(maxDiff(c.predict(windows[3]!.rows, windows[3]!.frames, new Float32Array(LABELS.length), next), alone) < 1e-6);
@@ -214,7 +227,10 @@ test("a call context is the model's own: another bag's is refused, and a bag wit
     const rows = windowRows(40, seededRandom(3));
     assert.throws(() => a.predict(rows, 40, new Float32Array(LABELS.length), b.newCallContext()), /call context .* made by model test-mlp, not by this one/);
     assert.throws(() => a.predict(rows, 40, new Float32Array(LABELS.length), { model: 'elsewhere' }), /made by model elsewhere/);
-    [a, b, p].forEach((c) => c.dispose());
+    // The same bundle loaded twice is two models: a context stays with the one that made it.
+    const twin = await loadClassifier(withBaseline.dir);
+    assert.throws(() => twin.predict(rows, 40, new Float32Array(LABELS.length), a.newCallContext()), /not by this one/);
+    [a, b, p, twin].forEach((c) => c.dispose());
   } finally {
     for (const d of [withBaseline, other, plain]) await rm(d.dir, { recursive: true });
   }
@@ -233,16 +249,69 @@ test('a caller-baseline bag whose input is the functionals alone is refused at l
   }
 });
 
-test('a caller baseline is the mean of its first windows, never grows past them, and starts at zero', () => {
-  const b = new CallerBaseline('m', 3, 2);
+test('a caller baseline is the mean of its first windows, never grows past them, starts at zero and skips a non-finite window', () => {
+  const b = new CallerBaseline(null, 'm', 3, 2);
   const out = new Float32Array(5).fill(9);
   b.relativeInto([1, 2, 3], out, 1);
   assert.deepEqual(Array.from(out), [9, 0, 0, 0, 9]);
   b.observe([1, 2, 3]);
+  b.observe([4, Number.NaN, 0]);
+  assert.equal(b.count, 1, 'a window with NaN is not taken in');
   b.observe([3, 2, 1]);
   b.observe([100, 100, 100]);
   assert.equal(b.count, 2);
-  b.relativeInto([2, 2, 2], out, 0);
-  assert.deepEqual(Array.from(out.subarray(0, 3)), [0, 0, 0]);
-  assert.throws(() => new CallerBaseline('m', 3, 0), /at least 1 window/);
+  b.relativeInto([5, 1, 0], out, 0);
+  assert.deepEqual(Array.from(out.subarray(0, 3)), [3, -1, -2]);
+  assert.throws(() => new CallerBaseline(null, 'm', 3, 0), /at least 1 window/);
+});
+
+test('training lays out a window within a call exactly as the classifier does: the same model input, the same verdict', async () => {
+  const { dir } = await exportedBag([6], 2, 11, 2);
+  try {
+    const c = await loadClassifier(dir);
+    const random = seededRandom(31);
+    const [first, second, judged] = [55, 70, 64].map((frames) => ({ frames, rows: windowRows(frames, random) }));
+    const pooler = new FunctionalsPooler(5, pitchColumnOf(FEATURES));
+    // Training's row for the judged window, with a baseline of the two windows before it…
+    const baseline = new CallerBaseline(null, 'training', pooler.size, 2);
+    for (const w of [first!, second!]) baseline.observe(pooler.pool(w.rows, w.frames, new Float32Array(pooler.size)));
+    const item: ClipWindows = { clip: { path: 'a.wav', label: 'sad', speaker: 's', corpus: 'csv' }, windows: [judged!.rows], dim: 5 };
+    const rows = functionalsOf([item], LABELS, pooler, [baseline]);
+    Normaliser.fromJSON(c.manifest.normaliser!, 'test').apply(rows.x);
+    const trained = c.predictModelInput(rows.x, new Float32Array(LABELS.length));
+    // …and the classifier, in a call whose first two windows were those.
+    const call = c.newCallContext();
+    for (const w of [first!, second!]) c.predict(w.rows, w.frames, new Float32Array(LABELS.length), call);
+    const live = c.predict(judged!.rows, judged!.frames, new Float32Array(LABELS.length), call);
+    assert.ok(maxDiff(trained, live) < 1e-6, `training vs live: ${maxDiff(trained, live)}`);
+    // Without a baseline, training's row has a zero relative part, as the first window of a call.
+    const cold = functionalsOf([item], LABELS, pooler, [new CallerBaseline(null, 'training', pooler.size, 2)]);
+    Normaliser.fromJSON(c.manifest.normaliser!, 'test').apply(cold.x);
+    assert.ok(maxDiff(c.predictModelInput(cold.x, new Float32Array(LABELS.length)), c.predict(judged!.rows, judged!.frames, new Float32Array(LABELS.length), c.newCallContext())) < 1e-6);
+    c.dispose();
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+test("eval's call warm-up: each clip is judged after other clips of its speaker, in the clips' order, whatever order they were listed in", async () => {
+  const root = tempDir('ser-mlp-warmup-');
+  const [withBaseline, plain] = [await exportedBag([6], 2, 13, 2), await exportedBag([6], 2, 14)];
+  try {
+    const clips = await scanDataset(await writeSyntheticDataset(join(root, 'data'), { speakers: 3, perClass: 2, seconds: 1.5 }));
+    const c = await loadClassifier(withBaseline.dir);
+    const judge = (list: typeof clips, callWarmup: number, model = c) => classifyClips(list, model, { urgent: ['angry', 'sad'], callWarmup, seed: 1 });
+    const [cold, warm] = [await judge(clips, 0), await judge(clips, 2)];
+    assert.deepEqual(warm.map((o) => [o.truth, o.speaker]), clips.map((k) => [k.label, k.speaker]), 'outcomes in the clips\' order');
+    const changed = warm.filter((o, i) => JSON.stringify(o.probabilities) !== JSON.stringify(cold[i]!.probabilities)).length;
+    assert.ok(changed > clips.length / 2, `the warm-up changed ${changed} of ${clips.length} verdicts`);
+    const reversed = await judge([...clips].reverse(), 2);
+    assert.deepEqual(reversed.reverse(), warm, 'a clip\'s warm-up does not depend on the listing order');
+    // A model without a baseline judges every clip on its own either way.
+    const p = await loadClassifier(plain.dir);
+    assert.deepEqual(await judge(clips, 2, p), await judge(clips, 0, p));
+    [c, p].forEach((m) => m.dispose());
+  } finally {
+    for (const d of [withBaseline.dir, plain.dir, root]) await rm(d, { recursive: true, force: true });
+  }
 });
