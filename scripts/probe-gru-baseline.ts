@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
-import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';
+import { seededRandom, shuffleInPlace, stringSeed } from '../src/datasets/seeded-random.js';
 import type { Normaliser } from '../src/features/normaliser.js';
 import { argMax } from '../src/model/classifier.js';
 import { sequenceInput } from '../src/model/gru/sequence-input.js';
@@ -151,7 +151,7 @@ function accuracy(warmup: number): number {
   for (const it of test) {
     let baseline: Float64Array | null = null;
     if (K > 0 && warmup > 0) {
-      const others = shuffleInPlace((bySpeaker.get(it.clip.speaker) ?? []).filter((o) => o !== it), seededRandom(hashOf(it.clip.path) ^ opts.seed)).slice(0, warmup);
+      const others = shuffleInPlace((bySpeaker.get(it.clip.speaker) ?? []).filter((o) => o !== it), seededRandom(stringSeed(it.clip.path) ^ opts.seed)).slice(0, warmup);
       const windows = others.flatMap((o) => o.windows).slice(0, K);
       if (windows.length > 0) {
         baseline = new Float64Array(dim);
@@ -172,10 +172,3 @@ function accuracy(warmup: number): number {
 }
 
 process.stdout.write(`${JSON.stringify({ fold: opts.fold, baselineWindows: K, bestEpoch: best.epoch, warm: +accuracy(3).toFixed(4), cold: +accuracy(0).toFixed(4), testClips: split.test.length })}\n`);
-
-/** FNV-1a of a string: a stable per-clip seed. */
-function hashOf(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}

@@ -17,3 +17,10 @@ export function shuffleInPlace<T>(items: T[], random: () => number): T[] {
   }
   return items;
 }
+
+/** A 32-bit seed from a string (FNV-1a): cheap and stable, for per-item draws such as a clip's eval warm-up. */
+export function stringSeed(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}

@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { DEFAULT_WINDOWING } from '../audio/speech-windower.js';
 import type { LabelledClip } from '../datasets/labelled-clip.js';
-import { seededRandom, shuffleInPlace } from '../datasets/seeded-random.js';
+import { seededRandom, shuffleInPlace, stringSeed } from '../datasets/seeded-random.js';
 import type { Classifier } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
 import { callBaselineWindows } from '../model/mlp/pooled-mlp-classifier.js';
@@ -96,7 +96,7 @@ export async function classifyClips(clips: LabelledClip[], classifier: Classifie
         const clip = clips[i]!;
         try {
           const call = classifier.newCallContext();
-          const random = seededRandom(hashOf(fileName(clip)) ^ (options.seed ?? 1));
+          const random = seededRandom(stringSeed(fileName(clip)) ^ (options.seed ?? 1));
           for (const j of shuffleInPlace(candidates.filter((j) => j !== i), random).slice(0, warmup))
             for (const w of firstWindows.get(j)!) classifier.predict(w.rows, w.frames, scratch, call);
           slots[i] = outcomeOf(clip, classifySignal(clip.path, await decode(clip), classifier, { ...settings, call }));
@@ -114,12 +114,6 @@ export async function classifyClips(clips: LabelledClip[], classifier: Classifie
 
 const fileName = (clip: LabelledClip) => basename(clip.path);
 
-/** FNV-1a of a string: a stable per-clip seed. */
-function hashOf(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
 
 export async function evaluateClassifier(clips: LabelledClip[], classifier: Classifier, options: EvaluateOptions): Promise<EvalMetrics> {
   const outcomes = await classifyClips(clips, classifier, options);
