@@ -62,7 +62,7 @@ program
   .option('--urgent <labels>', 'emotions that count as urgent', 'angry,sad')
   .option('--urgent-threshold <p>', 'urgent when P(urgent labels) ≥ p; "model": the bundle\'s validation-tuned threshold; "top": when the top emotion is urgent', 'model')
   .option('--fold <i/k>', 'evaluate only fold i of k (the clips `train --holdout i/k` left out)')
-  .option('--seed <n>', 'seed of the fold split', (v) => Number.parseInt(v, 10), 1)
+  .option('--seed <n>', 'seed of the fold split and of the --call-warmup clips', (v) => Number.parseInt(v, 10), 1)
   .addOption(new Option('--split <kind>', 'folds by speaker, or by file (the seed study protocol, inflated)').choices(['speaker', 'random']).default('speaker'))
   .option('--shared-labels', 'keep only clips whose label the model has (otherwise they count as errors)', false)
   .option('--call-warmup <clips>', "for a model with a caller baseline: before each clip, this many other clips of its speaker are heard in the same call (0: every clip opens a call)", integerAtLeast(0, 20), 3)
