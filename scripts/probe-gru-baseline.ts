@@ -19,7 +19,7 @@ import { argMax } from '../src/model/classifier.js';
 import { sequenceInput } from '../src/model/gru/sequence-input.js';
 import { sequenceLength } from '../src/features/sequence.js';
 import { parseAugmentations } from '../src/training/augment.js';
-import { extractClipWindows, type ClipWindows } from '../src/training/clip-windows.js';
+import { channelOf, extractClipWindows, type ClipWindows } from '../src/training/clip-windows.js';
 import { FEATURE_PRESETS } from '../src/training/feature-presets.js';
 import { oversampleToBalance } from '../src/training/knn-trainer.js';
 import { buildGruNetwork, fitSequenceNormaliser, stepsFor, useTrainingBackend } from '../src/training/train-gru.js';
@@ -82,15 +82,14 @@ function inputOf(w: Float32Array, baseline: Float64Array | null, out: Float32Arr
 
 /** Baselines as training draws them for the MLP: 0…K windows of the speaker's other clips on the same channel, half of them full. */
 function trainingBaselines(items: ClipWindows[], random: () => number): (Float64Array | null)[] {
-  const channel = (it: ClipWindows) => (it.variant ?? 'clean').split(':')[0]!;
   const pools = new Map<string, { path: string; mean: Float64Array }[]>();
   for (const it of new Set(items)) {
-    const key = `${it.clip.speaker}/${channel(it)}`;
+    const key = `${it.clip.speaker}/${channelOf(it)}`;
     pools.set(key, [...(pools.get(key) ?? []), ...it.windows.map((w) => ({ path: it.clip.path, mean: meanFrame(w, normaliser) }))]);
   }
   return items.map((it) => {
     const want = random() < 0.5 ? K : Math.floor(random() * K);
-    const others = shuffleInPlace((pools.get(`${it.clip.speaker}/${channel(it)}`) ?? []).filter((p) => p.path !== it.clip.path), random).slice(0, want);
+    const others = shuffleInPlace((pools.get(`${it.clip.speaker}/${channelOf(it)}`) ?? []).filter((p) => p.path !== it.clip.path), random).slice(0, want);
     if (others.length === 0) return null;
     const b = new Float64Array(dim);
     for (const o of others) o.mean.forEach((v, d) => (b[d]! += v / others.length));

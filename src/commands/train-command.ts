@@ -7,6 +7,7 @@ import { frameVectorSize } from '../features/feature-config.js';
 import { functionalsSize } from '../features/functionals.js';
 import { int8TensorBytes } from '../model/int8-tensors.js';
 import { mlpTensorShapes } from '../model/mlp/mlp-weights.js';
+import { mlpInputSize } from '../model/mlp/caller-baseline.js';
 import { writeBundle } from '../model/model-bundle.js';
 import type { Emotion } from '../model/emotions.js';
 import { parseAugmentations } from '../training/augment.js';
@@ -78,7 +79,7 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
     } else if (options.kind === 'mlp') {
       const { trainMlp } = await import('../training/train-mlp.js');
       const hidden = options.hidden.split(',').map((u) => Number.parseInt(u, 10));
-      const inputDim = functionalsSize(frameVectorSize(features)) * (options.callBaseline > 0 ? 2 : 1);
+      const inputDim = mlpInputSize(functionalsSize(frameVectorSize(features)), options.callBaseline > 0);
       const bytes = int8TensorBytes(mlpTensorShapes(options.members, inputDim, hidden, set.labels.length));
       if (bytes > options.maxBytes - 64 * 1024)
         throw new Error(`an MLP bag of ${options.members} × ${hidden.join(',')} hidden units takes ${bytes} bytes of weights, over the --max-bytes budget of ${options.maxBytes} (64 KiB kept for the manifest): use fewer --members or --hidden units`);

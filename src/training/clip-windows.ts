@@ -6,6 +6,11 @@ import { loadMono, streamWindows } from '../pipeline/file-features.js';
 import { drawAugmentation, type Augmentation, type AugmentationName } from './augment.js';
 import { FeatureCache } from './feature-cache.js';
 
+/** The channel a copy was heard over: `clean`, or its augmentation's kind (`noise`, `telephone`…), without the drawn parameters. */
+export function channelOf(item: ClipWindows): string {
+  return (item.variant ?? 'clean').split(':')[0]!;
+}
+
 /** The speech windows of one clip (or of one augmented copy of it), each a copy of its frame vectors (frames × dim). */
 export interface ClipWindows {
   clip: LabelledClip;

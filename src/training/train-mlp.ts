@@ -6,10 +6,10 @@ import { fitNormaliser, type Normaliser } from '../features/normaliser.js';
 import type { ManifestDraft } from '../model/bundle-manifest.js';
 import type { Emotion } from '../model/emotions.js';
 import { exportMlpBundle } from '../model/mlp/mlp-export.js';
-import { CallerBaseline } from '../model/mlp/caller-baseline.js';
+import { CallerBaseline, mlpInputSize } from '../model/mlp/caller-baseline.js';
 import { pitchColumnOf } from '../model/mlp/pooled-mlp-classifier.js';
 import { clipOutcomes, type WindowRows } from './clip-outcomes.js';
-import type { ClipWindows } from './clip-windows.js';
+import { channelOf, type ClipWindows } from './clip-windows.js';
 import { computeMetrics, tuneUrgentThreshold, type EvalMetrics } from './evaluation.js';
 import { oversampleToBalance } from './knn-trainer.js';
 import { useTrainingBackend } from './train-gru.js';
@@ -65,7 +65,7 @@ interface Rows extends WindowRows {
 export function functionalsOf(items: readonly ClipWindows[], labels: readonly Emotion[], pooler: FunctionalsPooler, baselines: readonly CallerBaseline[] | null): Rows {
   const count = items.reduce((n, i) => n + i.windows.length, 0);
   const size = pooler.size;
-  const width = baselines ? 2 * size : size;
+  const width = mlpInputSize(size, baselines !== null);
   const rows: Rows = { x: new Float32Array(count * width), y: new Int32Array(count), clip: new Int32Array(count), frames: new Float32Array(count), count };
   let r = 0;
   items.forEach((item, c) => {
@@ -91,7 +91,6 @@ export function functionalsOf(items: readonly ClipWindows[], labels: readonly Em
  * must still be judged well. Each copy an oversampled item has draws its own.
  */
 export function drawCallerBaselines(items: readonly ClipWindows[], pooler: FunctionalsPooler, windows: number, random: () => number, sameEmotion = 0): CallerBaseline[] {
-  const channelOf = (item: ClipWindows) => (item.variant ?? 'clean').split(':')[0]!;
   const pools = new Map<string, { path: string; label: string; pooled: Float32Array }[]>();
   const seen = new Set<ClipWindows>();
   for (const item of items) {
@@ -154,7 +153,7 @@ export async function fitMlp(set: TrainingSet, options: MlpTrainOptions): Promis
   const labels = set.labels;
   const pooler = new FunctionalsPooler(frameVectorSize(options.features), pitchColumnOf(options.features));
   const baselineWindows = options.callBaseline ?? 0;
-  const width = baselineWindows > 0 ? 2 * pooler.size : pooler.size;
+  const width = mlpInputSize(pooler.size, baselineWindows > 0);
   const rowsOf = (items: ClipWindows[], seed: number) =>
     functionalsOf(items, labels, pooler, baselineWindows > 0 ? drawCallerBaselines(items, pooler, baselineWindows, seededRandom(seed), options.sameEmotionBaselines ?? 0) : null);
   const train = rowsOf(oversampleToBalance(set.train, seededRandom(options.seed)), options.seed + 29);

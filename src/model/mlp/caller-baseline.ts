@@ -45,14 +45,22 @@ export class CallerBaseline implements CallContext {
   }
 
   /**
-   * Takes a window's functionals into the baseline, until it holds `windows` of them. A
-   * window with a non-finite value is left out: one bad window must not spoil every
-   * later window of the call.
+   * Takes a window's functionals (the first `dim` values of `pooled`) into the baseline,
+   * until it holds `windows` of them. A window with a non-finite value is left out: one
+   * bad window must not spoil every later window of the call.
    */
-  observe(pooled: ArrayLike<number>, offset = 0): void {
+  observe(pooled: ArrayLike<number>): void {
     if (this.seen >= this.windows) return;
-    for (let k = 0; k < this.dim; k++) if (!Number.isFinite(pooled[offset + k]!)) return;
-    for (let k = 0; k < this.dim; k++) this.sum[k]! += pooled[offset + k]!;
+    for (let k = 0; k < this.dim; k++) if (!Number.isFinite(pooled[k]!)) return;
+    for (let k = 0; k < this.dim; k++) this.sum[k]! += pooled[k]!;
     this.seen++;
   }
+}
+
+/**
+ * The MLP's input width: the functionals, followed with a caller baseline by the same
+ * values relative to it (the layout `PooledMlpClassifier.predict` and training share).
+ */
+export function mlpInputSize(functionals: number, withBaseline: boolean): number {
+  return withBaseline ? 2 * functionals : functionals;
 }

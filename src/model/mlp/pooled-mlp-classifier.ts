@@ -8,7 +8,7 @@ import { packPanels, pad4, softmaxInto, type GruKernelName } from '../gru/fused-
 import { wasmBase64 as gruWasm } from '../kernels/gru.wasm.js';
 import { instantiateKernel, kernelModule } from '../kernels/wasm-kernel.js';
 import { bundleFile, BundleError, type ModelBundle } from '../model-bundle.js';
-import { CallerBaseline } from './caller-baseline.js';
+import { CallerBaseline, mlpInputSize } from './caller-baseline.js';
 import { decodeMlpWeights, type DenseLayer, type MlpWeights } from './mlp-weights.js';
 
 /** The F0 column of a frame vector, or -1 when the features have no pitch. */
@@ -40,8 +40,6 @@ export class PooledMlpClassifier implements Classifier {
   private readonly pooler: FunctionalsPooler;
   private readonly normaliser: Normaliser;
   private readonly input: Float32Array;
-  /** The window's raw functionals, kept apart from the input when a caller baseline is taken from them. */
-  private readonly pooled: Float32Array;
   /** Windows in a caller baseline, or 0 for a bag over the functionals alone. */
   private readonly baselineWindows: number;
   /** Two activation buffers the layers alternate between, as wide as the widest layer. */
@@ -61,7 +59,7 @@ export class PooledMlpClassifier implements Classifier {
     this.normaliser = Normaliser.fromJSON(manifest.normaliser, `model ${manifest.name}`);
     this.pooler = new FunctionalsPooler(frameVectorSize(manifest.features), pitchColumnOf(manifest.features));
     this.baselineWindows = manifest.mlp?.callBaseline?.windows ?? 0;
-    const inputDim = this.pooler.size * (this.baselineWindows > 0 ? 2 : 1);
+    const inputDim = mlpInputSize(this.pooler.size, this.baselineWindows > 0);
     if (inputDim !== weights.inputDim) throw new Error(`model ${manifest.name}: functionals${this.baselineWindows > 0 ? ' and their caller-relative copy' : ''} have ${inputDim} values, the MLP input ${weights.inputDim}`);
     if (this.normaliser.dim !== weights.inputDim) throw new Error(`model ${manifest.name}: normaliser has ${this.normaliser.dim} dimensions, the MLP input ${weights.inputDim}`);
     const want = options.kernel ?? 'auto';
@@ -71,7 +69,6 @@ export class PooledMlpClassifier implements Classifier {
     this.backend = `mlp-int8-${this.firstLayers ? 'wasm-simd' : 'js'}`;
     // With the wasm kernel the pooled input is written straight into its memory.
     this.input = this.firstLayers?.input ?? new Float32Array(weights.inputDim);
-    this.pooled = this.baselineWindows > 0 ? new Float32Array(this.pooler.size) : this.input;
     const widest = Math.max(weights.inputDim, ...weights.hidden, weights.labels);
     this.a = new Float64Array(widest);
     this.b = new Float64Array(widest);
@@ -96,15 +93,17 @@ export class PooledMlpClassifier implements Classifier {
   }
 
   predict(rows: Float32Array, frames: number, out: Float32Array, call?: CallContext | null): Float32Array {
-    this.pooler.pool(rows, frames, this.pooled);
+    // The raw functionals go straight into the input's first part; the relative part
+    // (and the baseline) are made from them before the normaliser changes them.
+    const size = this.pooler.size;
+    this.pooler.pool(rows, frames, this.input);
     if (this.baselineWindows > 0) {
       const baseline = this.callBaseline(call);
-      this.input.set(this.pooled);
       if (baseline) {
-        baseline.relativeInto(this.pooled, this.input, this.pooled.length);
-        baseline.observe(this.pooled);
+        baseline.relativeInto(this.input, this.input, size);
+        baseline.observe(this.input);
       } else {
-        this.input.fill(0, this.pooled.length);
+        this.input.fill(0, size);
       }
     }
     this.normaliser.apply(this.input);
