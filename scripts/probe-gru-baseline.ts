@@ -24,6 +24,7 @@ import { FEATURE_PRESETS } from '../src/training/feature-presets.js';
 import { oversampleToBalance } from '../src/training/knn-trainer.js';
 import { buildGruNetwork, fitSequenceNormaliser, stepsFor, useTrainingBackend } from '../src/training/train-gru.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
+import { fitWithEarlyStopping } from './probe-early-stopping.js';
 
 process.on('uncaughtException', (error) => {
   process.stderr.write(`probe-gru-baseline: ${error.message}\n`);
@@ -123,23 +124,7 @@ const xVal = tf.tensor3d(val.x, [val.count, steps, width]);
 const yVal = tf.oneHot(tf.tensor1d(val.y, 'int32'), labels.length);
 const xAll = tf.tensor3d(train.x, [train.count, steps, width]);
 const yAll = tf.tensor1d(train.y, 'int32');
-const order = Array.from({ length: train.count }, (_, i) => i);
-const shuffle = seededRandom(opts.seed + 7);
-let best = { epoch: 0, loss: Infinity, weights: [] as tf.Tensor[] };
-for (let epoch = 1; epoch <= opts.epochs && epoch - best.epoch <= 5; epoch++) {
-  shuffleInPlace(order, shuffle);
-  const index = tf.tensor1d(order, 'int32');
-  const [x, y] = [tf.gather(xAll, index), tf.tidy(() => tf.oneHot(tf.gather(yAll, index), labels.length))];
-  await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: false, verbose: 0 });
-  tf.dispose([index, x, y]);
-  const loss = tf.tidy(() => (model.evaluate(xVal, yVal, { batchSize: 256 }) as tf.Scalar).dataSync()[0]!);
-  if (loss < best.loss) {
-    best.weights.forEach((w) => w.dispose());
-    best = { epoch, loss, weights: model.getWeights().map((w) => w.clone()) };
-  }
-  log(`epoch ${epoch} val_loss ${loss.toFixed(3)} (best ${best.loss.toFixed(3)} @${best.epoch})`);
-}
-model.setWeights(best.weights);
+const best = await fitWithEarlyStopping(model, xAll, yAll, xVal, yVal, labels.length, { maxEpochs: opts.epochs, patience: 5, batchSize: 64, shuffle: seededRandom(opts.seed + 7), log });
 
 /** Clip accuracy on the held-out speakers: each clip after `warmup` other clips of its speaker (their first K windows make the baseline). */
 function accuracy(warmup: number): number {

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
 import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
-import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';
+import { seededRandom } from '../src/datasets/seeded-random.js';
 import { argMax } from '../src/model/classifier.js';
 import { sequenceInput } from '../src/model/gru/sequence-input.js';
 import { parseAugmentations } from '../src/training/augment.js';
@@ -25,6 +25,7 @@ import { FEATURE_PRESETS } from '../src/training/feature-presets.js';
 import { oversampleToBalance } from '../src/training/knn-trainer.js';
 import { buildGruNetwork, fitSequenceNormaliser, stepsFor, useTrainingBackend } from '../src/training/train-gru.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
+import { fitWithEarlyStopping } from './probe-early-stopping.js';
 
 process.on('uncaughtException', (error) => {
   process.stderr.write(`probe-sequence-heads: ${error.message}\n`);
@@ -135,24 +136,8 @@ const xVal = tf.tensor3d(val.x, [val.count, steps, dim]);
 const yVal = tf.oneHot(tf.tensor1d(val.y, 'int32'), labels.length);
 const xAll = tf.tensor3d(train.x, [train.count, steps, dim]);
 const yAll = tf.tensor1d(train.y, 'int32');
-const order = Array.from({ length: train.count }, (_, i) => i);
-const shuffle = seededRandom(opts.seed + 7);
-let best = { epoch: 0, loss: Infinity, weights: [] as tf.Tensor[] };
 const t0 = Date.now();
-for (let epoch = 1; epoch <= opts.epochs && epoch - best.epoch <= 5; epoch++) {
-  shuffleInPlace(order, shuffle);
-  const index = tf.tensor1d(order, 'int32');
-  const [x, y] = [tf.gather(xAll, index), tf.tidy(() => tf.oneHot(tf.gather(yAll, index), labels.length))];
-  await model.fit(x, y, { epochs: 1, batchSize: 64, shuffle: false, verbose: 0 });
-  tf.dispose([index, x, y]);
-  const loss = tf.tidy(() => (model.evaluate(xVal, yVal, { batchSize: 256 }) as tf.Scalar).dataSync()[0]!);
-  if (loss < best.loss) {
-    best.weights.forEach((w) => w.dispose());
-    best = { epoch, loss, weights: model.getWeights().map((w) => w.clone()) };
-  }
-  log(`epoch ${epoch} val_loss ${loss.toFixed(3)} (best ${best.loss.toFixed(3)} @${best.epoch}) ${Math.round((Date.now() - t0) / 1000)} s`);
-}
-model.setWeights(best.weights);
+const best = await fitWithEarlyStopping(model, xAll, yAll, xVal, yVal, labels.length, { maxEpochs: opts.epochs, patience: 5, batchSize: 64, shuffle: seededRandom(opts.seed + 7), log });
 
 /** Clip accuracy on the held-out speakers; clips without a speech window count as errors, as in eval. */
 function accuracy(): number {
