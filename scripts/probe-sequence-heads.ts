@@ -15,17 +15,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
-import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
 import { seededRandom } from '../src/datasets/seeded-random.js';
 import { argMax } from '../src/model/classifier.js';
 import { sequenceInput } from '../src/model/gru/sequence-input.js';
-import { parseAugmentations } from '../src/training/augment.js';
-import { extractClipWindows, type ClipWindows } from '../src/training/clip-windows.js';
+import type { ClipWindows } from '../src/training/clip-windows.js';
 import { FEATURE_PRESETS } from '../src/training/feature-presets.js';
 import { oversampleToBalance } from '../src/training/knn-trainer.js';
-import { buildGruNetwork, fitSequenceNormaliser, stepsFor, useTrainingBackend } from '../src/training/train-gru.js';
-import { buildTrainingSet } from '../src/training/training-set.js';
-import { fitWithEarlyStopping } from './probe-early-stopping.js';
+import { buildGruNetwork, fitSequenceNormaliser, stepsFor } from '../src/training/train-gru.js';
+import { fitWithEarlyStopping, loadSequenceProbeFold } from './sequence-probe.js';
 
 process.on('uncaughtException', (error) => {
   process.stderr.write(`probe-sequence-heads: ${error.message}\n`);
@@ -49,12 +46,7 @@ const opts = new Command()
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const features = FEATURE_PRESETS[opts.features];
-const clips = await scanAll(opts.data, 'auto');
-const split = foldOf(clips, parseFold(opts.fold), opts.seed);
-const set = await buildTrainingSet(split.train, { features, augmentations: parseAugmentations('noise,telephone'), validationFolds: 5, seed: opts.seed, cacheDir: opts.cache, log });
-const test = await extractClipWindows(split.test, { features, cacheDir: opts.cache });
-await useTrainingBackend();
-Math.random = seededRandom(opts.seed + 11); // dropout masks, repeatable (a script: nothing else relies on it)
+const { split, set, test } = await loadSequenceProbeFold({ ...opts, features, log });
 
 const labels = set.labels;
 const steps = stepsFor(features);

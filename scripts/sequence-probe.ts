@@ -1,5 +1,27 @@
+/** What the sequence probes (probe-gru-baseline, probe-sequence-heads) share: their fold and their training loop. */
 import * as tf from '@tensorflow/tfjs';
-import { shuffleInPlace } from '../src/datasets/seeded-random.js';
+import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
+import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';
+import type { FeatureConfig } from '../src/features/feature-config.js';
+import { parseAugmentations } from '../src/training/augment.js';
+import { extractClipWindows } from '../src/training/clip-windows.js';
+import { useTrainingBackend } from '../src/training/train-gru.js';
+import { buildTrainingSet } from '../src/training/training-set.js';
+
+/**
+ * One speaker fold as the GRU recipe trains on it: the training side with noise and
+ * telephone copies and its validation speakers, the held-out clips' windows, the training
+ * backend, and Math.random seeded for the dropout masks (a script: nothing else relies on it).
+ */
+export async function loadSequenceProbeFold(options: { data: string[]; fold: string; seed: number; cache: string; features: FeatureConfig; log: (line: string) => void }) {
+  const { features, seed, cache } = options;
+  const split = foldOf(await scanAll(options.data, 'auto'), parseFold(options.fold), seed);
+  const set = await buildTrainingSet(split.train, { features, augmentations: parseAugmentations('noise,telephone'), validationFolds: 5, seed, cacheDir: cache, log: options.log });
+  const test = await extractClipWindows(split.test, { features, cacheDir: cache });
+  await useTrainingBackend();
+  Math.random = seededRandom(seed + 11);
+  return { split, set, test };
+}
 
 export interface ProbeFitOptions {
   maxEpochs: number;
