@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -9,6 +9,15 @@ import { Outbox, dropRank, encodeRecord, readJournal } from '../src/mqtt/outbox.
 import { sampleEvent } from './helpers/mosquitto.js';
 
 const tempDir = () => mkdtemp(join(tmpdir(), 'ser-edge-outbox-'));
+/** What the outbox occupies on disk: all its segment files. */
+async function segmentBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) if (name.endsWith('.seg')) total += (await stat(join(dir, name))).size;
+  return total;
+}
+async function newestSegment(dir: string): Promise<string> {
+  return join(dir, (await readdir(dir)).filter((n) => n.endsWith('.seg')).sort().at(-1)!);
+}
 /** node:fs/promises does not export the FileHandle class; one handle's prototype is it. */
 const FileHandleClass = await (async () => {
   const probe = await open(process.execPath, 'r');
@@ -86,16 +95,18 @@ describe('Outbox', () => {
     await outbox.stop();
   });
 
-  test('the journal is compacted once acknowledged records outweigh the live ones', async () => {
+  test('segments whose events were all acknowledged leave the disk whole', async () => {
     const dir = await tempDir();
-    const outbox = await opened(dir);
+    const outbox = new Outbox({ dir, maxBytes: 64 * 1024, segmentBytes: 4096 });
+    await outbox.start();
     for (let i = 0; i < 400; i++) {
       const e = sampleEvent(outbox.nextSeq());
       await outbox.append(e);
       await outbox.ack(e.id);
     }
-    const size = (await readFile(outbox.path)).length;
-    assert.ok(size < 200 * 1024, `journal is ${size} bytes after 400 acked events`);
+    const size = await segmentBytes(dir);
+    assert.ok(size <= 2 * 4096, `segments hold ${size} bytes after 400 acked events`);
+    assert.ok(outbox.segmentPaths.length <= 2);
     await outbox.stop();
   });
 
@@ -106,7 +117,7 @@ describe('Outbox', () => {
     await outbox.append(sampleEvent(outbox.nextSeq()));
     await outbox.stop();
     const torn = encodeRecord({ t: 'e', e: sampleEvent(3) });
-    await appendFile(outbox.path, torn.subarray(0, torn.length - 20));
+    await appendFile(await newestSegment(dir), torn.subarray(0, torn.length - 20));
 
     outbox = await opened(dir);
     assert.deepEqual(outbox.pending().map((e) => e.seq), [1, 2]);
@@ -233,7 +244,7 @@ describe('Outbox', () => {
     await new Promise((r) => child.once('exit', r));
     // Power loss can also cut the last write short; simulate that on top of the kill.
     const torn = encodeRecord({ t: 'e', e: sampleEvent(1_000_000) });
-    await appendFile(join(dir, 'outbox.journal'), torn.subarray(0, 30));
+    await appendFile(await newestSegment(dir), torn.subarray(0, 30));
 
     const outbox = await opened(dir);
     const pendingSeqs = new Set(outbox.pending().map((e) => e.seq));
@@ -252,14 +263,19 @@ describe('Outbox', () => {
     await assert.rejects(outbox.start(), /maxBytes must be a positive number/);
   });
 
-  test('an interrupted compaction leaves the journal as it was', async () => {
+  test('the single-file journal of an older version is taken over: its waiting events and seq continue, and the file goes', async () => {
     const dir = await tempDir();
-    let outbox = await opened(dir);
-    await outbox.append(sampleEvent(outbox.nextSeq()));
-    await outbox.stop();
+    const legacy = [encodeRecord({ t: 'h', seq: 40 }), ...[38, 39, 41].map((s) => encodeRecord({ t: 'e', e: sampleEvent(s) })), encodeRecord({ t: 'a', id: sampleEvent(39).id })];
+    await writeFile(join(dir, 'outbox.journal'), Buffer.concat(legacy));
     await writeFile(join(dir, 'outbox.journal.tmp'), 'half a compaction');
+    let outbox = await opened(dir);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [38, 41]);
+    assert.equal(outbox.nextSeq(), 42);
+    assert.deepEqual((await readdir(dir)).filter((n) => n.startsWith('outbox.journal')), []);
+    assert.deepEqual(outbox.setAside, []);
+    await outbox.stop();
     outbox = await opened(dir);
-    assert.deepEqual(outbox.pending().map((e) => e.seq), [1]);
+    assert.deepEqual(outbox.pending().map((e) => e.seq), [38, 41]);
     await outbox.stop();
   });
 
@@ -321,7 +337,7 @@ describe('Outbox', () => {
     await outbox.stop();
   });
 
-  test('a journal of refused events is compacted like one of acknowledged events', async () => {
+  test('segments of refused events leave the disk like those of acknowledged events', async () => {
     const dir = await tempDir();
     const outbox = new Outbox({ dir, maxBytes: 20_000 });
     await outbox.start();
@@ -329,8 +345,8 @@ describe('Outbox', () => {
       await outbox.append(sampleEvent(seq));
       await outbox.reject(sampleEvent(seq).id, '0x87 not authorised');
     }
-    const journal = (await readFile(outbox.path)).length;
-    assert.ok(journal < 2 * 20_000 + 64 * 1024, `journal ${journal} bytes stays within 2 × maxBytes + 64 KiB`);
+    const size = await segmentBytes(dir);
+    assert.ok(size <= outbox.diskBound, `segments hold ${size} bytes, within the bound ${outbox.diskBound}`);
     assert.equal(outbox.depth, 0);
     await outbox.stop();
   });

@@ -1,60 +1,72 @@
 import { EventEmitter } from 'node:events';
-import { mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import zlib from 'node:zlib';
 import { levelRank } from '../urgency/urgency-score.js';
+import { encodeRecord, readJournal, type JournalRecord } from './journal-records.js';
 import { silentLogger, type Logger } from './logger.js';
 import { UrgencyEvent, describeIssues, type DroppedCounts } from './payload-schemas.js';
+import { HighWaterFile, readHighWater } from './seq-high-water.js';
+
+export { encodeRecord, readJournal, crc32 } from './journal-records.js';
 
 /**
  * The on-disk outbox: every flag event is made durable here before it is published, and
  * leaves only when the broker has acknowledged it.
  *
- * Journal (`{dir}/outbox.journal`), append-only. Each record is
+ * Segments, append-only. The outbox directory holds numbered segment files
+ * (`outbox-000000000001.seg`, …; records as in journal-records.ts). New records (events,
+ * acks, drops) always go to the newest segment, the current one; a file is never
+ * rewritten in place. When the current segment reaches `segmentBytes` a new one is
+ * opened, its first record the seq high-water mark. A segment leaves the disk whole, and
+ * only the oldest: once none of its events is waiting, or after the events still waiting
+ * in it have been copied forward into the current segment (made durable first). Because
+ * only the oldest segment is ever deleted, and an ack or drop record is always written
+ * after the newest copy of its event, deleting a segment never brings an event back.
+ * Every start opens a fresh segment, so nothing is ever appended behind a torn tail.
  *
- *     magic "SEJ1" | body length u32 BE | CRC-32 of body u32 BE | body (UTF-8 JSON)
+ * Every public method is valid at any moment between start() and stop(): the methods
+ * that touch the disk run one after another in one queue, and the file handle changes
+ * only inside it, so there is no moment (no "compaction") in which a call can fail.
  *
- * with bodies `{t:"e", e: event}` (an event), `{t:"a", id}` (acknowledged by the broker),
- * `{t:"x", id}` (dropped because the outbox was full) and `{t:"h", seq}` (the highest seq
- * ever handed out, written first in every compacted journal). A record cut short by power
- * loss, or one whose CRC does not match, is skipped, and reading resumes at the next magic,
- * so damage never spreads to the records after it. On start the journal is always
- * rewritten (compacted) from what was read, which also cuts off a torn tail before
- * anything new is appended behind it.
+ * Bound: the waiting events' records stay within `maxBytes`. When a new event does not
+ * fit, events leave lowest rank first, oldest first within a rank; the new event itself
+ * counts among the candidates. An event's rank is the higher of its level and its
+ * `previousLevel` (`dropRank`): a clear is as important as the raise it ends. Drops are
+ * counted by level in `droppedCounts` since start. On disk, the segments together stay
+ * within `maxBytes + 2 × segmentBytes + 16 KiB` (`diskBound`), at all times and
+ * also during a broker outage: once they pass `maxBytes + segmentBytes`, the oldest
+ * segments are reclaimed (copied forward and deleted) until they are below it again.
  *
- * fsync policy: an event record is fdatasync'ed before `append()` resolves (flags are a
- * few per call, so the cost is nothing next to losing one). Ack and drop records are
- * written without fsync: losing one to a crash only means a duplicate publish, which
- * consumers drop by id. Compaction writes a temp file, fsyncs it, renames it over the
- * journal and fsyncs the directory, so a crash leaves either the old or the new journal.
+ * fsync policy: an event record, and then the seq file, are fdatasync'ed before
+ * `append()` resolves. Ack and drop records are written without fsync: losing one to a
+ * crash only means a duplicate publish, which consumers drop by id. A new segment and its
+ * directory entry are synced before any segment is deleted.
  *
- * seq: strictly increasing per gateway across restarts and kill -9 (gaps allowed): the
- * next seq follows the larger of the journal's `h` record and the largest event seq in
- * it. Take a seq with `nextSeq()` and append that event before taking the next one.
+ * seq: strictly increasing per gateway across restarts and kill -9, with no gaps in one
+ * run. The high-water mark lives in `{dir}/seq` (two checksummed slots; seq-high-water.ts)
+ * and in every segment's first record. A seq that is not a safe integer is damage and
+ * never trusted. When the seq file and the segments cannot both be read, seq continues
+ * from the current Unix time in milliseconds, above any seq that one gateway's flags can
+ * have reached, rather than from what was left, so a consumer never sees a seq again.
  *
- * Bound: the unacknowledged events' records stay within `maxBytes`. When a new event does
- * not fit, events leave lowest rank first, oldest first within a rank; the new event
- * itself counts among the candidates (a medium raise arriving at an outbox full of high
- * ones is the one dropped). An event's rank is the higher of its level and its
- * `previousLevel` (`dropRank`): a clear is as important as the raise it ends, because a
- * dropped clear leaves the central queue showing a caller urgent after the flag came down.
- * Drops are counted by the event's level in `droppedCounts` since start, for telemetry.
- * The journal file stays below about 2 × maxBytes + 64 KiB: acknowledged records are
- * compacted away once they outweigh the live ones.
+ * Damage: a segment that cannot be read, or whose records are damaged anywhere but in a
+ * torn last record of the newest segment (what a power cut leaves), is moved to
+ * `{dir}/damaged/` for inspection once its intact waiting events are copied forward; the
+ * move is logged and listed in `setAside` (telemetry). A journal of an older ser-edge
+ * (`outbox.journal`) is read as the oldest segment and then deleted.
  *
- * Refused events: an event the broker refuses for good (an MQTT 5 reason code no retry can
- * change, such as 0x87 not authorised) is appended to `{dir}/rejected.jsonl` and fsync'ed
- * before its ack record is written, so it leaves the queue without being lost: one topic
- * the ACL forgets cannot hold back every other channel's flags. A crash between the two
- * writes lists the event twice (same id) after its retry is refused again. The file keeps
- * the latest `rejectedMaxBytes`; the previous generation is kept as `rejected.jsonl.1`, and the
- * one before it is overwritten.
+ * Refused events: an event the broker refuses for good is appended to
+ * `{dir}/rejected.jsonl` and fsync'ed before its ack record is written, so it leaves the
+ * queue without being lost. A crash between the two writes lists it twice (same id). The
+ * file keeps the latest `rejectedMaxBytes`; the previous generation is `rejected.jsonl.1`.
  */
 export interface OutboxDeps {
-  /** Directory of the journal; created if missing. One outbox per directory. */
+  /** Directory of the segments; created if missing. One outbox per directory. */
   dir: string;
-  /** Upper bound on the bytes of unacknowledged event records. */
+  /** Upper bound on the bytes of waiting event records. */
   maxBytes: number;
+  /** Size at which the current segment is closed and a new one opened. Default: maxBytes / 8, within 4 KiB…1 MiB. */
+  segmentBytes?: number;
   /** Size at which `rejected.jsonl` is rotated to `rejected.jsonl.1`. Default REJECTED_MAX_BYTES (4 MiB). */
   rejectedMaxBytes?: number;
   logger?: Logger;
@@ -65,20 +77,29 @@ export interface OutboxEvents {
   dropped: [event: UrgencyEvent];
 }
 
-const MAGIC = Buffer.from('SEJ1', 'ascii');
-const HEADER_BYTES = 12;
-/** No honest record comes close; a larger length field is damage, not data. */
-const MAX_RECORD_BYTES = 1024 * 1024;
-const COMPACT_MIN_GARBAGE_BYTES = 64 * 1024;
-const JOURNAL = 'outbox.journal';
+const LEGACY_JOURNAL = 'outbox.journal';
+const SEGMENT = /^outbox-(\d{12})\.seg$/;
+const SEQ_FILE = 'seq';
+const DAMAGED_DIR = 'damaged';
 const REJECTED = 'rejected.jsonl';
 export const REJECTED_MAX_BYTES = 4 * 1024 * 1024;
+const MIN_SEGMENT_BYTES = 4 * 1024;
+const MAX_SEGMENT_BYTES = 1024 * 1024;
+/** A few records past the segment size: the one that crossed it, drop records, segment headers. */
+const DISK_BOUND_SLACK_BYTES = 16 * 1024;
 
-type JournalRecord = { t: 'e'; e: UrgencyEvent } | { t: 'a'; id: string } | { t: 'x'; id: string } | { t: 'h'; seq: number };
+interface Segment {
+  index: number;
+  path: string;
+  bytes: number;
+  /** Ids of waiting events whose newest copy is in this segment. */
+  waiting: Set<string>;
+}
 
-interface LiveEvent {
+interface WaitingEvent {
   event: UrgencyEvent;
   bytes: number;
+  segment: Segment;
 }
 
 export class OutboxError extends Error {
@@ -87,33 +108,57 @@ export class OutboxError extends Error {
 
 export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly log: Logger;
-  private readonly live = new Map<string, LiveEvent>();
-  private liveBytes = 0;
-  private fileBytes = 0;
-  private highWater = 0;
+  private readonly segmentBytes: number;
+  private readonly waiting = new Map<string, WaitingEvent>();
+  private waitingBytes = 0;
+  /** Oldest first; the last is the current one, open in `handle`. */
+  private segments: Segment[] = [];
   private handle: FileHandle | null = null;
-  /** Every journal write runs in this chain, so records land in the order calls were made. */
+  private highWater = 0;
+  private seqFile: HighWaterFile;
+  private state: 'new' | 'starting' | 'open' | 'stopped' = 'new';
+  /** Every disk operation runs in this chain, so records land in the order calls were made. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly dropped: DroppedCounts = { low: 0, medium: 0, high: 0 };
   private rejectedTotal = 0;
+  private readonly setAsidePaths: string[] = [];
 
   constructor(private readonly deps: OutboxDeps) {
     super();
     this.log = deps.logger ?? silentLogger;
+    this.segmentBytes = Math.round(deps.segmentBytes ?? Math.min(MAX_SEGMENT_BYTES, Math.max(MIN_SEGMENT_BYTES, deps.maxBytes / 8)));
+    this.seqFile = new HighWaterFile(join(deps.dir, SEQ_FILE));
   }
 
-  get path(): string {
-    return join(this.deps.dir, JOURNAL);
+  get dir(): string {
+    return this.deps.dir;
   }
 
-  /** Unacknowledged events. */
+  /** Waiting (unacknowledged) events. */
   get depth(): number {
-    return this.live.size;
+    return this.waiting.size;
   }
 
-  /** Bytes of the unacknowledged events' records (what `maxBytes` bounds). */
+  /** Bytes of the waiting events' records (what `maxBytes` bounds). */
   get bytes(): number {
-    return this.liveBytes;
+    return this.waitingBytes;
+  }
+
+  /** Bytes of all segment files together. */
+  get diskBytes(): number {
+    let total = 0;
+    for (const s of this.segments) total += s.bytes;
+    return total;
+  }
+
+  /** What the segment files together never exceed (see the class comment). */
+  get diskBound(): number {
+    return this.deps.maxBytes + 2 * this.segmentBytes + DISK_BOUND_SLACK_BYTES;
+  }
+
+  /** Segment files, oldest first. */
+  get segmentPaths(): string[] {
+    return this.segments.map((s) => s.path);
   }
 
   /** Events dropped because the outbox was full, by level, since start. */
@@ -131,33 +176,36 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     return this.rejectedTotal;
   }
 
-  async start(): Promise<void> {
-    if (this.handle) return;
+  /** Damaged or unreadable files moved aside into `{dir}/damaged/` at this start. */
+  get setAside(): readonly string[] {
+    return this.setAsidePaths;
+  }
+
+  start(): Promise<void> {
+    if (this.state !== 'new') return this.queue.then(() => undefined);
     if (!(this.deps.maxBytes > 0)) {
-      throw new OutboxError(`outbox maxBytes must be a positive number of bytes, got ${this.deps.maxBytes}: set the outbox size in the config`);
+      return Promise.reject(new OutboxError(`outbox maxBytes must be a positive number of bytes, got ${this.deps.maxBytes}: set the outbox size in the config`));
     }
-    await mkdir(this.deps.dir, { recursive: true });
-    // A temp file means a compaction was interrupted before its rename: the journal is still whole.
-    await rm(`${this.path}.tmp`, { force: true });
-    let data: Buffer;
-    try {
-      data = await readFile(this.path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new OutboxError(`cannot read outbox journal ${this.path}: ${(err as Error).message}; check the directory's permissions`);
+    this.state = 'starting';
+    return this.enqueue(async () => {
+      try {
+        await this.recover();
+        // A stop() that came during recovery wins: it closes what recovery opened.
+        if (this.state === 'starting') this.state = 'open';
+      } catch (error) {
+        this.state = 'new';
+        await this.handle?.close().catch(() => {});
+        this.handle = null;
+        await this.seqFile.close().catch(() => {});
+        throw error;
       }
-      data = Buffer.alloc(0);
-    }
-    const { records, skippedBytes } = readJournal(data);
-    if (skippedBytes > 0) {
-      this.log.warn({ path: this.path, skippedBytes }, 'outbox journal had torn or damaged records; they were skipped');
-    }
-    for (const r of records) this.apply(r);
-    await this.compact();
-    this.log.info({ path: this.path, depth: this.depth, nextSeq: this.highWater + 1 }, 'outbox opened');
+      this.log.info({ dir: this.deps.dir, depth: this.depth, segments: this.segments.length, nextSeq: this.highWater + 1 }, 'outbox opened');
+    });
   }
 
   async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
     await this.queue.catch(() => {});
     const handle = this.handle;
     this.handle = null;
@@ -165,6 +213,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       await handle.datasync().catch(() => {});
       await handle.close();
     }
+    await this.seqFile.close();
   }
 
   /** The seq for the next event: strictly increasing, continuing across restarts. */
@@ -186,42 +235,32 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       return Promise.reject(new OutboxError(`urgency event ${checked.id} (${body.length} bytes) is larger than the whole outbox (maxBytes ${this.deps.maxBytes})`));
     }
     return this.enqueue(async () => {
-      if (this.live.has(checked.id)) return;
+      if (this.waiting.has(checked.id)) return;
       if (checked.seq > this.highWater) this.highWater = checked.seq;
       const drops = this.makeRoom(checked, body.length);
       const parts = drops.filter((e) => e !== checked).map((e) => encodeRecord({ t: 'x', id: e.id }));
       const accepted = !drops.includes(checked);
       if (accepted) parts.push(body);
       if (parts.length > 0) await this.write(Buffer.concat(parts), accepted);
-      for (const e of drops) this.emit('dropped', e);
       if (accepted) {
-        this.live.set(checked.id, { event: checked, bytes: body.length });
-        this.liveBytes += body.length;
-        this.emit('appended', checked);
+        await this.seqFile.raise(checked.seq);
+        this.hold(checked, body.length, this.current());
       }
+      for (const e of drops) this.emit('dropped', e);
+      if (accepted) this.emit('appended', checked);
+      await this.reclaim();
     });
   }
 
-  /** Unacknowledged events, in seq order. */
+  /** Waiting events, in seq order. */
   pending(): UrgencyEvent[] {
-    return [...this.live.values()].map((l) => l.event).sort((a, b) => a.seq - b.seq);
+    return [...this.waiting.values()].map((w) => w.event).sort((a, b) => a.seq - b.seq);
   }
 
   /** The broker acknowledged `id`: it leaves the outbox. Unknown ids are ignored (already acked or dropped). */
   ack(id: string): Promise<void> {
     this.assertOpen('ack');
-    return this.enqueue(async () => {
-      if (this.live.has(id)) await this.release(id);
-    });
-  }
-
-  /** `id` leaves the queue: an ack record, and a compaction once acknowledged records outweigh the live ones. */
-  private async release(id: string): Promise<void> {
-    const entry = this.live.get(id)!;
-    this.live.delete(id);
-    this.liveBytes -= entry.bytes;
-    await this.write(encodeRecord({ t: 'a', id }), false);
-    if (this.fileBytes - this.liveBytes > Math.max(COMPACT_MIN_GARBAGE_BYTES, this.liveBytes)) await this.compact();
+    return this.enqueue(() => this.release(id));
   }
 
   /**
@@ -232,7 +271,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   reject(id: string, reason: string): Promise<void> {
     this.assertOpen('reject');
     return this.enqueue(async () => {
-      const entry = this.live.get(id);
+      const entry = this.waiting.get(id);
       if (!entry) return;
       try {
         await this.keepRejected(entry.event, reason);
@@ -242,6 +281,248 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.rejectedTotal++;
       await this.release(id);
     });
+  }
+
+  private async release(id: string): Promise<void> {
+    if (!this.waiting.has(id)) return;
+    this.forget(id);
+    await this.write(encodeRecord({ t: 'a', id }), false);
+    await this.reclaim();
+  }
+
+  /** `event` waits, its newest copy in `segment`. */
+  private hold(event: UrgencyEvent, bytes: number, segment: Segment): void {
+    const before = this.waiting.get(event.id);
+    if (before) {
+      before.segment.waiting.delete(event.id);
+      this.waitingBytes -= before.bytes;
+    }
+    this.waiting.set(event.id, { event, bytes, segment });
+    segment.waiting.add(event.id);
+    this.waitingBytes += bytes;
+  }
+
+  private forget(id: string): void {
+    const entry = this.waiting.get(id);
+    if (!entry) return;
+    this.waiting.delete(id);
+    entry.segment.waiting.delete(id);
+    this.waitingBytes -= entry.bytes;
+  }
+
+  private current(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  /**
+   * Keeps the disk within its bound: a full current segment is closed, segments with
+   * nothing waiting leave from the oldest, and past `maxBytes + segmentBytes` the oldest
+   * segments' waiting events are copied forward so those segments can leave too. One
+   * pass over the segments is enough: afterwards only the current one holds anything but
+   * waiting events.
+   */
+  private async reclaim(): Promise<void> {
+    if (this.current().bytes >= this.segmentBytes) await this.openSegment();
+    await this.dropSettledSegments();
+    for (let passes = this.segments.length - 1; passes > 0 && this.diskBytes > this.deps.maxBytes + this.segmentBytes; passes--) {
+      const oldest = this.segments[0]!;
+      if (oldest === this.current()) break;
+      await this.copyForward(oldest);
+      await this.dropSettledSegments();
+    }
+  }
+
+  /** Rewrites `segment`'s waiting events into the current segment, durably, so it holds nothing waiting. */
+  private async copyForward(segment: Segment): Promise<void> {
+    const events = [...segment.waiting].map((id) => this.waiting.get(id)!.event).sort((a, b) => a.seq - b.seq);
+    if (events.length === 0) return;
+    for (const event of events) {
+      if (this.current().bytes >= this.segmentBytes) await this.openSegment();
+      const body = encodeRecord({ t: 'e', e: event });
+      await this.write(body, false);
+      this.hold(event, body.length, this.current());
+    }
+    await this.handle!.datasync();
+  }
+
+  private async dropSettledSegments(): Promise<void> {
+    while (this.segments.length > 1 && this.segments[0]!.waiting.size === 0) {
+      const oldest = this.segments.shift()!;
+      await unlink(oldest.path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+    }
+  }
+
+  /** Closes the current segment (if any) and opens the next, durably, with the high-water mark first. */
+  private async openSegment(): Promise<void> {
+    const index = (this.segments.length > 0 ? this.current().index : 0) + 1;
+    const path = join(this.deps.dir, `outbox-${String(index).padStart(12, '0')}.seg`);
+    const header = encodeRecord({ t: 'h', seq: this.highWater });
+    const handle = await open(path, 'wx');
+    try {
+      await writeAll(handle, header, path);
+      await handle.datasync();
+      await syncDirectory(this.deps.dir);
+    } catch (error) {
+      await handle.close();
+      await rm(path, { force: true });
+      throw error;
+    }
+    const previous = this.handle;
+    this.handle = handle;
+    this.segments.push({ index, path, bytes: header.length, waiting: new Set() });
+    if (previous) {
+      await previous.datasync().catch(() => {});
+      await previous.close();
+    }
+  }
+
+  /** Reads what the directory holds, sets damage aside, and opens a fresh current segment. */
+  private async recover(): Promise<void> {
+    const { dir } = this.deps;
+    await mkdir(dir, { recursive: true });
+    // Left by the single-file journal of an older ser-edge when a compaction was cut short: the journal itself is whole.
+    await rm(join(dir, `${LEGACY_JOURNAL}.tmp`), { force: true });
+    const names = await readdir(dir);
+    const found: { index: number; name: string }[] = names.flatMap((name) => {
+      const m = SEGMENT.exec(name);
+      return m ? [{ index: Number(m[1]), name }] : [];
+    });
+    found.sort((a, b) => a.index - b.index);
+    if (names.includes(LEGACY_JOURNAL)) found.unshift({ index: 0, name: LEGACY_JOURNAL });
+
+    // The seq file is written before any event is published, so when it reads whole it
+    // bounds every seq a consumer has seen; otherwise the segments must all read whole.
+    const seqRead = await readHighWater(this.seqFile.path);
+    if (seqRead.state === 'valid') this.highWater = seqRead.seq;
+    if (seqRead.state === 'damaged') await this.setAsideFile(SEQ_FILE, seqRead.reason);
+    let journalWhole = true;
+
+    const read: Segment[] = [];
+    const damaged: Segment[] = [];
+    for (const [i, { index, name }] of found.entries()) {
+      const path = join(dir, name);
+      const segment: Segment = { index, path, bytes: 0, waiting: new Set() };
+      let data: Buffer;
+      try {
+        data = await readFile(path);
+      } catch (error) {
+        journalWhole = false;
+        await this.setAsideFile(name, `cannot be read: ${(error as Error).message}`);
+        continue;
+      }
+      segment.bytes = data.length;
+      const { records, skippedBytes, onlyTornTail } = readJournal(data);
+      const newest = i === found.length - 1;
+      let invalidEvents = 0;
+      for (const record of records) if (!this.apply(record, segment)) invalidEvents++;
+      if ((skippedBytes > 0 && !(newest && onlyTornTail)) || invalidEvents > 0) {
+        journalWhole = false;
+        damaged.push(segment);
+        this.log.warn({ path, skippedBytes, invalidEvents, intactRecords: records.length }, 'outbox segment is damaged: its intact waiting events are kept and the file is set aside');
+      } else if (skippedBytes > 0) {
+        this.log.warn({ path, skippedBytes }, 'outbox segment ended in a torn record (power loss during a write); it was skipped');
+      }
+      read.push(segment);
+    }
+    if (seqRead.state !== 'valid' && !journalWhole) {
+      // What was handed out before the damage may be above anything still readable.
+      const floor = Date.now();
+      if (floor > this.highWater) {
+        this.log.error({ dir, readable: this.highWater, continuesAt: floor + 1 }, 'outbox seq high-water mark could not be read whole: seq continues from the current time in ms, above anything published before');
+        this.highWater = floor;
+      }
+    }
+    this.segments = read;
+    await this.openSegment();
+    // A shrunk maxBytes (new config) is honoured at once.
+    const drops = this.makeRoom(null, 0);
+    if (drops.length > 0) await this.write(Buffer.concat(drops.map((e) => encodeRecord({ t: 'x', id: e.id }))), false);
+    for (const segment of [...damaged, ...read.filter((s) => s.index === 0)]) await this.copyForward(segment);
+    for (const segment of damaged) {
+      this.segments.splice(this.segments.indexOf(segment), 1);
+      await this.setAsideFile(segment.path.slice(dir.length + 1), 'damaged records');
+    }
+    const legacy = this.segments.find((s) => s.index === 0);
+    if (legacy) {
+      this.segments.splice(this.segments.indexOf(legacy), 1);
+      await unlink(legacy.path);
+    }
+    await this.seqFile.open(this.highWater);
+    await this.reclaim();
+  }
+
+  /** Applies one record read at start; false for an event that fails the schema. */
+  private apply(r: JournalRecord, segment: Segment): boolean {
+    switch (r.t) {
+      case 'h':
+        this.highWater = Math.max(this.highWater, r.seq);
+        return true;
+      case 'e': {
+        const parsed = UrgencyEvent.safeParse(r.e);
+        if (!parsed.success) return false;
+        this.highWater = Math.max(this.highWater, parsed.data.seq);
+        this.hold(parsed.data, encodeRecord({ t: 'e', e: parsed.data }).length, segment);
+        return true;
+      }
+      case 'a':
+      case 'x':
+        this.forget(r.id);
+        return true;
+    }
+  }
+
+  private async setAsideFile(name: string, reason: string): Promise<void> {
+    const { dir } = this.deps;
+    await mkdir(join(dir, DAMAGED_DIR), { recursive: true });
+    const target = join(dir, DAMAGED_DIR, `${name}.${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    try {
+      await rename(join(dir, name), target);
+    } catch (error) {
+      throw new OutboxError(`outbox file ${join(dir, name)} is damaged (${reason}) and cannot be moved aside to ${target}: ${(error as Error).message}; check the directory's permissions`);
+    }
+    this.setAsidePaths.push(target);
+    this.log.error({ file: join(dir, name), keptAt: target, reason }, 'outbox file damaged: moved aside for inspection');
+  }
+
+  /**
+   * Chooses what leaves so `incoming` (null: nothing new, at start) fits: lowest
+   * `dropRank` first, oldest first within a rank.
+   */
+  private makeRoom(incoming: UrgencyEvent | null, incomingBytes: number): UrgencyEvent[] {
+    const drops: UrgencyEvent[] = [];
+    let bytes = this.waitingBytes + incomingBytes;
+    if (bytes <= this.deps.maxBytes) return drops;
+    const candidates = [...this.pending(), ...(incoming ? [incoming] : [])].sort((a, b) => dropRank(a) - dropRank(b) || a.seq - b.seq);
+    for (const victim of candidates) {
+      if (bytes <= this.deps.maxBytes) break;
+      drops.push(victim);
+      this.dropped[victim.level]++;
+      if (victim === incoming) {
+        bytes -= incomingBytes;
+        break;
+      }
+      bytes -= this.waiting.get(victim.id)!.bytes;
+      this.forget(victim.id);
+    }
+    this.log.warn({ dropped: drops.map((d) => ({ id: d.id, seq: d.seq, level: d.level })), maxBytes: this.deps.maxBytes }, 'outbox full: dropped events');
+    return drops;
+  }
+
+  private async write(buf: Buffer, durable: boolean): Promise<void> {
+    const handle = this.handle;
+    if (!handle) throw new OutboxError(`outbox ${this.deps.dir} has no open segment`);
+    const segment = this.current();
+    try {
+      await writeAll(handle, buf, segment.path);
+      segment.bytes += buf.length;
+    } catch (error) {
+      // Even a partial write takes room on disk.
+      segment.bytes = (await handle.stat().catch(() => null))?.size ?? segment.bytes + buf.length;
+      throw error;
+    }
+    if (durable) await handle.datasync();
   }
 
   private async keepRejected(event: UrgencyEvent, reason: string): Promise<void> {
@@ -267,94 +548,15 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   }
 
   private assertOpen(what: string): void {
-    if (!this.handle) throw new OutboxError(`outbox ${this.deps.dir} is not started: call start() before ${what}()`);
+    if (this.state === 'open') return;
+    if (this.state === 'stopped') throw new OutboxError(`outbox ${this.deps.dir} is stopped: ${what}() is not possible after stop()`);
+    throw new OutboxError(`outbox ${this.deps.dir} is not started: await start() before ${what}()`);
   }
 
   private enqueue(task: () => Promise<void>): Promise<void> {
     const run = this.queue.then(task);
     this.queue = run.catch(() => {});
     return run;
-  }
-
-  private apply(r: JournalRecord): void {
-    switch (r.t) {
-      case 'h':
-        this.highWater = Math.max(this.highWater, r.seq);
-        return;
-      case 'e': {
-        const parsed = UrgencyEvent.safeParse(r.e);
-        if (!parsed.success) {
-          this.log.warn({ path: this.path }, 'outbox journal held an event that no longer validates; it was skipped');
-          return;
-        }
-        this.highWater = Math.max(this.highWater, parsed.data.seq);
-        if (!this.live.has(parsed.data.id)) {
-          const bytes = encodeRecord(r).length;
-          this.live.set(parsed.data.id, { event: parsed.data, bytes });
-          this.liveBytes += bytes;
-        }
-        return;
-      }
-      case 'a':
-      case 'x': {
-        const entry = this.live.get(r.id);
-        if (entry) {
-          this.live.delete(r.id);
-          this.liveBytes -= entry.bytes;
-        }
-        return;
-      }
-    }
-  }
-
-  /** Chooses what leaves so `incoming` fits: lowest `dropRank` first, oldest first within a rank. */
-  private makeRoom(incoming: UrgencyEvent, incomingBytes: number): UrgencyEvent[] {
-    const drops: UrgencyEvent[] = [];
-    let bytes = this.liveBytes + incomingBytes;
-    if (bytes <= this.deps.maxBytes) return drops;
-    const candidates = [...[...this.live.values()].map((l) => l.event), incoming].sort((a, b) => dropRank(a) - dropRank(b) || a.seq - b.seq);
-    for (const victim of candidates) {
-      if (bytes <= this.deps.maxBytes) break;
-      drops.push(victim);
-      this.dropped[victim.level]++;
-      if (victim === incoming) {
-        bytes -= incomingBytes;
-        break;
-      }
-      const entry = this.live.get(victim.id)!;
-      this.live.delete(victim.id);
-      this.liveBytes -= entry.bytes;
-      bytes -= entry.bytes;
-    }
-    this.log.warn({ dropped: drops.map((d) => ({ id: d.id, seq: d.seq, level: d.level })), maxBytes: this.deps.maxBytes }, 'outbox full: dropped events');
-    return drops;
-  }
-
-  private async write(buf: Buffer, durable: boolean): Promise<void> {
-    const handle = this.handle;
-    if (!handle) throw new OutboxError(`outbox ${this.deps.dir} was stopped while writing`);
-    await writeAll(handle, buf, this.path);
-    this.fileBytes += buf.length;
-    if (durable) await handle.datasync();
-  }
-
-  private async compact(): Promise<void> {
-    const tmp = `${this.path}.tmp`;
-    const parts = [encodeRecord({ t: 'h', seq: this.highWater }), ...this.pending().map((e) => encodeRecord({ t: 'e', e }))];
-    const data = Buffer.concat(parts);
-    const out = await open(tmp, 'w');
-    try {
-      await writeAll(out, data, tmp);
-      await out.sync();
-    } finally {
-      await out.close();
-    }
-    await this.handle?.close();
-    this.handle = null;
-    await rename(tmp, this.path);
-    await syncDirectory(this.deps.dir);
-    this.handle = await open(this.path, 'a');
-    this.fileBytes = data.length;
   }
 }
 
@@ -378,7 +580,7 @@ async function writeAll(handle: FileHandle, data: Buffer, path: string): Promise
   while (offset < data.length) {
     const { bytesWritten } = await handle.write(data, offset, data.length - offset);
     if (bytesWritten <= 0) {
-      throw new OutboxError(`outbox journal ${path} took ${offset} of ${data.length} bytes and then no more; check the free space of its filesystem`);
+      throw new OutboxError(`outbox segment ${path} took ${offset} of ${data.length} bytes and then no more; check the free space of its filesystem`);
     }
     offset += bytesWritten;
   }
@@ -394,66 +596,3 @@ async function syncDirectory(dir: string): Promise<void> {
     await handle.close();
   }
 }
-
-export function encodeRecord(record: JournalRecord): Buffer {
-  const body = Buffer.from(JSON.stringify(record), 'utf8');
-  const header = Buffer.alloc(HEADER_BYTES);
-  MAGIC.copy(header, 0);
-  header.writeUInt32BE(body.length, 4);
-  header.writeUInt32BE(crc32(body), 8);
-  return Buffer.concat([header, body]);
-}
-
-/** Every intact record of a journal, and how many bytes of damage were stepped over. */
-export function readJournal(data: Buffer): { records: JournalRecord[]; skippedBytes: number } {
-  const records: JournalRecord[] = [];
-  let skippedBytes = 0;
-  let offset = 0;
-  const resync = (from: number): number => {
-    const next = data.indexOf(MAGIC, from);
-    const to = next < 0 ? data.length : next;
-    skippedBytes += to - offset;
-    return to;
-  };
-  while (offset < data.length) {
-    if (data.length - offset < HEADER_BYTES || !data.subarray(offset, offset + 4).equals(MAGIC)) {
-      offset = resync(offset + 1);
-      continue;
-    }
-    const length = data.readUInt32BE(offset + 4);
-    const end = offset + HEADER_BYTES + length;
-    if (length > MAX_RECORD_BYTES || end > data.length) {
-      offset = resync(offset + 1);
-      continue;
-    }
-    const body = data.subarray(offset + HEADER_BYTES, end);
-    if (crc32(body) !== data.readUInt32BE(offset + 8)) {
-      offset = resync(offset + 1);
-      continue;
-    }
-    try {
-      records.push(JSON.parse(body.toString('utf8')) as JournalRecord);
-    } catch {
-      skippedBytes += end - offset;
-    }
-    offset = end;
-  }
-  return { records, skippedBytes };
-}
-
-let crcTable: Uint32Array | null = null;
-
-/** zlib.crc32 arrived in Node 20.15/22.2; older Node 20 releases get the classic table version. */
-export const crc32: (data: Uint8Array) => number =
-  typeof zlib.crc32 === 'function'
-    ? (data) => zlib.crc32(data)
-    : (data) => {
-        crcTable ??= Uint32Array.from({ length: 256 }, (_, n) => {
-          let c = n;
-          for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-          return c >>> 0;
-        });
-        let crc = 0xffffffff;
-        for (let i = 0; i < data.length; i++) crc = crcTable[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
-        return (crc ^ 0xffffffff) >>> 0;
-      };

@@ -110,6 +110,11 @@ export const TelemetryPayload = z
         .min(0)
         .optional()
         .describe("Events the broker refused for good (e.g. ACL), moved to the gateway's rejected.jsonl, since start"),
+      outboxBytes: z.number().int().min(0).optional().describe("Bytes of the outbox's segment files on disk"),
+      outboxSetAside: z
+        .array(z.string())
+        .optional()
+        .describe('Damaged outbox files moved aside (into the outbox directory\'s damaged/) for inspection at this start'),
       reconnects: z.number().int().min(0),
       channels: z.record(
         z.string(),

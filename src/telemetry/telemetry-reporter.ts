@@ -13,7 +13,7 @@ export interface TelemetryReporterDependencies {
   probe: HealthProbe;
   /** Which implementation runs the model, as the classifier reports it. */
   backend: () => string;
-  outbox: { readonly depth: number; readonly droppedCounts: DroppedCounts; readonly rejectedCount: number };
+  outbox: { readonly depth: number; readonly droppedCounts: DroppedCounts; readonly rejectedCount: number; readonly diskBytes: number; readonly setAside: readonly string[] };
   reconnects: () => number;
   /** Each channel's current call and level. */
   channelLevels: () => Map<string, { callId: string | null; level: UrgencyLevel }>;
@@ -98,6 +98,8 @@ export class TelemetryReporter {
         outboxDepth: this.deps.outbox.depth,
         outboxDropped: { ...this.deps.outbox.droppedCounts },
         outboxRejected: this.deps.outbox.rejectedCount,
+        outboxBytes: this.deps.outbox.diskBytes,
+        ...(this.deps.outbox.setAside.length > 0 ? { outboxSetAside: [...this.deps.outbox.setAside] } : {}),
         reconnects: this.deps.reconnects(),
         channels,
         audioSeconds: round(metrics.audioSeconds, 1),
