@@ -9,6 +9,7 @@ import { describeFlag } from './daemon/flag-printer.js';
 import { HeadsetChannel } from './daemon/headset-channel.js';
 import { loggableUrl } from './daemon/daemon-logger.js';
 import { openAudioSource } from './daemon/open-audio-source.js';
+import { StateDirectoryLock } from './daemon/state-dir-lock.js';
 import { TimedOutbox } from './daemon/timed-outbox.js';
 import type { Classifier } from './model/classifier.js';
 import { loadModel } from './daemon/load-model.js';
@@ -23,6 +24,7 @@ import { TelemetryReporter } from './telemetry/telemetry-reporter.js';
 import { resolveWeights, weightsForLabels } from './urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from './urgency/urgency-tracker.js';
 import { DEFAULT_WINDOWING } from './audio/speech-windower.js';
+import { isAbsolute, relative } from 'node:path';
 
 export interface DaemonDependencies {
   config: ResolvedConfig;
@@ -52,6 +54,7 @@ export class Daemon {
   private prometheus: PrometheusEndpoint | undefined;
   private readonly channels = new Map<string, HeadsetChannel>();
   private readonly runners: ChannelRunner[] = [];
+  private readonly locks: StateDirectoryLock[] = [];
   /** Publisher calls in the order the channels made them, so a channel's retained state ends on its latest word. */
   private publishing: Promise<unknown> = Promise.resolve();
   private starting: Promise<void> | undefined;
@@ -75,6 +78,13 @@ export class Daemon {
 
   private async bringUp(): Promise<void> {
     const { config, logger } = this.deps;
+    // First, before anything is read: a second daemon on the same outbox would reuse its seqs.
+    for (const dir of lockedDirectories(config)) {
+      const lock = new StateDirectoryLock(dir);
+      await lock.acquire();
+      this.locks.push(lock);
+      this.continueStarting();
+    }
     const classifier = await loadModel(config.model, logger);
     this.classifier = classifier;
     this.continueStarting();
@@ -197,6 +207,7 @@ export class Daemon {
     await step('outbox', this.outbox?.stop(), left());
     await step('embedded broker', this.broker?.stop(), left());
     this.classifier?.dispose();
+    for (const lock of this.locks.splice(0)) await lock.release();
     logger.info({}, 'ser-edge stopped');
   }
 
@@ -269,7 +280,8 @@ export class Daemon {
       serially(async () => {
         const event = await publisher.flag(toFlag(change, model));
         outbox.watch(event.id, change.window.endMs);
-        logger.info({ channel: event.channel, callId: event.callId, kind: event.kind, level: event.level, score: event.score, id: event.id, seq: event.seq }, `urgency ${event.kind}`);
+        // `urgency`, not `level`: pino's own `level` key is the log line's severity.
+        logger.info({ channel: event.channel, callId: event.callId, kind: event.kind, urgency: event.level, score: event.score, id: event.id, seq: event.seq }, `urgency ${event.kind}`);
         if (config.printFlags) (this.deps.printLine ?? ((l: string) => process.stdout.write(`${l}\n`)))(describeFlag(event));
       }),
     );
@@ -289,6 +301,12 @@ export class DaemonStartAborted extends Error {
   constructor() {
     super('start-up was stopped before it finished');
   }
+}
+
+/** The state directory, and the outbox's too when it lives elsewhere. */
+function lockedDirectories(config: ResolvedConfig): string[] {
+  const inside = relative(config.stateDir, config.outbox.dir);
+  return inside === '' || (!inside.startsWith('..') && !isAbsolute(inside)) ? [config.stateDir] : [config.stateDir, config.outbox.dir];
 }
 
 /** Of the goodbye's share of the shutdown: kept for publishing `offline`, and after it for closing the outbox and broker. */

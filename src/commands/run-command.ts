@@ -2,6 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { ConfigError, loadDaemonConfig, type ResolvedConfig } from '../config/load-daemon-config.js';
 import { Daemon } from '../daemon.js';
 import { createDaemonLogger } from '../daemon/daemon-logger.js';
+import { StateDirectoryError, StateDirectoryLockedError } from '../daemon/state-dir-lock.js';
 import { LinkConfigError, redactUrl } from '../mqtt/mqtt-link.js';
 
 export interface RunCommandOptions {
@@ -19,7 +20,8 @@ const HARD_EXIT_MS = 4500;
 /**
  * `ser-edge run`: loads the config, starts the daemon, and stops it in order on SIGTERM
  * or SIGINT (exit 0). Start-up failures print one line naming what to fix and exit 2
- * (config) or 1 (anything else: model, broker, outbox).
+ * (config, and a state directory that is locked or cannot be written) or 1 (anything
+ * else: model, broker, outbox).
  */
 export async function runDaemon(options: RunCommandOptions, version: string): Promise<number> {
   let loaded;
@@ -77,8 +79,9 @@ export async function runDaemon(options: RunCommandOptions, version: string): Pr
     logger.fatal({ error: (error as Error).message }, 'ser-edge could not start');
     process.stderr.write(`ser-edge run: ${(error as Error).message}\n`);
     await daemon.stop({ flushMs: 0 }).catch(() => {});
-    // What the link refuses before connecting (e.g. a certificate without its key) is config too.
-    return error instanceof LinkConfigError ? 2 : 1;
+    // What the link refuses before connecting (e.g. a certificate without its key) is config
+    // too, and so is a state directory that is taken or cannot be written.
+    return error instanceof LinkConfigError || error instanceof StateDirectoryLockedError || error instanceof StateDirectoryError ? 2 : 1;
   }
   if (config.printFlags) {
     process.stdout.write(
