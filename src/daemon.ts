@@ -57,6 +57,9 @@ export class Daemon {
   private readonly locks: StateDirectoryLock[] = [];
   /** Publisher calls in the order the channels made them, so a channel's retained state ends on its latest word. */
   private publishing: Promise<unknown> = Promise.resolve();
+  /** Urgency events handed to `publishing` and not yet stored in the outbox. */
+  private flagsQueued = 0;
+  private flagsBelowLimit: { promise: Promise<void>; resolve: () => void } | null = null;
   private starting: Promise<void> | undefined;
   /** Set by stop(): a start still under way gives up at its next step. */
   private stopRequested = false;
@@ -107,7 +110,11 @@ export class Daemon {
       this.continueStarting();
     }
 
-    this.outbox = new TimedOutbox({ dir: config.outbox.dir, maxBytes: config.outbox.maxBytes, logger, onPublished: (ms) => this.metrics.latency.publish.record(ms) });
+    this.outbox = new TimedOutbox({
+      dir: config.outbox.dir,
+      maxBytes: config.outbox.maxBytes,
+      ...(config.outbox.segmentBytes !== undefined ? { segmentBytes: config.outbox.segmentBytes } : {}),
+      logger, onPublished: (ms) => this.metrics.latency.publish.record(ms) });
     await this.outbox.start();
     this.continueStarting();
     this.link = new MqttLink({
@@ -263,6 +270,7 @@ export class Daemon {
           bus: this.bus,
           metrics: this.metrics,
           logger,
+          flagBacklog: this.flagBacklog,
         }),
       );
     }
@@ -270,21 +278,22 @@ export class Daemon {
   }
 
   private wireBus(model: { name: string; version: string }): void {
-    const { config, logger } = this.deps;
+    const { logger } = this.deps;
     const publisher = this.publisher!;
-    const outbox = this.outbox!;
     const serially = (work: () => Promise<unknown> | unknown) => {
       this.publishing = this.publishing.then(work).catch((error: Error) => logger.error({ error: error.message }, 'could not queue an urgency event or channel state'));
     };
-    this.bus.on('urgency', (change: UrgencyChangeEvent) =>
+    this.bus.on('urgency', (change: UrgencyChangeEvent) => {
+      this.flagsQueued++;
       serially(async () => {
-        const event = await publisher.flag(toFlag(change, model));
-        outbox.watch(event.id, change.window.endMs);
-        // `urgency`, not `level`: pino's own `level` key is the log line's severity.
-        logger.info({ channel: event.channel, callId: event.callId, kind: event.kind, urgency: event.level, score: event.score, id: event.id, seq: event.seq }, `urgency ${event.kind}`);
-        if (config.printFlags) (this.deps.printLine ?? ((l: string) => process.stdout.write(`${l}\n`)))(describeFlag(event));
-      }),
-    );
+        try {
+          await this.storeFlag(change, model);
+        } finally {
+          this.flagsQueued--;
+          if (this.flagsQueued < MAX_QUEUED_FLAGS) this.flagsBelowLimit?.resolve();
+        }
+      });
+    });
     this.bus.on('channel-level', (state: ChannelLevelEvent) => {
       // Agent channels are never flagged, so they have no urgency state to retain.
       if (state.role !== 'customer') return;
@@ -293,6 +302,33 @@ export class Daemon {
     this.bus.on('call', (call) => logger.info(call, `call ${call.action}`));
     this.bus.on('source-running', (s) => logger.info(s, 'audio source running'));
   }
+
+  /** Makes one urgency change a stored event (outbox first, then it is published), and says so. */
+  private async storeFlag(change: UrgencyChangeEvent, model: { name: string; version: string }): Promise<void> {
+    const { config, logger } = this.deps;
+    const event = await this.publisher!.flag(toFlag(change, model));
+    this.outbox!.watch(event.id, change.window.endMs);
+    // `urgency`, not `level`: pino's own `level` key is the log line's severity.
+    logger.info({ channel: event.channel, callId: event.callId, kind: event.kind, urgency: event.level, score: event.score, id: event.id, seq: event.seq }, `urgency ${event.kind}`);
+    if (config.printFlags) (this.deps.printLine ?? ((l: string) => process.stdout.write(`${l}\n`)))(describeFlag(event));
+  }
+
+  /** Undefined while fewer than MAX_QUEUED_FLAGS urgency events wait to be stored; else resolves once they are fewer. */
+  private readonly flagBacklog = (): Promise<void> | undefined => {
+    if (this.flagsQueued < MAX_QUEUED_FLAGS) return undefined;
+    if (this.flagsBelowLimit === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.flagsBelowLimit = {
+        promise,
+        resolve: () => {
+          this.flagsBelowLimit = null;
+          resolve();
+        },
+      };
+    }
+    return this.flagsBelowLimit.promise;
+  };
 }
 
 /** start() gave up because stop() was called while it ran: a shutdown, not a failure. */
@@ -308,6 +344,13 @@ function lockedDirectories(config: ResolvedConfig): string[] {
   const inside = relative(config.stateDir, config.outbox.dir);
   return inside === '' || (!inside.startsWith('..') && !isAbsolute(inside)) ? [config.stateDir] : [config.stateDir, config.outbox.dir];
 }
+
+/**
+ * Urgency events that may wait in memory to be stored before capture is held back: a few
+ * seconds of fsyncs at most, so a shutdown's 'queueing the last events' step always has
+ * time to store them all.
+ */
+const MAX_QUEUED_FLAGS = 32;
 
 /** Of the goodbye's share of the shutdown: kept for publishing `offline`, and after it for closing the outbox and broker. */
 const STOP_OFFLINE_MS = 600;

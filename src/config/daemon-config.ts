@@ -201,6 +201,8 @@ export const daemonConfigSchema = z
       .object({
         dir: z.string().min(1).optional(),
         maxBytes: z.number().int().min(4096).default(16 * 1024 * 1024),
+        /** Size of one outbox segment file; on disk the outbox stays within maxBytes + 2 segments + 16 KiB. Default maxBytes / 8, within 4 KiB…1 MiB. */
+        segmentBytes: z.number().int().min(4096).max(64 * 1024 * 1024).optional(),
       })
       .strict()
       .prefault({}),

@@ -17,6 +17,13 @@ export interface ChannelRunnerDependencies {
   bus: DaemonBus;
   metrics: PipelineMetrics;
   logger: Logger;
+  /**
+   * Defined while the flags already raised have not yet been stored: the read loop waits
+   * for it before its next block, so a source replaying faster than the disk can store
+   * flags is slowed down instead of piling them up in memory, where a shutdown would lose
+   * them. A live source that waits falls behind and sheds windows, which are counted.
+   */
+  flagBacklog?: () => Promise<void> | undefined;
 }
 
 /** A source that ran this long before failing was healthy: its next failure starts the backoff over. */
@@ -118,6 +125,8 @@ export class ChannelRunner {
       // How far this block's audio is behind the wall clock since the source opened.
       const lag = live ? Math.max(0, (performance.now() - openedAt) / 1000 - delivered / rate) : 0;
       for (const [id, samples] of splitByChannelId(block, this.mapping)) this.deps.channels.get(id)?.push(samples, lag);
+      const backlog = this.deps.flagBacklog?.();
+      if (backlog !== undefined) await backlog;
       if (!live && ++blocks % FAST_REPLAY_YIELD_BLOCKS === 0) await yieldToEventLoop();
     }
   }
