@@ -87,6 +87,7 @@ const MIN_SEGMENT_BYTES = 4 * 1024;
 const MAX_SEGMENT_BYTES = 1024 * 1024;
 /** A few records past the segment size: the one that crossed it, drop records, segment headers. */
 const DISK_BOUND_SLACK_BYTES = 16 * 1024;
+const DROP_LOG_INTERVAL_MS = 30_000;
 
 interface Segment {
   index: number;
@@ -122,6 +123,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly dropped: DroppedCounts = { low: 0, medium: 0, high: 0 };
   private rejectedTotal = 0;
   private readonly setAsidePaths: string[] = [];
+  private dropsUnreported = 0;
+  private lastDropped: { id: string; seq: number; level: string }[] = [];
+  private lastDropLogAt = -Infinity;
 
   constructor(private readonly deps: OutboxDeps) {
     super();
@@ -506,8 +510,19 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       bytes -= this.waiting.get(victim.id)!.bytes;
       this.forget(victim.id);
     }
-    this.log.warn({ dropped: drops.map((d) => ({ id: d.id, seq: d.seq, level: d.level })), maxBytes: this.deps.maxBytes }, 'outbox full: dropped events');
+    this.reportDrops(drops);
     return drops;
+  }
+
+  /** One warning at the first drop, then at most one per DROP_LOG_INTERVAL_MS with what was dropped since: an outage must not flood the log. */
+  private reportDrops(drops: UrgencyEvent[]): void {
+    this.dropsUnreported += drops.length;
+    this.lastDropped = drops.map((d) => ({ id: d.id, seq: d.seq, level: d.level }));
+    const now = performance.now();
+    if (now - this.lastDropLogAt < DROP_LOG_INTERVAL_MS) return;
+    this.lastDropLogAt = now;
+    this.log.warn({ droppedSinceLastWarning: this.dropsUnreported, latest: this.lastDropped, droppedByLevel: this.droppedCounts, maxBytes: this.deps.maxBytes }, 'outbox full: dropped events');
+    this.dropsUnreported = 0;
   }
 
   private async write(buf: Buffer, durable: boolean): Promise<void> {
