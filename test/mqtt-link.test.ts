@@ -301,6 +301,10 @@ describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       assert.equal(handled.length, handledBefore, 'the retained call never reached the handler');
     });
 
+    test('a link that connected with neither username nor client certificate knows the broker admits anonymous clients without asking again', async () => {
+      assert.equal(await link.anonymousAccess(), 'this-connection');
+    });
+
     test('after every malformed command the link is still connected and answers a ping', async () => {
       assert.equal(link.connected, true);
       const reply = await command('ping', JSON.stringify({ schema: 1 }));
@@ -320,6 +324,7 @@ describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       await sub.waitFor(() => sub.messages.length >= 10, 5000, 'ten replies');
       const replies = sub.messages.map((m) => CommandReply.parse(m.json()));
       assert.deepEqual(replies.map((r) => r.ok), [true, true, true, false, false, false, false, false, false, false]);
+      assert.deepEqual(replies.map((r) => r.correlationId), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'p9'], 'each refusal names the request it refuses');
       for (const refused of replies.slice(3)) {
         assert.equal(refused.error?.code, 'rate_limited');
         assert.ok((refused.error?.retryAfterSeconds ?? 0) >= 1 && (refused.error?.retryAfterSeconds ?? 0) <= 10, JSON.stringify(refused.error));
@@ -375,6 +380,25 @@ describe('MqttLink over TLS with client certificates', { skip: MOSQUITTO_MISSING
       });
       assert.equal(StatusPayload.parse((await sub.waitFor((m) => m.topic === link.topics.status)).json()).state, 'online');
       await sub.end();
+      await link.stop();
+    } finally {
+      await broker.stop();
+    }
+  });
+
+  test("requireTls refuses tls.rejectUnauthorized false unless allowUntrusted says so; then the link connects unverified and warns", async () => {
+    const certs = generateTestCertificates();
+    const broker = await startMosquitto({ tls: { caFile: certs.caFile, certFile: certs.serverCertFile, keyFile: certs.serverKeyFile } });
+    try {
+      const refused = new MqttLink(linkDeps(broker.url, { requireTls: true, tls: { rejectUnauthorized: false } }));
+      await assert.rejects(refused.start(), (err: Error) => err.name === 'LinkConfigError' && /tls\.rejectUnauthorized is false but requireTls is set/.test(err.message) && /allowUntrusted/.test(err.message));
+      const warnings: string[] = [];
+      const logger: Logger = { debug() {}, info() {}, error() {}, warn: (_obj, msg) => warnings.push(msg) };
+      // No CA given: only skipping verification lets it connect to the test CA's broker.
+      const link = new MqttLink(linkDeps(broker.url, { requireTls: true, tls: { rejectUnauthorized: false, allowUntrusted: true }, logger }));
+      await link.start();
+      await link.waitForConnection(5000);
+      assert.ok(warnings.some((w) => /without verifying the broker's certificate/.test(w)), warnings.join('\n'));
       await link.stop();
     } finally {
       await broker.stop();

@@ -130,6 +130,8 @@ export interface MqttLinkEvents {
 
 /** Packets above this are never sent to us by an MQTT 5 broker; keeps a rogue 1 GB publish out of memory. */
 const MAX_INCOMING_PACKET_BYTES = 16 * 1024 * 1024;
+/** Commands up to this size are parsed before any check, so that their refusals carry the correlationId. */
+const EARLY_PARSE_BYTES = 64 * 1024;
 /** CONNACK codes meaning "not this protocol version": 3.1.1's 0x01 and MQTT 5's 0x84. */
 const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
 
@@ -543,6 +545,25 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     };
 
     try {
+      const limit = this.deps.maxCommandBytes ?? MAX_COMMAND_BYTES;
+      let json: unknown;
+      let jsonError: Error | undefined;
+      let parsedJson = false;
+      const parseJson = () => {
+        if (parsedJson) return;
+        parsedJson = true;
+        try {
+          json = JSON.parse(payload.toString('utf8'));
+        } catch (err) {
+          jsonError = err as Error;
+        }
+        if (json && typeof json === 'object' && typeof (json as { correlationId?: unknown }).correlationId === 'string') {
+          correlationId = ((json as { correlationId: string }).correlationId).slice(0, 128);
+        }
+      };
+      // A small command is parsed first, so every refusal can carry its correlationId; a
+      // large one (a model bundle) only once it is past the rate limit.
+      if (payload.length <= EARLY_PARSE_BYTES) parseJson();
       if (replyTopicRefusal !== null) {
         return await refuse(
           'reply_topic_refused',
@@ -564,18 +585,12 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
           return await refuse('rate_limited', `too many commands: this gateway takes at most ${burst} at once and ${ratePerMinute} a minute besides cmd/call; ${topic} was not run, retry in ${retryAfterSeconds} s`, { retryAfterSeconds });
         }
       }
-      const limit = this.deps.maxCommandBytes ?? MAX_COMMAND_BYTES;
       if (payload.length > limit) {
         return await refuse('payload_too_large', `command payload of ${payload.length} bytes on ${topic} exceeds the ${limit}-byte limit`);
       }
-      let json: unknown;
-      try {
-        json = JSON.parse(payload.toString('utf8'));
-      } catch (err) {
-        return await refuse('invalid_json', `command payload on ${topic} is not JSON: ${(err as Error).message}`);
-      }
-      if (json && typeof json === 'object' && typeof (json as { correlationId?: unknown }).correlationId === 'string') {
-        correlationId = ((json as { correlationId: string }).correlationId).slice(0, 128);
+      parseJson();
+      if (jsonError !== undefined) {
+        return await refuse('invalid_json', `command payload on ${topic} is not JSON: ${(jsonError as Error).message}`);
       }
       if (!isCommandName(name)) {
         return await refuse('unknown_command', `unknown command ${JSON.stringify(name)} on ${topic}; known commands: ${Object.keys(COMMAND_SCHEMAS).join(', ')}`);
