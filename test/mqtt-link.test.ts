@@ -379,6 +379,7 @@ describe('MqttLink over TLS with client certificates', { skip: MOSQUITTO_MISSING
         key: readFileSync(certs.clientKeyFile),
       });
       assert.equal(StatusPayload.parse((await sub.waitFor((m) => m.topic === link.topics.status)).json()).state, 'online');
+      assert.equal(await link.anonymousAccess(), 'refused', 'without a client certificate the TLS handshake fails');
       await sub.end();
       await link.stop();
     } finally {
