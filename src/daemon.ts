@@ -125,8 +125,17 @@ export class Daemon {
       requireTls: config.mqtt.requireTls,
       backoff: { minMs: config.mqtt.backoff.initialMs, maxMs: config.mqtt.backoff.maxMs },
       ...(config.mqtt.tls
-        ? { tls: { caFile: config.mqtt.tls.ca, certFile: config.mqtt.tls.cert, keyFile: config.mqtt.tls.key, rejectUnauthorized: config.mqtt.tls.rejectUnauthorized } }
+        ? {
+            tls: {
+              caFile: config.mqtt.tls.ca,
+              certFile: config.mqtt.tls.cert,
+              keyFile: config.mqtt.tls.key,
+              rejectUnauthorized: config.mqtt.tls.rejectUnauthorized,
+              allowUntrusted: config.mqtt.tls.allowUntrusted,
+            },
+          }
         : {}),
+      commands: { enabled: config.commands.enabled, replyTopics: config.commands.replyTopics, rate: config.commands.other },
       ...(config.mqtt.usernameFile ? { usernameFile: config.mqtt.usernameFile } : {}),
       ...(config.mqtt.passwordFile ? { passwordFile: config.mqtt.passwordFile } : {}),
       statusInfo: () => ({ version: this.deps.version, model, backend: classifier.backend }),
@@ -145,7 +154,9 @@ export class Daemon {
 
     this.buildChannels(classifier);
     this.wireBus(model);
-    this.link.onCommand(new CallCommandRouter({ channels: this.channels, logger }).handle);
+    this.link.onCommand(new CallCommandRouter({ channels: this.channels, logger, callRate: config.commands.call }).handle);
+    // The embedded broker is loopback-only and admits anyone by design: nothing to warn about there.
+    if (config.commands.enabled && !this.broker) link.once('connect', () => void warnIfAnonymous(link, logger));
 
     await this.publisher.start();
     await this.link.start();
@@ -329,6 +340,20 @@ export class Daemon {
     }
     return this.flagsBelowLimit.promise;
   };
+}
+
+/**
+ * Commands are only as safe as the broker's ACL, and a broker that admits anonymous clients
+ * leaves them to whatever its ACL grants anonymous ones. Checked once per start, after the
+ * first connection (see MqttLink.anonymousAccess for what is checked).
+ */
+async function warnIfAnonymous(link: MqttLink, logger: Logger): Promise<void> {
+  const access = await link.anonymousAccess();
+  const commands = `${link.topics.base}/cmd/#`;
+  const fix = `unless its ACL gives anonymous clients no write access to ${commands}, anyone who reaches the broker can start and end calls on this gateway; set allow_anonymous false and give each client its own login (firmware-config/mosquitto-acl.conf), or set commands.enabled false`;
+  if (access === 'this-connection') logger.warn({ commands }, `the broker let this gateway in without a username or a client certificate, so it admits anonymous clients: ${fix}`);
+  else if (access === 'accepted') logger.warn({ commands }, `the broker accepted an anonymous test connection (no username, no client certificate): ${fix}`);
+  else logger.debug({ access }, 'anonymous access check');
 }
 
 /** start() gave up because stop() was called while it ran: a shutdown, not a failure. */

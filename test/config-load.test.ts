@@ -125,6 +125,57 @@ test('a channel id that would break the topic scheme is refused', () => {
   assert.match(error.message, /sources\[0\]\.channels\[0\]\.id/);
 });
 
+test('a channel id used twice is one error naming the second key, the first one and the file, when the config is loaded', () => {
+  const file = siteFile({
+    sources: [
+      { type: 'demo', channels: [{ id: 'desk-1' }, { id: 'desk-2', index: 1 }] },
+      { type: 'file', path: 'a.wav', channels: [{ id: 'desk-2' }] },
+    ],
+  });
+  const error = loadError(file);
+  assert.equal(error.message.split('\n').length, 1);
+  assert.ok(error.message.includes(`${file}: sources[1].channels[0].id: channel id "desk-2" is already used by sources[0].channels[1]`), error.message);
+});
+
+test('a channel id repeated in a profile is reported against the profile', () => {
+  const profiles = join(dir, 'profiles-dup');
+  mkdirSync(profiles, { recursive: true });
+  writeFileSync(join(profiles, 'two.json'), JSON.stringify({ sources: [{ type: 'demo', channels: [{ id: 'hs' }, { id: 'hs', index: 1 }] }] }));
+  try {
+    loadDaemonConfig({ file: siteFile({ extends: 'two' }), env: {}, profileDir: profiles });
+    assert.fail('accepted');
+  } catch (error) {
+    assert.match((error as Error).message, /two\.json: sources\[0\]\.channels\[1\]\.id: channel id "hs" is already used/);
+  }
+});
+
+test('requireTls with tls.rejectUnauthorized false is a config error naming the key and the file, unless tls.allowUntrusted says so', () => {
+  const untrusted = { requireTls: true, url: 'mqtts://broker:8883', tls: { rejectUnauthorized: false } };
+  const file = siteFile({ mqtt: untrusted });
+  const error = loadError(file);
+  assert.ok(error.message.includes(`${file}: mqtt.tls.rejectUnauthorized: false with mqtt.requireTls`), error.message);
+  assert.match(error.message, /mqtt\.tls\.allowUntrusted: true/);
+  const { config } = loadDaemonConfig({ file: siteFile({ mqtt: { ...untrusted, tls: { rejectUnauthorized: false, allowUntrusted: true } } }), env: {} });
+  assert.equal(config.mqtt.tls?.allowUntrusted, true);
+  // Without requireTls an unverified broker stays a development setting (warned about at start).
+  assert.equal(loadDaemonConfig({ file: siteFile({ mqtt: { url: 'mqtts://broker:8883', tls: { rejectUnauthorized: false } } }), env: {} }).config.mqtt.tls?.rejectUnauthorized, false);
+});
+
+test('commands default to reply topics under the operators\' prefix and rate limits a PBX never reaches, and each can be set', () => {
+  const defaults = loadDaemonConfig({ file: siteFile({}), env: {} }).config.commands;
+  assert.deepEqual(defaults, { enabled: true, replyTopics: ['ser/v1/{site}/ops/replies/#'], call: { ratePerMinute: 6, burst: 6 }, other: { ratePerMinute: 60, burst: 20 } });
+  const set = loadDaemonConfig({ file: siteFile({ commands: { replyTopics: ['noc/{gateway}/#'], call: { ratePerMinute: 20 } } }), env: {} }).config.commands;
+  assert.deepEqual(set.replyTopics, ['noc/{gateway}/#']);
+  assert.deepEqual(set.call, { ratePerMinute: 20, burst: 6 });
+});
+
+test('a reply topic filter that is not one is named with its key', () => {
+  const file = siteFile({ commands: { replyTopics: ['ser/v1/{site}/ops/#/x'] } });
+  const error = loadError(file);
+  assert.ok(error.message.includes(`${file}: commands.replyTopics[0]: not a reply topic filter:`), error.message);
+  assert.match(loadError(siteFile({ commands: { call: { burst: 0 } } })).message, /commands\.call\.burst/);
+});
+
 test('the config schema exports as JSON Schema that refuses unknown keys', () => {
   const schema = daemonConfigJsonSchema() as { properties: Record<string, unknown>; additionalProperties: unknown };
   assert.equal(schema.additionalProperties, false);

@@ -2,8 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_WINDOWING } from '../src/audio/speech-windower.js';
 import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
+import { CallCommandRouter } from '../src/daemon/call-command-router.js';
 import { DaemonBus, type CallBoundaryEvent, type ChannelLevelEvent, type UrgencyChangeEvent } from '../src/daemon/daemon-events.js';
 import { HeadsetChannel } from '../src/daemon/headset-channel.js';
+import { CommandError } from '../src/mqtt/mqtt-link.js';
+import type { CommandRequest } from '../src/mqtt/payload-schemas.js';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
 import type { BundleManifest } from '../src/model/bundle-manifest.js';
 import type { CallContext, Classifier } from '../src/model/classifier.js';
@@ -42,7 +45,7 @@ function scriptedClassifier(): Classifier & { angry: number; contexts: (CallCont
   };
 }
 
-function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5, callId?: string) {
+function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5, callId?: string, id = 'desk-1') {
   const classifier = scriptedClassifier();
   const bus = new DaemonBus();
   const metrics = new PipelineMetrics();
@@ -53,7 +56,7 @@ function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5
   bus.on('call', (e) => calls.push(e));
   bus.on('channel-level', (e) => levels.push(e));
   const headset = new HeadsetChannel({
-    id: 'desk-1',
+    id,
     role,
     classifier,
     labelWeights: weightsForLabels(classifier.labels, DEFAULT_URGENCY_WEIGHTS),
@@ -191,4 +194,55 @@ test('windows of a channel too far behind real time are dropped and counted, not
   assert.equal(c.metrics.windows, 0);
   assert.ok(c.metrics.droppedWindows > 0);
   assert.equal(c.urgency.length, 0);
+});
+
+function callCommand(action: 'start' | 'end', callId: string, channel = 'desk-1'): CommandRequest {
+  return { name: 'call', payload: { schema: 1, action, channel, callId } };
+}
+
+function router(channels: HeadsetChannel[], callRate = { ratePerMinute: 6, burst: 3 }) {
+  let ms = 0;
+  const route = new CallCommandRouter({ channels: new Map(channels.map((c) => [c.id, c])), logger: undefined as never, callRate, now: () => ms });
+  return { handle: route.handle, advance: (by: number) => void (ms += by) };
+}
+
+test('cmd/call beyond the channel rate is refused with rate_limited and a retry time, and the call goes on being classified', () => {
+  const c = channel();
+  c.classifier.angry = 1;
+  const r = router([c.headset]);
+  for (let i = 1; i <= 3; i++) r.handle(callCommand('start', `flood-${i}`));
+  assert.equal(c.headset.callId, 'flood-3');
+  assert.throws(
+    () => r.handle(callCommand('start', 'flood-4')),
+    (error: unknown) => error instanceof CommandError && error.code === 'rate_limited' && error.subject === 'desk-1' && error.retryAfterSeconds === 10 && /commands\.call/.test(error.message),
+  );
+  assert.equal(c.headset.callId, 'flood-3', 'the refused start did not cut the call');
+  c.speech(8);
+  assert.equal(c.urgency.at(-1)?.level, 'high');
+  assert.equal(c.urgency.at(-1)?.callId, 'flood-3');
+  assert.throws(() => r.handle(callCommand('end', 'flood-3')), /rate_limited|too many/);
+  assert.equal(c.headset.level, 'high', 'a refused end does not clear the flag');
+  r.advance(10_000);
+  assert.deepEqual(r.handle(callCommand('end', 'flood-3')), { channel: 'desk-1', callId: 'flood-3', ended: true });
+});
+
+test('a flood on one channel leaves the rate of the others alone', () => {
+  const a = channel();
+  const b = channel('customer', 5, undefined, 'desk-2');
+  const r = router([a.headset, b.headset]);
+  for (let i = 0; i < 3; i++) r.handle(callCommand('start', `a-${i}`));
+  assert.throws(() => r.handle(callCommand('start', 'a-9')), /too many cmd\/call for channel "desk-1"/);
+  assert.deepEqual(r.handle(callCommand('start', 'b-1', 'desk-2')), { channel: 'desk-2', callId: 'b-1' });
+});
+
+test('a start repeated for the call already in progress (a QoS 1 redelivery) keeps that call and its level', () => {
+  const c = channel();
+  c.classifier.angry = 1;
+  const r = router([c.headset], { ratePerMinute: 60, burst: 10 });
+  r.handle(callCommand('start', 'pbx-1'));
+  c.speech(8);
+  assert.equal(c.headset.level, 'high');
+  assert.deepEqual(r.handle(callCommand('start', 'pbx-1')), { channel: 'desk-1', callId: 'pbx-1', alreadyInProgress: true });
+  assert.equal(c.headset.level, 'high');
+  assert.deepEqual(c.calls.map((e) => [e.action, e.callId]), [['start', 'pbx-1']]);
 });

@@ -41,6 +41,14 @@ function linkDeps(url: string, overrides: Partial<MqttLinkDeps> = {}): MqttLinkD
   };
 }
 
+function safeJson(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 function flagOf(channel = 'hs1') {
   const { schema: _s, id: _i, seq: _q, ts: _t, site: _si, gateway: _g, ...flag } = sampleEvent(1, { channel });
   return flag;
@@ -141,7 +149,7 @@ describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       });
       await link.start();
       await link.waitForConnection(5000);
-      sub = await connectSubscriber(broker.url, [`${link.topics.base}/cmd/+/reply`, 'test/replies/#']);
+      sub = await connectSubscriber(broker.url, [`${link.topics.base}/cmd/+/reply`, 'ser/v1/lab/ops/replies/#']);
     });
     after(async () => {
       await link.stop();
@@ -156,13 +164,13 @@ describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       return CommandReply.parse(reply.json());
     }
 
-    test('a ping with an MQTT 5 response topic is answered there with the same correlation data', async () => {
+    test("a ping with an MQTT 5 response topic under the operators' prefix is answered there with the same correlation data", async () => {
       const correlationData = Buffer.from('req-42');
       await sub.client.publishAsync(link.topics.command('ping'), JSON.stringify({ schema: 1 }), {
         qos: 1,
-        properties: { responseTopic: 'test/replies/ping', correlationData },
+        properties: { responseTopic: 'ser/v1/lab/ops/replies/alice', correlationData },
       });
-      const reply = await sub.waitFor((m) => m.topic === 'test/replies/ping', 3000, 'the ping reply');
+      const reply = await sub.waitFor((m) => m.topic === 'ser/v1/lab/ops/replies/alice', 3000, 'the ping reply');
       assert.deepEqual(reply.properties?.correlationData, correlationData);
       const body = CommandReply.parse(reply.json());
       assert.equal(body.ok, true);
@@ -224,11 +232,111 @@ describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       await late.stop();
     });
 
+    test('a response topic outside the reply topics is never published to: the command is not run and the refusal goes to …/cmd/{name}/reply', async () => {
+      const other = gatewayTopics('lab', 'another-gateway');
+      const forbidden = [
+        link.topics.status,
+        link.topics.telemetry,
+        link.topics.urgency('hs1'),
+        link.topics.state('hs1'),
+        link.topics.command('call'),
+        link.topics.reply('call'),
+        other.status,
+        other.urgency('hs1'),
+        other.reply('ping'),
+        other.command('ping'),
+        'test/replies/ping',
+      ];
+      // A consumer that sees everything, as a central server with `#` would.
+      const everything = await connectSubscriber(broker.url, ['#']);
+      const handledBefore = handled.length;
+      try {
+        for (const [i, responseTopic] of forbidden.entries()) {
+          for (const name of ['ping', 'call']) {
+            // The call reply topic is call's own, where its refusals go; it is forbidden to ping only.
+            if (name === 'call' && responseTopic === link.topics.reply('call')) continue;
+            const correlationData = Buffer.from(`bad-${name}-${i}`);
+            const payload = name === 'ping' ? { schema: 1 } : { schema: 1, action: 'start', channel: 'hs1', callId: `c-${i}` };
+            await sub.client.publishAsync(link.topics.command(name), JSON.stringify(payload), { qos: 1, properties: { responseTopic, correlationData } });
+            const refusal = await sub.waitFor(
+              (m) => m.topic === link.topics.reply(name) && Buffer.compare((m.properties?.correlationData as Buffer | undefined) ?? Buffer.alloc(0), correlationData) === 0,
+              5000,
+              `the refusal of ${name} with response topic ${responseTopic}`,
+            );
+            const body = CommandReply.parse(refusal.json());
+            assert.equal(body.ok, false);
+            assert.equal(body.error?.code, 'reply_topic_refused');
+            assert.ok(body.error!.message.includes(responseTopic), body.error!.message);
+          }
+        }
+        // The consumer has seen the last refusal too; a stray reply, published before it, would have arrived before it.
+        const last = Buffer.from(`bad-call-${forbidden.length - 1}`);
+        await everything.waitFor((m) => m.topic === link.topics.reply('call') && Buffer.compare((m.properties?.correlationData as Buffer | undefined) ?? Buffer.alloc(0), last) === 0, 5000, 'the last refusal');
+        await new Promise((r) => setTimeout(r, 200));
+        // What the test itself sent (the commands) is there too; a reply is what the gateway would have written.
+        const replies = everything.messages.filter((m) => CommandReply.safeParse(safeJson(m.payload)).success);
+        const strays = replies.filter((m) => forbidden.includes(m.topic) && m.topic !== link.topics.reply('call'));
+        assert.deepEqual(strays.map((m) => m.topic), [], 'nothing was published on a refused response topic');
+        const onCallReply = replies.filter((m) => m.topic === link.topics.reply('call')).map((m) => m.json<CommandReply>().command);
+        assert.ok(!onCallReply.includes('ping'), "a ping's reply never lands on the call reply topic");
+        assert.equal(handled.length, handledBefore, 'no call with a refused response topic reached the handler');
+      } finally {
+        await everything.end();
+      }
+    });
+
+    test('a retained command published while the gateway is connected is refused on its live delivery (MQTT 5), and clearing it is ignored', async () => {
+      const handledBefore = handled.length;
+      const topic = link.topics.command('call');
+      const before = sub.messages.length;
+      await sub.client.publishAsync(topic, JSON.stringify({ schema: 1, correlationId: 'kept', action: 'start', channel: 'hs1', callId: 'retained-1' }), { qos: 1, retain: true });
+      const refusal = await sub.waitFor((m) => sub.messages.indexOf(m) >= before && m.topic === link.topics.reply('call'), 5000, 'the refusal');
+      assert.equal(CommandReply.parse(refusal.json()).error?.code, 'retained_command');
+      // An empty retained publish clears it; the broker passes that on, and it is nobody's command.
+      await sub.client.publishAsync(topic, '', { qos: 1, retain: true });
+      const ping = await command('ping', JSON.stringify({ schema: 1, correlationId: 'after-clear' }));
+      assert.equal(ping.correlationId, 'after-clear');
+      const replies = sub.messages.slice(before).filter((m) => m.topic === link.topics.reply('call'));
+      assert.equal(replies.length, 1, 'no reply to the clearing publish');
+      assert.equal(handled.length, handledBefore, 'the retained call never reached the handler');
+    });
+
+    test('a link that connected with neither username nor client certificate knows the broker admits anonymous clients without asking again', async () => {
+      assert.equal(await link.anonymousAccess(), 'this-connection');
+    });
+
     test('after every malformed command the link is still connected and answers a ping', async () => {
       assert.equal(link.connected, true);
       const reply = await command('ping', JSON.stringify({ schema: 1 }));
       assert.equal(reply.ok, true);
     });
+  });
+
+  test('commands beyond the gateway rate are refused with rate_limited and a retry time, and logged once, not once each', async () => {
+    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+    const logger: Logger = { debug() {}, info() {}, error() {}, warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg }) };
+    const limited = new MqttLink(linkDeps(broker.url, { logger, commands: { rate: { ratePerMinute: 6, burst: 3 } } }));
+    await limited.start();
+    await limited.waitForConnection(5000);
+    const sub = await connectSubscriber(broker.url, [limited.topics.reply('ping')]);
+    try {
+      for (let i = 0; i < 10; i++) await sub.client.publishAsync(limited.topics.command('ping'), JSON.stringify({ schema: 1, correlationId: `p${i}` }), { qos: 1 });
+      await sub.waitFor(() => sub.messages.length >= 10, 5000, 'ten replies');
+      const replies = sub.messages.map((m) => CommandReply.parse(m.json()));
+      assert.deepEqual(replies.map((r) => r.ok), [true, true, true, false, false, false, false, false, false, false]);
+      assert.deepEqual(replies.map((r) => r.correlationId), ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8', 'p9'], 'each refusal names the request it refuses');
+      for (const refused of replies.slice(3)) {
+        assert.equal(refused.error?.code, 'rate_limited');
+        assert.ok((refused.error?.retryAfterSeconds ?? 0) >= 1 && (refused.error?.retryAfterSeconds ?? 0) <= 10, JSON.stringify(refused.error));
+      }
+      assert.equal(warnings.filter((w) => w.obj.code === 'rate_limited').length, 1, JSON.stringify(warnings));
+      // Stopping writes out the count of what the 30 s interval held back.
+      await limited.stop();
+      assert.deepEqual(warnings.filter((w) => w.obj.code === 'rate_limited').map((w) => w.obj.suppressed), [undefined, 6]);
+    } finally {
+      await sub.end();
+      await limited.stop();
+    }
   });
 
   test('requireTls refuses a non-TLS URL before connecting, saying what to use instead', async () => {
@@ -271,7 +379,27 @@ describe('MqttLink over TLS with client certificates', { skip: MOSQUITTO_MISSING
         key: readFileSync(certs.clientKeyFile),
       });
       assert.equal(StatusPayload.parse((await sub.waitFor((m) => m.topic === link.topics.status)).json()).state, 'online');
+      assert.equal(await link.anonymousAccess(), 'refused', 'without a client certificate the TLS handshake fails');
       await sub.end();
+      await link.stop();
+    } finally {
+      await broker.stop();
+    }
+  });
+
+  test("requireTls refuses tls.rejectUnauthorized false unless allowUntrusted says so; then the link connects unverified and warns", async () => {
+    const certs = generateTestCertificates();
+    const broker = await startMosquitto({ tls: { caFile: certs.caFile, certFile: certs.serverCertFile, keyFile: certs.serverKeyFile } });
+    try {
+      const refused = new MqttLink(linkDeps(broker.url, { requireTls: true, tls: { rejectUnauthorized: false } }));
+      await assert.rejects(refused.start(), (err: Error) => err.name === 'LinkConfigError' && /tls\.rejectUnauthorized is false but requireTls is set/.test(err.message) && /allowUntrusted/.test(err.message));
+      const warnings: string[] = [];
+      const logger: Logger = { debug() {}, info() {}, error() {}, warn: (_obj, msg) => warnings.push(msg) };
+      // No CA given: only skipping verification lets it connect to the test CA's broker.
+      const link = new MqttLink(linkDeps(broker.url, { requireTls: true, tls: { rejectUnauthorized: false, allowUntrusted: true }, logger }));
+      await link.start();
+      await link.waitForConnection(5000);
+      assert.ok(warnings.some((w) => /without verifying the broker's certificate/.test(w)), warnings.join('\n'));
       await link.stop();
     } finally {
       await broker.stop();

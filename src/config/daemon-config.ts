@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { EMOTIONS } from '../model/emotions.js';
+import { DEFAULT_CALL_RATE, DEFAULT_COMMAND_RATE } from '../mqtt/command-rate-limit.js';
+import { DEFAULT_REPLY_TOPICS, replyTopicFilterProblem } from '../mqtt/reply-topics.js';
 import { urgencyThresholdsSchema } from '../urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
 
@@ -90,6 +92,21 @@ export const SHUTDOWN_DEADLINE_MS = 4000;
 /** Kept back from stopping capture and flushing the outbox, for the goodbye: the `offline` status and closing the outbox. */
 export const SHUTDOWN_GOODBYE_MS = 1000;
 
+/** A token bucket for commands: `burst` at once, then `ratePerMinute`. */
+const commandRateSchema = (defaults: { ratePerMinute: number; burst: number }) =>
+  z
+    .object({
+      ratePerMinute: z.number().positive().max(60_000).default(defaults.ratePerMinute),
+      burst: z.number().int().min(1).max(10_000).default(defaults.burst),
+    })
+    .strict()
+    .prefault({});
+
+const replyTopicFilter = z.string().superRefine((filter, ctx) => {
+  const problem = replyTopicFilterProblem(filter);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: `not a reply topic filter: ${problem}` });
+});
+
 const backoffSchema = z
   .object({
     initialMs: z.number().int().positive().default(1000),
@@ -125,7 +142,10 @@ export const daemonConfigSchema = z
             ca: z.string().optional(),
             cert: z.string().optional(),
             key: z.string().optional(),
+            /** false skips checking the broker's certificate; with requireTls it also needs allowUntrusted. */
             rejectUnauthorized: z.boolean().default(true),
+            /** Says that `rejectUnauthorized: false` with `requireTls` is meant; the daemon still warns at every start. */
+            allowUntrusted: z.boolean().default(false),
           })
           .strict()
           .optional(),
@@ -192,6 +212,28 @@ export const daemonConfigSchema = z
         clearWindows: z.number().int().min(1).max(60).default(DEFAULT_TRACKER_CONFIG.clearWindows),
         /** Site overrides of the bundle's emotion weights. */
         weights: z.partialRecord(z.enum(EMOTIONS), z.number().min(0).max(1)).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /**
+     * Commands in (`…/cmd/{name}`). Who may send them is the broker ACL's decision; these are
+     * what the gateway checks itself.
+     */
+    commands: z
+      .object({
+        /** false: no command subscription at all (calls are then bounded by silence only). */
+        enabled: z.boolean().default(true),
+        /**
+         * Topic filters (`+`, `#`; placeholders `{site}`, `{gateway}`, `{command}`) that an MQTT 5
+         * response topic must match, besides the command's own `…/cmd/{name}/reply`, which is
+         * always allowed. Contract topics (status, telemetry, model, channel state and urgency,
+         * command topics, other gateways' replies) are refused whatever these say.
+         */
+        replyTopics: z.array(replyTopicFilter).max(32).default([...DEFAULT_REPLY_TOPICS]),
+        /** cmd/call per channel. */
+        call: commandRateSchema(DEFAULT_CALL_RATE),
+        /** Every other command (ping, model.*, config.reload), together, per gateway. */
+        other: commandRateSchema(DEFAULT_COMMAND_RATE),
       })
       .strict()
       .prefault({}),

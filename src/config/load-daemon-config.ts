@@ -88,6 +88,8 @@ export function loadDaemonConfig(options: LoadOptions = {}): LoadedConfig {
   const parsed = daemonConfigSchema.safeParse(merged);
   if (!parsed.success) throw new ConfigError(describeIssues(parsed.error.issues, layers));
   const config = parsed.data;
+  const conflict = settingsConflict(config);
+  if (conflict !== null) throw new ConfigError(`invalid config: ${originOf(conflict.path, layers)}: ${formatPath(conflict.path)}: ${conflict.message}`);
   const stateDir = config.stateDir ?? env.STATE_DIRECTORY?.split(':')[0] ?? join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'ser-edge');
   return {
     config: {
@@ -99,6 +101,34 @@ export function loadDaemonConfig(options: LoadOptions = {}): LoadedConfig {
     },
     layers: layers.map((l) => l.name),
   };
+}
+
+/**
+ * What the schema cannot see one key at a time: settings that each validate but cannot
+ * go together. Reported against the key to change, like the schema's own problems.
+ */
+function settingsConflict(config: DaemonConfig): { path: PropertyKey[]; message: string } | null {
+  const seen = new Map<string, string>();
+  for (const [s, source] of config.sources.entries()) {
+    for (const [c, channel] of source.channels.entries()) {
+      const path = ['sources', s, 'channels', c, 'id'];
+      const first = seen.get(channel.id);
+      if (first !== undefined) {
+        return { path, message: `channel id "${channel.id}" is already used by ${first}; every headset channel needs its own id (it names the channel's MQTT topics and cmd/call)` };
+      }
+      seen.set(channel.id, formatPath(path.slice(0, -1)));
+    }
+  }
+  const tls = config.mqtt.tls;
+  if (config.mqtt.requireTls && tls && !tls.rejectUnauthorized && !tls.allowUntrusted) {
+    return {
+      path: ['mqtt', 'tls', 'rejectUnauthorized'],
+      message:
+        "false with mqtt.requireTls would accept any certificate the broker shows, so anyone on the path could pose as it; " +
+        'give the broker\'s CA in mqtt.tls.ca and remove rejectUnauthorized, or set mqtt.tls.allowUntrusted: true to accept that knowingly (the daemon then warns at every start)',
+    };
+  }
+  return null;
 }
 
 function topicSafeHostname(): string {

@@ -1,7 +1,17 @@
 import type { Logger } from 'pino';
+import { CommandRateLimiter, DEFAULT_CALL_RATE, type CommandRate } from '../mqtt/command-rate-limit.js';
 import { CommandError, type CommandHandler } from '../mqtt/mqtt-link.js';
 import type { CommandRequest } from '../mqtt/payload-schemas.js';
 import type { HeadsetChannel } from './headset-channel.js';
+
+export interface CallCommandRouterDependencies {
+  channels: Map<string, HeadsetChannel>;
+  logger: Logger;
+  /** cmd/call limit per channel; over it a command is refused with `rate_limited` and not applied. */
+  callRate?: CommandRate;
+  /** Monotonic milliseconds, for the rate limit (tests pass their own). */
+  now?: () => number;
+}
 
 /**
  * Answers the commands the link has validated: `call` start/end from the telephony
@@ -9,10 +19,12 @@ import type { HeadsetChannel } from './headset-channel.js';
  * build get a clear `not_supported` reply instead of silence.
  */
 export class CallCommandRouter {
-  private readonly deps: { channels: Map<string, HeadsetChannel>; logger: Logger };
+  private readonly deps: CallCommandRouterDependencies;
+  private readonly callRate: CommandRateLimiter;
 
-  constructor(dependencies: { channels: Map<string, HeadsetChannel>; logger: Logger }) {
+  constructor(dependencies: CallCommandRouterDependencies) {
     this.deps = dependencies;
+    this.callRate = new CommandRateLimiter({ rate: dependencies.callRate ?? DEFAULT_CALL_RATE, ...(dependencies.now ? { now: dependencies.now } : {}) });
   }
 
   readonly handle: CommandHandler = (command: CommandRequest) => {
@@ -23,7 +35,22 @@ export class CallCommandRouter {
         if (channel === undefined) {
           throw new CommandError('unknown_channel', `no channel "${id}" on this gateway; its channels are: ${[...this.deps.channels.keys()].join(', ') || '(none)'}`);
         }
-        if (action === 'start') return { channel: id, callId: channel.beginCall(callId) };
+        // Per channel, so a flood on one headset leaves the others' calls alone; the flooded one keeps classifying its call.
+        const granted = this.callRate.take(id);
+        if (!granted.ok) {
+          const { ratePerMinute, burst } = this.callRate.limits;
+          const retryAfterSeconds = Math.ceil(granted.retryAfterMs / 1000);
+          throw new CommandError(
+            'rate_limited',
+            `too many cmd/call for channel "${id}": at most ${burst} at once and ${ratePerMinute} a minute (commands.call); this ${action} was not applied, retry in ${retryAfterSeconds} s`,
+            { subject: id, retryAfterSeconds },
+          );
+        }
+        if (action === 'start') {
+          // QoS 1 may deliver a start twice: the call it names is already running and must not start over from nothing.
+          if (channel.callId === callId) return { channel: id, callId, alreadyInProgress: true };
+          return { channel: id, callId: channel.beginCall(callId) };
+        }
         const ended = channel.endCall(callId, 'command');
         if (!ended) throw new CommandError('no_such_call', `channel "${id}" has no call "${callId}" in progress (current: ${channel.callId ?? 'none'})`);
         return { channel: id, callId, ended: true };

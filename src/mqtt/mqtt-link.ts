@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient, type IPublishPacket } from 'mqtt';
@@ -15,7 +16,10 @@ import {
   type CommandRequest,
   type ModelRef,
 } from './payload-schemas.js';
+import { CommandRateLimiter, DEFAULT_COMMAND_RATE, type CommandRate } from './command-rate-limit.js';
+import { ReplyTopicPolicy } from './reply-topics.js';
 import { commandNameOf, gatewayTopics, type GatewayTopics } from './topics.js';
+import { WarningThrottle } from './warning-throttle.js';
 
 export interface StatusInfo {
   /** ser-edge software version. */
@@ -32,7 +36,11 @@ export interface MqttLinkDeps {
   gateway: string;
   /** Protocol to try first. 5 falls back to 3.1.1 when the broker refuses MQTT 5. Default 5. */
   protocolVersion?: 5 | 4;
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized?: boolean };
+  /**
+   * `rejectUnauthorized: false` skips verifying the broker's certificate: with `requireTls`
+   * that is refused unless `allowUntrusted` says it is meant, and it is warned about at every start.
+   */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; rejectUnauthorized?: boolean; allowUntrusted?: boolean };
   /** Files holding the broker username and password (a trailing newline is ignored). Never logged. */
   usernameFile?: string;
   passwordFile?: string;
@@ -46,8 +54,25 @@ export interface MqttLinkDeps {
   connectTimeoutMs?: number;
   /** Largest command payload read; larger ones get a `payload_too_large` reply. Default MAX_COMMAND_BYTES. */
   maxCommandBytes?: number;
+  commands?: CommandOptions;
   statusInfo: () => StatusInfo;
   logger?: Logger;
+}
+
+export interface CommandOptions {
+  /** Subscribe to `…/cmd/+` at all. Default true. */
+  enabled?: boolean;
+  /**
+   * Topic filters (with `{site}`, `{gateway}`, `{command}`) an MQTT 5 response topic must
+   * match, besides the command's own `…/cmd/{name}/reply`. Default DEFAULT_REPLY_TOPICS.
+   */
+  replyTopics?: readonly string[];
+  /**
+   * Every command but `call`, together, for the whole gateway (`call` is limited per
+   * channel by its handler, since a gateway's channels each have their own calls).
+   * Default 60 a minute, 20 at once.
+   */
+  rate?: CommandRate;
 }
 
 export interface PublishOptions {
@@ -65,13 +90,28 @@ export type CommandHandler = (command: CommandRequest) => unknown | Promise<unkn
 
 export class CommandError extends Error {
   override name = 'CommandError';
+  /** What the refusal is about (a channel id): its warnings are throttled per subject. */
+  readonly subject: string | undefined;
+  /** For `rate_limited`: when a retry may succeed, sent in the reply's error. */
+  readonly retryAfterSeconds: number | undefined;
   constructor(
     readonly code: string,
     message: string,
+    options: { subject?: string; retryAfterSeconds?: number } = {},
   ) {
     super(message);
+    this.subject = options.subject;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
+
+/**
+ * What a short anonymous connection attempt found: `this-connection` (the link itself
+ * connected with neither a username nor a client certificate, so the broker evidently
+ * admits anonymous clients), `accepted` (a connection without them was accepted),
+ * `refused`, or `unknown` (no answer in time, or the broker could not be reached).
+ */
+export type AnonymousAccess = 'this-connection' | 'accepted' | 'refused' | 'unknown';
 
 /** A configuration the link cannot run with; start() rejects with it before any connection. */
 export class LinkConfigError extends Error {
@@ -90,6 +130,8 @@ export interface MqttLinkEvents {
 
 /** Packets above this are never sent to us by an MQTT 5 broker; keeps a rogue 1 GB publish out of memory. */
 const MAX_INCOMING_PACKET_BYTES = 16 * 1024 * 1024;
+/** Commands up to this size are parsed before any check, so that their refusals carry the correlationId. */
+const EARLY_PARSE_BYTES = 64 * 1024;
 /** CONNACK codes meaning "not this protocol version": 3.1.1's 0x01 and MQTT 5's 0x84. */
 const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
 
@@ -104,9 +146,13 @@ const UNSUPPORTED_PROTOCOL = new Set([1, 0x84]);
  * pending publish with LinkOfflineError, and the outbox replays them in order.
  *
  * Command replies: to the MQTT 5 response topic with the request's correlation data when
- * the request has one; otherwise (MQTT 3.1.1 callers) to `…/cmd/{name}/reply`, carrying
- * the request's `correlationId` field. A fixed reply topic (not a `replyTo` field in the
- * payload) keeps the broker's ACL in charge of where this gateway may publish.
+ * the request has one and the ReplyTopicPolicy allows it; otherwise (MQTT 3.1.1 callers,
+ * or a refused response topic) to `…/cmd/{name}/reply`, carrying the request's
+ * `correlationId` field. A request whose response topic is refused is not run.
+ *
+ * Who may command the gateway is the broker ACL's decision; the link adds what it can check
+ * itself: retained commands are refused (MQTT 5 subscribes with retain-as-published, so a
+ * retained command is recognised on live delivery too), and commands are rate-limited.
  */
 export class MqttLink extends EventEmitter<MqttLinkEvents> {
   readonly topics: GatewayTopics;
@@ -123,12 +169,18 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   private handler: CommandHandler | null = null;
   private readonly inflight = new Set<(err: Error) => void>();
   private readonly startedAt = Date.now();
+  private readonly replyTopics: ReplyTopicPolicy;
+  private readonly commandRate: CommandRateLimiter;
+  private readonly refusals: WarningThrottle;
 
   constructor(private readonly deps: MqttLinkDeps) {
     super();
     this.topics = gatewayTopics(deps.site, deps.gateway);
     this.log = deps.logger ?? silentLogger;
     this.protocol = deps.protocolVersion ?? 5;
+    this.replyTopics = new ReplyTopicPolicy({ topics: this.topics, site: deps.site, gateway: deps.gateway, ...(deps.commands?.replyTopics ? { filters: deps.commands.replyTopics } : {}) });
+    this.commandRate = new CommandRateLimiter({ rate: deps.commands?.rate ?? DEFAULT_COMMAND_RATE });
+    this.refusals = new WarningThrottle({ logger: this.log });
   }
 
   get site(): string {
@@ -191,6 +243,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     }
     this.isConnected = false;
     this.failInflight(new LinkOfflineError('MQTT link stopped'));
+    this.refusals.stop();
     // A clean DISCONNECT discards the will, so only a link whose own "offline" was
     // acknowledged may send one; otherwise drop the socket and let the broker publish the will.
     if (client) await client.endAsync(!saidGoodbye).catch(() => {});
@@ -270,6 +323,19 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       throw new LinkConfigError('MQTT tls.certFile and tls.keyFile go together: set both for a client certificate, or neither');
     }
     options.rejectUnauthorized = deps.tls?.rejectUnauthorized ?? true;
+    if (secure && !options.rejectUnauthorized) {
+      if (deps.requireTls && !deps.tls?.allowUntrusted) {
+        throw new LinkConfigError(
+          'MQTT tls.rejectUnauthorized is false but requireTls is set: the broker\'s certificate would not be checked, so anyone on the path could pose as it; ' +
+            'give the broker\'s CA in tls.caFile and drop rejectUnauthorized, or set tls.allowUntrusted to accept that knowingly',
+        );
+      }
+      // Said at every start, so an untrusted link cannot be forgotten once set up.
+      this.log.warn(
+        { url: redactUrl(deps.url), allowUntrusted: deps.tls?.allowUntrusted ?? false },
+        "TLS without verifying the broker's certificate (tls.rejectUnauthorized is false): the connection is encrypted but anyone on the path can pose as the broker; give its CA and drop rejectUnauthorized",
+      );
+    }
     if (deps.usernameFile) options.username = (await readSecretFile(deps.usernameFile, 'usernameFile')).toString('utf8').replace(/\r?\n$/, '');
     if (deps.passwordFile) options.password = (await readSecretFile(deps.passwordFile, 'passwordFile')).toString('utf8').replace(/\r?\n$/, '');
     return options;
@@ -337,7 +403,8 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   private async onConnected(client: MqttClient, protocolVersion: 5 | 4): Promise<void> {
     try {
       await Promise.all([
-        client.subscribeAsync(this.topics.commandFilter, { qos: 1 }),
+        // Retain-as-published keeps a retained command's flag on live delivery too, so it can be refused (MQTT 5 only).
+        this.deps.commands?.enabled === false ? undefined : client.subscribeAsync(this.topics.commandFilter, protocolVersion === 5 ? { qos: 1, rap: true } : { qos: 1 }),
         this.publishOn(client, this.topics.status, this.statusPayload('online'), { qos: 1, retain: true }),
       ]);
     } catch (err) {
@@ -394,14 +461,65 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     }, this.topics.status);
   }
 
+  /**
+   * Whether the broker admits anonymous clients, checked as cheaply as honesty allows: if
+   * this link connected with neither a username nor a client certificate, the broker
+   * evidently does (`this-connection`); otherwise one short extra connection to the same
+   * broker, without username, password or certificate (but trusting the same CA), says
+   * `accepted` or `refused`, and is closed at once. It checks only that the broker lets
+   * such a client in, not what its ACL then lets it do.
+   */
+  async anonymousAccess(timeoutMs = 3000): Promise<AnonymousAccess> {
+    const base = this.baseOptions;
+    if (base === null) return 'unknown';
+    const { username, password: _password, cert, key: _key, ...rest } = base;
+    if (username === undefined && cert === undefined) return 'this-connection';
+    return new Promise<AnonymousAccess>((resolve) => {
+      const probe = mqtt.connect(this.deps.url, {
+        ...rest,
+        clientId: `${this.deps.clientId}-anonymous-check-${randomBytes(3).toString('hex')}`,
+        protocolVersion: this.protocol,
+        connectTimeout: timeoutMs,
+        reconnectPeriod: 0,
+        clean: true,
+        ...(this.protocol === 5 ? { properties: { sessionExpiryInterval: 0 } } : {}),
+      });
+      let settled = false;
+      const settle = (answer: AnonymousAccess) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        probe.end(true);
+        resolve(answer);
+      };
+      const timer = setTimeout(() => settle('unknown'), timeoutMs + 500);
+      probe.on('connect', () => settle('accepted'));
+      probe.on('error', (err) => {
+        const code = (err as Error & { code?: unknown }).code;
+        // A CONNACK refusal carries a number; a TLS handshake that wants a client certificate fails with an SSL error.
+        settle(typeof code === 'number' || (typeof code === 'string' && code.startsWith('ERR_SSL')) ? 'refused' : 'unknown');
+      });
+      probe.on('close', () => settle('refused'));
+    });
+  }
+
   /** Never throws: a bad command costs an error reply, not the daemon. */
   private async onMessage(client: MqttClient, topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
     const name = commandNameOf(this.topics, topic);
     if (name === null) return;
+    if (packet.retain && payload.length === 0) {
+      // Someone clearing a retained command: the broker passes the empty retained publish on; nothing to run or answer.
+      this.log.debug({ topic }, 'a retained command was cleared');
+      return;
+    }
+    const ownReplyTopic = `${this.topics.base}/cmd/${name}/reply`;
     const responseTopic = packet.properties?.responseTopic;
     const correlationData = packet.properties?.correlationData;
+    const replyTopicRefusal = responseTopic === undefined ? null : this.replyTopics.refusal(responseTopic, name);
+    // A refused response topic gets nothing: the refusal goes to the command's own reply topic.
+    const to = responseTopic !== undefined && replyTopicRefusal === null ? responseTopic : ownReplyTopic;
     let correlationId: string | undefined;
-    const reply = async (body: { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } }) => {
+    const reply = async (body: { ok: true; result: unknown } | { ok: false; error: CommandReply['error'] & object }) => {
       const message: CommandReply = {
         schema: SCHEMA_VERSION,
         command: name,
@@ -409,35 +527,70 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
         ts: new Date().toISOString(),
         ...body,
       };
-      const to = responseTopic || `${this.topics.base}/cmd/${name}/reply`;
       try {
         await this.publishOn(client, to, parseOrThrow(CommandReply, message, to), { qos: 1, retain: false, ...(correlationData ? { properties: { correlationData } } : {}) });
       } catch (err) {
         this.log.warn({ command: name, topic: to, err: (err as Error).message }, 'could not publish command reply');
       }
     };
-    const refuse = (code: string, message: string) => {
-      this.log.warn({ command: name, code, message }, 'command refused');
-      return reply({ ok: false, error: { code, message } });
+    /** Refusals are logged at most once per command, code and subject every 30 s, with a count of the rest. */
+    const refuse = (code: string, message: string, details: { subject?: string; retryAfterSeconds?: number; fields?: object } = {}) => {
+      const known = isCommandName(name) ? name : '(unknown)';
+      this.refusals.warn(
+        `${known}\u0000${code}\u0000${details.subject ?? ''}`,
+        { command: name, code, ...(details.subject !== undefined ? { subject: details.subject } : {}), ...details.fields, message },
+        'command refused',
+      );
+      return reply({ ok: false, error: { code, message, ...(details.retryAfterSeconds !== undefined ? { retryAfterSeconds: details.retryAfterSeconds } : {}) } });
     };
 
     try {
+      const limit = this.deps.maxCommandBytes ?? MAX_COMMAND_BYTES;
+      let json: unknown;
+      let jsonError: Error | undefined;
+      let parsedJson = false;
+      const parseJson = () => {
+        if (parsedJson) return;
+        parsedJson = true;
+        try {
+          json = JSON.parse(payload.toString('utf8'));
+        } catch (err) {
+          jsonError = err as Error;
+        }
+        if (json && typeof json === 'object' && typeof (json as { correlationId?: unknown }).correlationId === 'string') {
+          correlationId = ((json as { correlationId: string }).correlationId).slice(0, 128);
+        }
+      };
+      // A small command is parsed first, so every refusal can carry its correlationId; a
+      // large one (a model bundle) only once it is past the rate limit.
+      if (payload.length <= EARLY_PARSE_BYTES) parseJson();
+      if (replyTopicRefusal !== null) {
+        return await refuse(
+          'reply_topic_refused',
+          `response topic ${JSON.stringify(responseTopic)} refused (${replyTopicRefusal}); the command was not run. ` +
+            `Use ${ownReplyTopic} or a topic under commands.replyTopics`,
+          { fields: { responseTopic } },
+        );
+      }
       if (packet.retain) {
         // A retained command would run again on every reconnect: a model install loop.
-        return await refuse('retained_command', `commands must not be retained; publish to ${topic} with retain=false`);
+        return await refuse('retained_command', `commands must not be retained; publish to ${topic} with retain=false, and clear the retained one with an empty retained publish`);
       }
-      const limit = this.deps.maxCommandBytes ?? MAX_COMMAND_BYTES;
+      if (name !== 'call') {
+        // `call` is limited per channel by its handler; everything else shares one bucket per gateway.
+        const granted = this.commandRate.take();
+        if (!granted.ok) {
+          const { ratePerMinute, burst } = this.commandRate.limits;
+          const retryAfterSeconds = Math.ceil(granted.retryAfterMs / 1000);
+          return await refuse('rate_limited', `too many commands: this gateway takes at most ${burst} at once and ${ratePerMinute} a minute besides cmd/call; ${topic} was not run, retry in ${retryAfterSeconds} s`, { retryAfterSeconds });
+        }
+      }
       if (payload.length > limit) {
         return await refuse('payload_too_large', `command payload of ${payload.length} bytes on ${topic} exceeds the ${limit}-byte limit`);
       }
-      let json: unknown;
-      try {
-        json = JSON.parse(payload.toString('utf8'));
-      } catch (err) {
-        return await refuse('invalid_json', `command payload on ${topic} is not JSON: ${(err as Error).message}`);
-      }
-      if (json && typeof json === 'object' && typeof (json as { correlationId?: unknown }).correlationId === 'string') {
-        correlationId = ((json as { correlationId: string }).correlationId).slice(0, 128);
+      parseJson();
+      if (jsonError !== undefined) {
+        return await refuse('invalid_json', `command payload on ${topic} is not JSON: ${(jsonError as Error).message}`);
       }
       if (!isCommandName(name)) {
         return await refuse('unknown_command', `unknown command ${JSON.stringify(name)} on ${topic}; known commands: ${Object.keys(COMMAND_SCHEMAS).join(', ')}`);
@@ -460,8 +613,13 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       try {
         result = await this.handler(request);
       } catch (err) {
-        const code = err instanceof CommandError ? err.code : 'failed';
-        return await refuse(code, `command ${name} failed: ${(err as Error).message ?? String(err)}`);
+        if (err instanceof CommandError) {
+          return await refuse(err.code, `command ${name} failed: ${err.message}`, {
+            ...(err.subject !== undefined ? { subject: err.subject } : {}),
+            ...(err.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.retryAfterSeconds } : {}),
+          });
+        }
+        return await refuse('failed', `command ${name} failed: ${(err as Error).message ?? String(err)}`);
       }
       return await reply({ ok: true, result: result ?? null });
     } catch (err) {

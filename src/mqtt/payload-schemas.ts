@@ -19,6 +19,10 @@ const level = z.enum(URGENCY_LEVELS);
 const modelRef = z.object({ name: z.string().min(1), version: z.string().min(1) });
 export type ModelRef = z.infer<typeof modelRef>;
 const errorInfo = z.object({ code: z.string().min(1), message: z.string() });
+const commandErrorInfo = errorInfo.extend({
+  /** With `rate_limited`: seconds until the same command would be taken again. */
+  retryAfterSeconds: z.number().int().min(0).optional(),
+});
 
 // ---------------------------------------------------------------- published by the gateway
 
@@ -154,7 +158,7 @@ export const CommandReply = z
     /** Echoed from the request, for callers without MQTT 5 correlation data. */
     correlationId: z.string().optional(),
     ts: timestamp,
-    error: errorInfo.optional(),
+    error: commandErrorInfo.optional(),
     result: z.unknown().optional(),
   })
   .meta({ $id: 'command-reply.schema.json', title: 'ser-edge command reply' });
