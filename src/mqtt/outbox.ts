@@ -6,6 +6,7 @@ import { encodeRecord, readJournal, type JournalRecord } from './journal-records
 import { silentLogger, type Logger } from './logger.js';
 import { UrgencyEvent, describeIssues, type DroppedCounts } from './payload-schemas.js';
 import { HighWaterFile, readHighWater } from './seq-high-water.js';
+import { WarningThrottle } from './warning-throttle.js';
 
 export { encodeRecord, readJournal, crc32 } from './journal-records.js';
 
@@ -87,7 +88,6 @@ const MIN_SEGMENT_BYTES = 4 * 1024;
 const MAX_SEGMENT_BYTES = 1024 * 1024;
 /** A few records past the segment size: the one that crossed it, drop records, segment headers. */
 const DISK_BOUND_SLACK_BYTES = 16 * 1024;
-const DROP_LOG_INTERVAL_MS = 30_000;
 
 interface Segment {
   index: number;
@@ -123,13 +123,12 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly dropped: DroppedCounts = { low: 0, medium: 0, high: 0 };
   private rejectedTotal = 0;
   private readonly setAsidePaths: string[] = [];
-  private dropsUnreported = 0;
-  private lastDropped: { id: string; seq: number; level: string }[] = [];
-  private lastDropLogAt = -Infinity;
+  private readonly dropWarnings: WarningThrottle;
 
   constructor(private readonly deps: OutboxDeps) {
     super();
     this.log = deps.logger ?? silentLogger;
+    this.dropWarnings = new WarningThrottle({ logger: this.log });
     this.segmentBytes = Math.round(deps.segmentBytes ?? Math.min(MAX_SEGMENT_BYTES, Math.max(MIN_SEGMENT_BYTES, deps.maxBytes / 8)));
     this.seqFile = new HighWaterFile(join(deps.dir, SEQ_FILE));
   }
@@ -211,6 +210,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
     await this.queue.catch(() => {});
+    this.dropWarnings.stop();
     const handle = this.handle;
     this.handle = null;
     if (handle) {
@@ -514,15 +514,10 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     return drops;
   }
 
-  /** One warning at the first drop, then at most one per DROP_LOG_INTERVAL_MS with what was dropped since: an outage must not flood the log. */
+  /** A long outage drops on every new event: one warning, then a count every 30 s, not a line per drop. */
   private reportDrops(drops: UrgencyEvent[]): void {
-    this.dropsUnreported += drops.length;
-    this.lastDropped = drops.map((d) => ({ id: d.id, seq: d.seq, level: d.level }));
-    const now = performance.now();
-    if (now - this.lastDropLogAt < DROP_LOG_INTERVAL_MS) return;
-    this.lastDropLogAt = now;
-    this.log.warn({ droppedSinceLastWarning: this.dropsUnreported, latest: this.lastDropped, droppedByLevel: this.droppedCounts, maxBytes: this.deps.maxBytes }, 'outbox full: dropped events');
-    this.dropsUnreported = 0;
+    const latest = drops.map((d) => ({ id: d.id, seq: d.seq, level: d.level }));
+    this.dropWarnings.warn('outbox-full', { latest, droppedByLevel: this.droppedCounts, maxBytes: this.deps.maxBytes }, 'outbox full: dropped events');
   }
 
   private async write(buf: Buffer, durable: boolean): Promise<void> {
