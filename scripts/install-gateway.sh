@@ -225,7 +225,8 @@ EOF
   arch=$(uname -m)
   if [[ -n $glibc ]] && version_lt "$glibc" 2.28; then
     printf '  This system has glibc %s; Node.js 20 release builds need 2.28 or newer. JetPack 4\n' "$glibc"
-    printf '  (Jetson Nano, Ubuntu 18.04) is too old for them: move the gateway to JetPack 5 or 6.\n'
+    printf '  (Ubuntu 18.04) is too old for them: the gateway needs Ubuntu 20.04 or newer first\n'
+    printf '  (JetPack 5 or 6 on a Jetson Xavier or Orin).\n'
   fi
   case $arch in
     armv6l | armv7l)
