@@ -511,3 +511,100 @@ test('the script is valid bash, and shellcheck-clean where shellcheck is install
   const lint = spawnSync('shellcheck', [installerSource], { encoding: 'utf8' });
   assert.equal(lint.status, 0, lint.stdout);
 });
+
+/**
+ * Without --root, as root: in a private mount namespace whose /etc is an overlay and whose
+ * /opt, /var/lib, /usr/local/bin and /run are empty, so the machine itself is not touched.
+ * systemctl and apt-get are stand-ins that log their calls (there is no systemd here);
+ * the account, chown and the permissions are real.
+ */
+function realInstallSandbox(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (a real install creates an account and changes owners)';
+  const probe = tempDir('ser-edge-ns-probe-');
+  mkdirSync(join(probe, 'lower'));
+  mkdirSync(join(probe, 'upper'));
+  mkdirSync(join(probe, 'work'));
+  mkdirSync(join(probe, 'merged'));
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t overlay overlay -o lowerdir=${probe}/lower,upperdir=${probe}/upper,workdir=${probe}/work ${probe}/merged && mount -t tmpfs none ${probe}/merged`]);
+  return r.status === 0 ? false : 'needs unshare -m with overlay and tmpfs mounts (a private mount namespace)';
+}
+const NO_SANDBOX = realInstallSandbox();
+
+function inSandbox(script: string, env: Record<string, string> = {}): { status: number | null; out: string; calls: string[] } {
+  const dir = tempDir('ser-edge-ns-');
+  for (const d of ['upper', 'work', 'bin']) mkdirSync(join(dir, d));
+  writeFileSync(join(dir, 'bin/systemctl'), `#!/bin/sh\necho "systemctl $*" >> ${dir}/calls\ncase "$1" in is-active) exit \${FAKE_ACTIVE:-0} ;; show) echo 0 ;; esac\nexit 0\n`, { mode: 0o755 });
+  writeFileSync(join(dir, 'bin/journalctl'), `#!/bin/sh\necho "journalctl $*" >> ${dir}/calls\necho "invalid config: /etc/ser-edge/config.json: site: (the daemon's last line)"\n`, { mode: 0o755 });
+  writeFileSync(join(dir, 'bin/apt-get'), `#!/bin/sh\necho "apt-get $*" >> ${dir}/calls\nexit 0\n`, { mode: 0o755 });
+  const setup = [
+    'set -eu',
+    `mount -t overlay overlay -o lowerdir=/etc,upperdir=${dir}/upper,workdir=${dir}/work /etc`,
+    'for d in /opt /var/lib /usr/local/bin /run; do mount -t tmpfs none "$d"; done',
+    // Refuse to go on unless every place the installer writes is a throwaway mount.
+    'for d in /etc /opt /var/lib /usr/local/bin /run; do mountpoint -q "$d"; done',
+    'mkdir -p /run/systemd/system',
+    `export PATH=${dir}/bin:${join(process.execPath, '..')}:$PATH`,
+    'set +e',
+  ].join('\n');
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'bash', '-c', `${setup}\n${script}`], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+  const calls = existsSync(join(dir, 'calls')) ? readFileSync(join(dir, 'calls'), 'utf8').trim().split('\n') : [];
+  return { status: r.status, out: r.stdout + r.stderr, calls };
+}
+
+test('a real install creates the account, gives the key files to it alone, starts the unit, and --purge takes it all away', { skip: NO_SANDBOX }, () => {
+  const bundle = bundleCopy();
+  const work = tempDir('ser-edge-real-install-');
+  const files = writeCredentialFiles(work);
+  const q = (s: string) => `'${s}'`;
+  const result = inSandbox(`
+bash ${q(join(bundle, 'install-gateway.sh'))} --profile raspberry-pi-4 --site lyon-2 --gateway desk-row-a --broker mqtts://mqtt.example:8883 \\
+  --ca ${q(files.ca)} --cert ${q(files.cert)} --key ${q(files.key)} --username-file ${q(files.username)} --password-file ${q(files.password)}
+echo "installed=$?"
+for f in /etc/ser-edge /etc/ser-edge/config.json /etc/ser-edge/gateway.key /etc/ser-edge/mqtt-password /var/lib/ser-edge; do echo "owner $f $(stat -c '%U:%G %a' "$f")"; done
+echo "groups=$(id -nG ser-edge)"
+su -s /bin/sh ser-edge -c 'cat /etc/ser-edge/gateway.key >/dev/null' && echo "service-reads-key=yes"
+su -s /bin/sh nobody -c 'cat /etc/ser-edge/gateway.key >/dev/null' 2>/dev/null || echo "nobody-reads-key=no"
+echo "service-runs=$(su -s /bin/sh ser-edge -c '/opt/ser-edge/bin/ser-edge --version')"
+bash /opt/ser-edge/current/install-gateway.sh --uninstall --purge
+echo "purged=$?"
+getent passwd ser-edge >/dev/null || echo "account-gone=yes"
+`);
+  const out = result.out;
+  assert.equal(result.status, 0, out);
+  assert.match(out, /^installed=0$/m, out);
+  assert.match(out, /^owner \/etc\/ser-edge root:ser-edge 750$/m);
+  assert.match(out, /^owner \/etc\/ser-edge\/config\.json root:ser-edge 640$/m);
+  assert.match(out, /^owner \/etc\/ser-edge\/gateway\.key root:ser-edge 640$/m);
+  assert.match(out, /^owner \/etc\/ser-edge\/mqtt-password root:ser-edge 640$/m);
+  assert.match(out, /^owner \/var\/lib\/ser-edge ser-edge:ser-edge 750$/m);
+  assert.match(out, /^groups=ser-edge audio$/m);
+  assert.match(out, /^service-reads-key=yes$/m);
+  assert.match(out, /^nobody-reads-key=no$/m);
+  assert.match(out, new RegExp(`^service-runs=${packageVersion.replaceAll('.', '\\.')}$`, 'm'), 'the service account can run the wrapper, the release and its Node.js');
+  assert.match(out, /^purged=0$/m);
+  assert.match(out, /^account-gone=yes$/m);
+  assert.deepEqual(
+    result.calls.filter((c) => !c.startsWith('apt-get')),
+    [
+      'systemctl daemon-reload',
+      'systemctl enable ser-edge',
+      'systemctl restart ser-edge',
+      'systemctl is-active --quiet ser-edge',
+      'systemctl show -p NRestarts --value ser-edge',
+      'systemctl disable --now ser-edge',
+      'systemctl daemon-reload',
+    ],
+  );
+});
+
+test('a real install whose service does not stay up fails, showing the service\'s last log lines', { skip: NO_SANDBOX }, () => {
+  const bundle = bundleCopy();
+  const result = inSandbox(
+    `bash '${join(bundle, 'install-gateway.sh')}' --profile generic-linux --site s --gateway g --broker mqtt://10.0.0.5:1883; echo "installed=$?"`,
+    { FAKE_ACTIVE: '3' },
+  );
+  assert.match(result.out, /^installed=1$/m, result.out);
+  assert.match(result.out, /the daemon's last line/);
+  assert.match(result.out, /ser-edge did not stay up \(its last log lines are above\): fix what they name in \/etc\/ser-edge\/config\.json, then sudo systemctl restart ser-edge/);
+  assert.ok(result.calls.includes('journalctl -u ser-edge -n 20 --no-pager'));
+});
