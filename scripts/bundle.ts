@@ -127,7 +127,9 @@ export async function buildBundle(options: { outDir: string; root?: string }): P
       // gateway's log still says which function failed.
       minifyWhitespace: true,
       minifySyntax: true,
-      legalComments: 'none', // THIRD_PARTY_LICENSES.txt carries them whole
+      // Written to ser-edge.mjs.LEGAL.txt, then folded into THIRD_PARTY_LICENSES.txt: they
+      // carry the copyright lines of packages that ship no licence file.
+      legalComments: 'external',
       metafile: true,
       logLevel: 'silent',
       // Surfaced as warnings so checkDynamicLoads sees them (esbuild files them under debug).
@@ -168,7 +170,10 @@ export async function buildBundle(options: { outDir: string; root?: string }): P
     };
     await writeFile(join(staging, 'package.json'), `${JSON.stringify(bundleManifest, null, 2)}\n`);
     const packages = bundledPackages(root, result.metafile);
-    await writeFile(join(staging, 'THIRD_PARTY_LICENSES.txt'), await licenceText(packages));
+    const legalComments = join(staging, `${BUNDLE_PROGRAM}.LEGAL.txt`);
+    const comments = existsSync(legalComments) ? await readFile(legalComments, 'utf8') : '';
+    await rm(legalComments, { force: true });
+    await writeFile(join(staging, 'THIRD_PARTY_LICENSES.txt'), await licenceText(packages, comments));
 
     await rm(outDir, { recursive: true, force: true });
     await rename(staging, outDir);
@@ -270,18 +275,30 @@ function bundledPackages(root: string, metafile: Metafile): PackageInfo[] {
 }
 
 
-async function licenceText(packages: PackageInfo[]): Promise<string> {
+/**
+ * Every bundled package's licence and notice files, and the licence comments of the bundled
+ * sources. A package that ships no licence file is pointed at the text of the same licence
+ * as another package ships it; its copyright lines are among the source comments.
+ */
+async function licenceText(packages: PackageInfo[], sourceComments: string): Promise<string> {
+  const filesOf = new Map<PackageInfo, string[]>();
+  for (const p of packages) filesOf.set(p, (await readdir(p.dir)).filter((f) => /^(licen[cs]e|copying|notice)/i.test(f)).sort());
   const parts = [
-    'ser-edge.mjs contains the following packages, each under its own licence, reproduced below.\n',
+    'ser-edge.mjs contains the following packages, each under its own licence, reproduced below,',
+    'followed by the licence comments of their source files.\n',
     ...packages.map((p) => `  ${p.name} ${p.version} (${p.license})`),
     '',
   ];
   for (const p of packages) {
-    const files = (await readdir(p.dir)).filter((f) => /^(licen[cs]e|copying|notice)/i.test(f)).sort();
     parts.push('='.repeat(78), `${p.name} ${p.version} (${p.license})`, '='.repeat(78));
-    if (files.length === 0) parts.push(`No licence file ships in the package; its package.json says: ${p.license}.`, '');
+    const files = filesOf.get(p)!;
+    if (files.length === 0) {
+      const sameLicence = packages.find((other) => other.license === p.license && filesOf.get(other)!.length > 0);
+      parts.push(`The package ships no licence file; its package.json says ${p.license}${sameLicence ? `, whose text is reproduced here under ${sameLicence.name}` : ''}.`, '');
+    }
     for (const f of files) parts.push((await readFile(join(p.dir, f), 'utf8')).trimEnd(), '');
   }
+  if (sourceComments.trim() !== '') parts.push('='.repeat(78), 'Licence comments of the bundled source files', '='.repeat(78), sourceComments.trimEnd(), '');
   return `${parts.join('\n')}\n`;
 }
 
