@@ -14,6 +14,7 @@
  *   models/default/           the shipped model bundle
  *   schemas/                  JSON Schemas of the MQTT payloads, the config and the model manifest
  *   firmware-config/          device profiles, the systemd unit, the example broker ACL
+ *   install-gateway.sh        the gateway installer (scripts/install-gateway.sh)
  *   package.json              name and version (`--version` reads it)
  *   THIRD_PARTY_LICENSES.txt  the licence of every package inside ser-edge.mjs
  */
@@ -64,6 +65,12 @@ const TFJS_WASM_LOADER = 'src/model/tfjs-wasm-backend.ts';
 
 /** Copied from the package root as they are. */
 const DATA_FOLDERS = ['models/default', 'schemas', 'firmware-config'];
+
+/**
+ * The gateway installer travels in the bundle (docs/installing.md runs it from there), so the
+ * folder copied to a gateway installs itself. Copied when the checkout has it.
+ */
+const GATEWAY_INSTALLER = 'scripts/install-gateway.sh';
 
 /**
  * Shims at the top of ser-edge.mjs for the CommonJS packages inside it, which expect
@@ -157,6 +164,10 @@ export async function buildBundle(options: { outDir: string; root?: string }): P
     const tfjsWasmDist = join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
     for (const file of TFJS_WASM_FILES) await cp(join(tfjsWasmDist, file), join(staging, 'wasm', file));
     for (const folder of DATA_FOLDERS) await cp(join(root, folder), join(staging, folder), { recursive: true });
+    if (existsSync(join(root, GATEWAY_INSTALLER))) {
+      await cp(join(root, GATEWAY_INSTALLER), join(staging, basename(GATEWAY_INSTALLER)));
+      await chmod(join(staging, basename(GATEWAY_INSTALLER)), 0o755);
+    }
 
     const bundleManifest = {
       name: manifest['name'],

@@ -1,6 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -59,8 +60,15 @@ async function stopWithSigterm(daemon: ProgramProcess): Promise<void> {
   assert.ok(daemon.logs().some((l) => l.msg === 'ser-edge stopped'));
 }
 
-test('the bundle is one program file beside the tfjs wasm binaries, the model, the schemas and the device profiles', async () => {
-  assert.deepEqual((await readdir(app)).sort(), ['THIRD_PARTY_LICENSES.txt', 'firmware-config', 'models', 'package.json', 'schemas', BUNDLE_PROGRAM, 'wasm'].sort());
+test('the bundle is one program file beside the tfjs wasm binaries, the model, the schemas, the device profiles and the installer', async () => {
+  const installer = join(root, 'scripts', 'install-gateway.sh');
+  const carriesInstaller = existsSync(installer);
+  const expected = ['THIRD_PARTY_LICENSES.txt', 'firmware-config', 'models', 'package.json', 'schemas', BUNDLE_PROGRAM, 'wasm', ...(carriesInstaller ? ['install-gateway.sh'] : [])];
+  assert.deepEqual((await readdir(app)).sort(), expected.sort());
+  if (carriesInstaller) {
+    assert.ok((await readFile(join(app, 'install-gateway.sh'))).equals(await readFile(installer)), 'the installer is a copy of scripts/install-gateway.sh');
+    assert.ok(((await stat(join(app, 'install-gateway.sh'))).mode & 0o111) !== 0, 'install-gateway.sh is executable');
+  }
   const javascript = (await filesUnder(app)).filter((f) => /\.[cm]?js$/.test(f));
   assert.deepEqual(javascript, [BUNDLE_PROGRAM], 'the program is a single JavaScript file');
   assert.match(await readFile(program, 'utf8').then((t) => t.slice(0, 30)), /^#!\/usr\/bin\/env node\n/);
