@@ -13,7 +13,7 @@ export async function loadModel(model: ResolvedConfig['model'], logger: Logger):
   const tfjs = model.runtime === 'tfjs';
   if (tfjs && model.backends.includes('wasm')) {
     // Taken only when the wasm backend initialises, so it must come before the model loads.
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const wasm = await import('../model/tfjs-wasm-backend.js');
     wasm.setThreadsCount(model.threads);
   }
   const classifier = await loadClassifier(model.dir, tfjs ? { gruRuntime: 'tfjs', tfBackends: model.backends } : {});
@@ -33,7 +33,7 @@ export async function loadModel(model: ResolvedConfig['model'], logger: Logger):
     return classifier;
   }
   // wasm reports what it really started; cpu is plain JavaScript on the event loop's thread.
-  const threads = backend === 'wasm' ? (await import('@tensorflow/tfjs-backend-wasm')).getThreadsCount() : 1;
+  const threads = backend === 'wasm' ? (await import('../model/tfjs-wasm-backend.js')).getThreadsCount() : 1;
   if (threads === model.threads) {
     logger.info({ ...settings, threadsInUse: threads }, `model runs on TensorFlow.js ${backend} with ${threads} thread(s)`);
   } else {

@@ -12,7 +12,7 @@ const TFJS_NODE = '@tensorflow/tfjs-node';
 async function register(name: TfBackendName): Promise<boolean> {
   try {
     if (name === 'tensorflow') await import(TFJS_NODE);
-    else if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
+    else if (name === 'wasm') await import('./tfjs-wasm-backend.js');
     return await tf.setBackend(name);
   } catch {
     // Not installed, or its native library / wasm binary would not load: try the next.

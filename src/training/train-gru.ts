@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+import '../model/tfjs-wasm-backend.js';
 import { seededRandom, shuffleInPlace } from '../datasets/seeded-random.js';
 import type { FeatureConfig } from '../features/feature-config.js';
 import { fitNormaliser, type Normaliser } from '../features/normaliser.js';

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname } from 'node:path';
+
+/** A ser-edge process started from a bundle or an installed package, with its JSON log lines. */
+export interface ProgramProcess {
+  child: ChildProcess;
+  logs(): Record<string, unknown>[];
+  stdout(): string;
+  stderr(): string;
+  waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>>;
+  /** Resolves with the exit code (null when killed by a signal) and the signal. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * The environment of a machine that has Node.js and nothing else of this project: no
+ * NODE_PATH or NODE_OPTIONS, no npm_* variables of the test runner, no SER_EDGE_*
+ * overrides, a HOME of its own, and on PATH only this Node and the system's binaries.
+ */
+export function bareMachineEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, HOME: home, LANG: 'C.UTF-8', ...extra };
+}
+
+/** Starts `command args…` and collects its stdout and its stderr, parsing the JSON log lines. */
+export function spawnProgram(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv }): ProgramProcess {
+  const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  let partial = '';
+  const parsed: Record<string, unknown>[] = [];
+  const listeners = new Set<() => void>();
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    partial += d.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      try {
+        parsed.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // a plain line (a usage or start-up error is printed as text)
+      }
+    }
+    for (const l of listeners) l();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  process.once('exit', () => child.kill('SIGKILL'));
+  return {
+    child,
+    logs: () => parsed,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitForLog(match, timeoutMs, what) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          const found = parsed.find(match);
+          if (found) {
+            listeners.delete(check);
+            clearTimeout(timer);
+            resolve(found);
+          }
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; stderr:\n${err.slice(-3000)}`));
+        }, timeoutMs);
+        listeners.add(check);
+        check();
+        void exited.then(() =>
+          setTimeout(() => {
+            check();
+            if (listeners.has(check)) {
+              listeners.delete(check);
+              clearTimeout(timer);
+              reject(new Error(`the process exited before ${what}; stderr:\n${err.slice(-3000)}`));
+            }
+          }, 50),
+        );
+      });
+    },
+  };
+}
