@@ -140,4 +140,31 @@ program
     process.exitCode = await runWatch(opts);
   });
 
+/**
+ * Usage errors (an unknown option, a bad value) exit 2, as the daemon's config errors do,
+ * so a script can tell "called wrongly" from "found a problem" (exit 1).
+ */
+function usageErrorsExit2(command: Command): Command {
+  return command.exitOverride((error) => {
+    process.exit(error.exitCode === 0 ? 0 : 2);
+  });
+}
+
+usageErrorsExit2(
+  program
+    .command('devices')
+    .description("List the capture devices (ALSA) with the string for a profile's `device`; with --listen, a live level meter per channel and which channel carries the caller.")
+    .option('--listen <device>', 'listen to an ALSA device (e.g. plughw:CARD=Headset,DEV=0), file:PATH (WAV/FLAC) or - (raw s16le PCM on stdin)')
+    .addOption(new Option('--seconds <n>', 'how long to listen (default: 15 s for a device; a file or stdin to its end)').argParser(positiveSeconds))
+    .addOption(new Option('--rate <hz>', 'stdin: the PCM\'s sample rate (required); a device: the rate to capture at').argParser(integerAtLeast(1000, 384000)))
+    .addOption(new Option('--channels <n>', 'stdin: interleaved channels (default 1); a device: channels to open (default: all it has)').argParser(integerAtLeast(1, 32)))
+    .option('--realtime', 'file: replay at wall-clock pace, as a device would deliver it (default: as fast as it decodes)')
+    .option('--json', 'print one JSON object (the devices, or the listening summary and verdict)', false)
+    .action(async (opts: { listen?: string; seconds?: number; rate?: number; channels?: number; realtime?: boolean; json: boolean }) => {
+      // Loaded here, not at the top: --help must not pay for the audio and feature modules.
+      const { runDevices } = await import('./commands/devices-command.js');
+      process.exitCode = await runDevices(opts);
+    }),
+);
+
 await program.parseAsync(process.argv);
