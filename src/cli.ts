@@ -167,4 +167,19 @@ usageErrorsExit2(
     }),
 );
 
+usageErrorsExit2(
+  program
+    .command('doctor')
+    .description("Check everything a gateway needs (Node, recorders, capture devices, model, broker, state directory, disk, clock, channel capacity); a fix for each failure, exit 1 on any.")
+    .option('-c, --config <file>', 'site config to check (default: /etc/ser-edge/config.json when it exists, else the built-in demo default)')
+    .addOption(new Option('--timeout <seconds>', 'how long the broker connection may take').default(5).argParser(positiveSeconds))
+    .addOption(new Option('--measure-seconds <seconds>', 'CPU seconds spent measuring how many channels this machine carries').default(2).argParser(positiveSeconds))
+    .option('--json', 'print one JSON object (ok, checks with status, detail and fix, summary)', false)
+    .action(async (opts: { config?: string; timeout: number; measureSeconds: number; json: boolean }) => {
+      // Loaded here: the checks pull in the model, MQTT and audio modules, which --help must not wait for.
+      const { runDoctor } = await import('./commands/doctor-command.js');
+      process.exitCode = await runDoctor(opts, version);
+    }),
+);
+
 await program.parseAsync(process.argv);
