@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import {
+  listCaptureDevices,
   lookUpDevice,
   nativeRate,
   parseArecordList,
@@ -19,6 +20,7 @@ import {
   type CaptureDevice,
 } from '../src/audio/alsa-devices.js';
 import { LevelMeter, levelBar, SILENCE_DB } from '../src/audio/level-meter.js';
+import { describeListing } from '../src/commands/devices-command.js';
 import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
 import { callerSide, ChannelSurvey, type ChannelSummary } from '../src/pipeline/channel-survey.js';
@@ -420,7 +422,7 @@ const noCards = soundCards ? 'this machine has sound cards (see /proc/asound/car
 
 test('on a machine without sound cards, devices says so, says what to check, and exits 0', { skip: noCards }, async () => {
   const { stdout } = await run(process.execPath, [cli, 'devices']);
-  assert.match(stdout, /^No capture devices: ALSA sees no sound card on this machine\./);
+  assert.match(stdout, /^No capture devices: ALSA sees no sound card on this machine[ .]/);
   assert.match(stdout, /`lsusb` lists it/);
   assert.match(stdout, /`audio` group/);
   const json = JSON.parse((await run(process.execPath, [cli, 'devices', '--json'])).stdout) as { devices: unknown[]; message: string; hints: string[] };
@@ -445,8 +447,33 @@ test("a device ALSA cannot open stops the listening with the recorder's own word
   );
   assert.equal(result.code, 1);
   const hasArecord = spawnSync('sh', ['-c', 'command -v arecord']).status === 0;
-  assert.match(result.stderr, hasArecord ? /mic:default: recorder arecord exited with code 1: .*check the headset is plugged in/s : /install it with `apt-get install alsa-utils`/);
-  assert.doesNotMatch(result.stderr, /will be retried/);
+  assert.match(result.stderr, hasArecord ? /^ser-edge devices: mic:default: recorder arecord exited with code 1: arecord: .*audio open error: .*; check the headset is plugged in/m : /install it with `apt-get install alsa-utils`/);
+  assert.doesNotMatch(result.stderr, /will be retried|ALSA lib/, "alsa-lib's trace lines and the daemon's retry note are left out");
+  assert.equal(result.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+test("without arecord's list, the kernel's /proc/asound still names the capture devices, with the USB ones' exact rates", { skip: noCards }, async () => {
+  const proc = join(dir, 'proc-asound');
+  mkdirSync(join(proc, 'card1'), { recursive: true });
+  mkdirSync(join(proc, 'card2'), { recursive: true });
+  writeFileSync(join(proc, 'cards'), PI_PROC_CARDS);
+  writeFileSync(join(proc, 'pcm'), PI_PROC_PCM);
+  writeFileSync(join(proc, 'card1', 'stream0'), CM108_STREAM0);
+  writeFileSync(join(proc, 'card2', 'stream0'), PCM2902_STREAM0);
+  const listing = await listCaptureDevices({ procDir: proc, probeCapabilities: false });
+  assert.deepEqual(
+    listing.devices.map((d) => [d.profileDevice, d.capabilities?.channels?.max, d.capabilities?.rateList?.includes(16000)]),
+    [
+      ['plughw:CARD=Webcam,DEV=0', 1, false],
+      ['plughw:CARD=CODEC,DEV=0', 2, true],
+    ],
+  );
+  const text = describeListing(listing);
+  assert.match(text, /^Capture devices \(ALSA\), 2:/);
+  assert.match(text, /card 2, device 0: USB Audio CODEC — USB Audio\n {6}channels 1–2, rates 8000, 11025, 16000, 22050, 32000, 44100, 48000 Hz, formats S16_LE\n {6}device: plughw:CARD=CODEC,DEV=0\n {6}source: \{"type":"microphone","device":"plughw:CARD=CODEC,DEV=0","channelCount":2\}/);
+  assert.match(text, /source: \{"type":"microphone","device":"plughw:CARD=Webcam,DEV=0","channelCount":1,"inputRate":48000\}/);
+  assert.match(text, /Also here, playback only: Headphones \(bcm2835 Headphones\), vc4hdmi \(vc4-hdmi\)\./);
+  assert.match(text, /To see which channel carries the caller: ser-edge devices --listen plughw:CARD=Webcam,DEV=0/);
 });
 
 test('usage errors exit 2 with a line naming the option', async () => {

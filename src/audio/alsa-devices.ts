@@ -84,6 +84,8 @@ export interface CaptureListing {
   arecord: string | null;
   /** What `arecord -l` said when it listed nothing (e.g. `no soundcards found...`). */
   arecordMessage: string | null;
+  /** Whether /proc/asound exists: without it the kernel has no sound driver loaded at all. */
+  procAsound: boolean;
 }
 
 /** The kernel's view, one entry per card (two lines each). */
@@ -287,6 +289,19 @@ export function lookUpDevice(name: string, listing: Pick<CaptureListing, 'device
   return { status: 'missing', reason: `no sound card ${/^\d+$/.test(parsed.card) ? parsed.card : `"${parsed.card}"`}; capture devices here: ${available}` };
 }
 
+/**
+ * A recorder's error without alsa-lib's trace lines (`ALSA lib conf.c:5180:(…) …`, one per
+ * step of a failed device lookup): what is left is arecord's own one-line reason. Also
+ * drops the daemon's "will be retried", for commands that do not retry.
+ */
+export function condenseRecorderMessage(message: string): string {
+  return message
+    .replace(/ALSA lib [^\n]*\n/g, '')
+    .replace(/\s*\n\s*/g, ' ')
+    .replace(/ — capture will be retried$/, '')
+    .trim();
+}
+
 export interface CommandOutput {
   code: number | null;
   stdout: string;
@@ -361,7 +376,7 @@ export async function listCaptureDevices(options: ListCaptureOptions = {}): Prom
     }
     devices.push(device);
   }
-  return { devices, cards, arecord, arecordMessage };
+  return { devices, cards, arecord, arecordMessage, procAsound: cardsText !== null };
 }
 
 /** Opens the device just long enough for arecord to print what it accepts (the default U8 mono 8 kHz then fails, or records a second into /dev/null). */

@@ -1,4 +1,4 @@
-import { listCaptureDevices, lookUpDevice, suggestedSource, type CaptureDevice, type CaptureListing } from '../audio/alsa-devices.js';
+import { condenseRecorderMessage, listCaptureDevices, lookUpDevice, suggestedSource, type CaptureDevice, type CaptureListing } from '../audio/alsa-devices.js';
 import type { AudioSource } from '../audio/audio-source.js';
 import { openFileSource } from '../audio/file-source.js';
 import { formatDb, levelBar } from '../audio/level-meter.js';
@@ -95,6 +95,7 @@ function listingJson(listing: CaptureListing): Record<string, unknown> {
 }
 
 function noDevicesSentence(listing: CaptureListing): string {
+  if (!listing.procAsound) return 'No capture devices: ALSA sees no sound card on this machine (there is no /proc/asound: no sound driver is loaded, as in most containers and VMs).';
   if (listing.cards.length === 0) return 'No capture devices: ALSA sees no sound card on this machine.';
   const cards = listing.cards.map((c) => `${c.id} (${c.name})`).join(', ');
   return `No capture devices: ALSA sees ${listing.cards.length} sound card${listing.cards.length === 1 ? '' : 's'}, none of which can record (${cards}: playback only).`;
@@ -134,6 +135,9 @@ export function describeListing(listing: CaptureListing): string {
   const playbackOnly = listing.cards.filter((c) => !capturing.has(c.card));
   if (playbackOnly.length) out.push(`Also here, playback only: ${playbackOnly.map((c) => `${c.id} (${c.name})`).join(', ')}.`, '');
   if (listing.arecord === null) out.push('arecord is not installed (read from /proc/asound instead): `sudo apt-get install alsa-utils`, which microphone sources record through.', '');
+  else if (listing.arecordMessage !== null) {
+    out.push(`arecord -l listed none of these (it said: ${listing.arecordMessage}): this user probably may not open the sound devices; add it to the audio group (\`sudo usermod -aG audio $USER\`, then log in again).`, '');
+  }
   if (listing.devices.some((d) => /_\d+$/.test(d.cardId))) {
     out.push('Two cards of one model get the ids NAME and NAME_1 in the order they were found; plug them into the same USB ports every time.', '');
   }
@@ -208,8 +212,7 @@ async function listen(target: string, options: DevicesCommandOptions): Promise<n
   }
   meter?.finish(survey);
   survey.end();
-  // The recorder's message is written for the daemon, which retries; here nothing is.
-  const failed = failure === null ? null : failure.message.replace(/ — capture will be retried$/, '');
+  const failed = failure === null ? null : condenseRecorderMessage(failure.message);
   if (failed !== null && survey.seconds < 0.5) {
     process.stderr.write(`ser-edge devices: ${failed}\n`);
     return 1;

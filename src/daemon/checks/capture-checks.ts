@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { lookUpDevice, parseDeviceName, type CaptureListing } from '../../audio/alsa-devices.js';
+import { condenseRecorderMessage, lookUpDevice, parseDeviceName, type CaptureListing } from '../../audio/alsa-devices.js';
 import type { AudioSource } from '../../audio/audio-source.js';
 import { SILENCE_DB, formatDb } from '../../audio/level-meter.js';
 import { findOnPath } from '../../audio/microphone-source.js';
@@ -91,8 +91,7 @@ async function microphoneCheck(
   try {
     captured = await captureFor(await openAudioSource(source, features.sampleRate, blockMs), options.seconds, features);
   } catch (error) {
-    // Written for the daemon, which retries; doctor does not.
-    const message = (error as Error).message.replace(/ — capture will be retried$/, '');
+    const message = condenseRecorderMessage((error as Error).message);
     if (/busy/i.test(message)) {
       if (options.lock.state === 'held') {
         return warn(check, {
@@ -119,7 +118,7 @@ async function microphoneCheck(
   if (survey.seconds < options.seconds * 0.5) {
     return fail(check, {
       subject,
-      detail: `${name} delivered ${survey.seconds.toFixed(2)} s of audio in ${((options.seconds * 1000 + CAPTURE_GRACE_MS) / 1000).toFixed(1)} s${captured.error ? ` (${captured.error})` : ''}`,
+      detail: `${name} delivered ${survey.seconds.toFixed(2)} s of audio in ${((options.seconds * 1000 + CAPTURE_GRACE_MS) / 1000).toFixed(1)} s${captured.error ? ` (${condenseRecorderMessage(captured.error)})` : ''}`,
       fix: 'the device opens but audio does not flow: unplug and replug the headset, check `dmesg` for USB errors, and try `arecord -D DEVICE -f S16_LE -r 16000 -d 3 /tmp/test.wav`',
       data,
     });
