@@ -319,6 +319,14 @@ test('with speech on both channels, the band-limited one is the caller\'s', () =
   assert.deepEqual([verdict.customer, verdict.agent, verdict.confidence], [1, 0, 'clear']);
 });
 
+test("a one-channel device carries one direction: a phone-band voice is the caller's, a full-band one is not taken for it", () => {
+  const phone = callerSide([summary({ index: 0, speechSeconds: 5, speechShare: 0.5, highBandShare: 0.00001, band: 'telephone' })]);
+  assert.deepEqual([phone.customer, phone.agent, phone.confidence], [0, null, 'clear']);
+  const microphone = callerSide([summary({ index: 0, speechSeconds: 5, speechShare: 0.5, highBandShare: 0.02, band: 'wideband' })]);
+  assert.deepEqual([microphone.customer, microphone.confidence], [null, 'none']);
+  assert.match(microphone.reasons.join(' '), /the headset microphone, the agent side/);
+});
+
 test('without enough speech on any channel there is no verdict, and the reason says what to do', () => {
   const verdict = callerSide([summary({ index: 0, speechSeconds: 0.3, speechShare: 0.03 }), summary({ index: 1 })]);
   assert.equal(verdict.customer, null);
@@ -404,6 +412,18 @@ test('raw PCM on stdin is listened to with the rate and channels given, and --se
   const result = JSON.parse(out) as { seconds: number; verdict: { customer: number | null }; identicalChannels: unknown[] };
   assert.equal(result.seconds, 5);
   assert.equal(result.verdict.customer, 1);
+});
+
+test('a stream that ends before any audio exits 1 saying so', async () => {
+  const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [cli, 'devices', '--listen', '-', '--rate', '16000'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end();
+    child.once('exit', (code) => resolve({ code, stderr }));
+  });
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /stdin ended before any audio arrived/);
 });
 
 test('one signal on both channels (a mono device opened as stereo) gets no verdict but the reason', async () => {

@@ -217,6 +217,10 @@ async function listen(target: string, options: DevicesCommandOptions): Promise<n
     process.stderr.write(`ser-edge devices: ${failed}\n`);
     return 1;
   }
+  if (survey.seconds === 0 && !interrupted) {
+    process.stderr.write(`ser-edge devices: ${source.description} ended before any audio arrived; nothing to listen to\n`);
+    return 1;
+  }
   const channels = survey.summary();
   const identical = survey.identicalPairs();
   const verdict = callerSide(channels, identical);

@@ -273,7 +273,11 @@ export function callerSide(channels: ChannelSummary[], identical: [number, numbe
       customer: c.band === 'wideband' ? null : 0,
       agent: null,
       confidence: c.band === 'telephone' ? 'clear' : c.band === 'wideband' ? 'none' : 'likely',
-      reasons: [`this device captures one channel: it carries one direction (speech ${percent(c.speechShare)})`, ...(band ? [band] : [])],
+      reasons: [
+        `this device captures one channel, so it carries one direction (speech ${percent(c.speechShare)}); map it as customer only if that is the caller's`,
+        ...(band ? [band] : []),
+        ...(c.band === 'wideband' ? ['that is not what a phone line carries: unless the call is wideband (HD voice), this is the headset microphone, the agent side'] : []),
+      ],
     };
   }
   if (speaking.length === 1) {
