@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import type { CheckResult } from '../src/daemon/checks/check-result.js';
 import { clockCheck, parseChronyTracking, parseNtpqPeers, parseTimedatectl } from '../src/daemon/checks/clock-check.js';
+import { serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
 import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
@@ -144,14 +145,21 @@ test('a state directory locked by a running daemon fails naming its pid', { skip
     assert.equal(code, 1);
     const state = row(report!, 'state-dir')[0]!;
     assert.equal(state.status, 'fail');
-    assert.match(state.detail, new RegExp(`${join(dir, 'gw-locked')} is in use by a running ser-edge \\(pid ${daemon.child.pid} on `));
-    assert.match(state.fix!, /stop it \(`sudo systemctl stop ser-edge`\) before starting another, or give the other its own stateDir/);
+    assert.match(state.detail, new RegExp(`${join(dir, 'gw-locked')} is in use by a running ser-edge that is not the service \\(pid ${daemon.child.pid} on `));
+    assert.match(state.fix!, new RegExp(`stop that process \\(\`ps -p ${daemon.child.pid} -o pid,user,args\` shows what it is\\), or give one of them its own stateDir`));
     assert.equal(daemon.child.exitCode, null, 'doctor leaves the daemon running');
     assert.equal(row(report!, 'broker')[0]!.status, 'pass', "doctor's own client id does not throw the daemon off");
   } finally {
     daemon.child.kill('SIGTERM');
     assert.equal((await daemon.exited).code, 0);
   }
+});
+
+test("the service's own lock is told apart by the systemd unit its process runs in, on cgroup v2 and v1", () => {
+  assert.equal(serviceUnitOf('0::/system.slice/ser-edge.service\n'), 'ser-edge.service');
+  assert.equal(serviceUnitOf('12:pids:/system.slice/ser-edge.service\n1:name=systemd:/system.slice/ser-edge.service\n'), 'ser-edge.service');
+  assert.equal(serviceUnitOf('0::/user.slice/user-1000.slice/session-3.scope\n'), null, 'a daemon started from a shell');
+  assert.equal(serviceUnitOf('0::/\n'), null);
 });
 
 test('a state directory that cannot be written fails with how to fix it', { skip }, async () => {

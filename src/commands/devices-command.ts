@@ -214,7 +214,9 @@ async function listen(target: string, options: DevicesCommandOptions): Promise<n
   survey.end();
   const failed = failure === null ? null : condenseRecorderMessage(failure.message);
   if (failed !== null && survey.seconds < 0.5) {
-    process.stderr.write(`ser-edge devices: ${failed}\n`);
+    // One program at a time records from a hw device, and on a gateway that is usually the service.
+    const busy = /busy/i.test(failed) ? '\nAnother program has the device open. If the ser-edge service runs, stop it while you listen (`sudo systemctl stop ser-edge`) and start it again afterwards; `fuser -v /dev/snd/*` shows who holds it.' : '';
+    process.stderr.write(`ser-edge devices: ${failed}${busy}\n`);
     return 1;
   }
   if (survey.seconds === 0 && !interrupted) {

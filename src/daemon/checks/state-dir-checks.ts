@@ -1,10 +1,10 @@
 import { constants } from 'node:fs';
-import { access, readdir, stat, statfs, unlink, writeFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { access, readdir, readFile, stat, statfs, unlink, writeFile } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { ResolvedConfig } from '../../config/load-daemon-config.js';
 import { outboxDiskBound } from '../../mqtt/outbox.js';
-import { inspectStateDirectoryLock, lockedDirectories, type LockInspection } from '../state-dir-lock.js';
+import { inspectStateDirectoryLock, lockedDirectories, type LockHolder, type LockInspection } from '../state-dir-lock.js';
 import { errorCode, fail, pass, warn, type CheckResult } from './check-result.js';
 
 /** Who doctor runs as: the service may run as another user, which the fix has to say. */
@@ -60,7 +60,35 @@ async function writability(dir: string): Promise<{ ok: true; note: string } | { 
   }
 }
 
-/** One row per directory the daemon locks: writable, and not held by another running daemon. */
+/**
+ * The systemd unit a process runs in, from /proc/{pid}/cgroup (`0::/system.slice/ser-edge.service`
+ * on cgroup v2, `1:name=systemd:/system.slice/…` on v1); null outside a service.
+ */
+export function serviceUnitOf(cgroup: string): string | null {
+  for (const line of cgroup.split('\n')) {
+    const m = /\/([^/]+\.service)(?:\/|$)/.exec(line.trim());
+    if (m) return m[1]!;
+  }
+  return null;
+}
+
+/** The ser-edge unit that runs `pid` on this host, or null: a lock the service holds is how it should be. */
+async function serviceHolding(holder: LockHolder): Promise<string | null> {
+  if (holder.host !== hostname()) return null;
+  try {
+    const unit = serviceUnitOf(await readFile(`/proc/${holder.pid}/cgroup`, 'utf8'));
+    return unit !== null && /^ser-edge(@[^.]*)?\.service$/.test(unit) ? unit : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One row per directory the daemon locks: writable, and not held by another running
+ * daemon. A lock held by the ser-edge systemd service passes (doctor checks a running
+ * gateway); any other running ser-edge on the directory fails, since the service could
+ * not start beside it.
+ */
 export async function stateDirectoryChecks(config: Pick<ResolvedConfig, 'stateDir' | 'outbox'>): Promise<{ rows: CheckResult[]; lock: LockInspection }> {
   const rows: CheckResult[] = [];
   let stateLock: LockInspection = { state: 'free' };
@@ -79,11 +107,16 @@ export async function stateDirectoryChecks(config: Pick<ResolvedConfig, 'stateDi
       continue;
     }
     if (lock.state === 'held') {
+      const unit = await serviceHolding(lock.holder);
+      if (unit !== null) {
+        rows.push(pass(check, { subject: dir, detail: `${dir}: ${writable.note}; held by the running ${unit} (pid ${lock.holder.pid}, since ${lock.holder.since}), as it should be`, data: { holder: lock.holder, unit } }));
+        continue;
+      }
       rows.push(
         fail(check, {
           subject: dir,
-          detail: `${dir} is in use by a running ser-edge (pid ${lock.holder.pid} on ${lock.holder.host}, since ${lock.holder.since}): another daemon on this config would exit 2`,
-          fix: 'if that is the service, this is how it should be while it runs; stop it (`sudo systemctl stop ser-edge`) before starting another, or give the other its own stateDir (SER_EDGE_STATE_DIR)',
+          detail: `${dir} is in use by a running ser-edge that is not the service (pid ${lock.holder.pid} on ${lock.holder.host}, since ${lock.holder.since}): the service, or any other daemon on this config, would exit 2`,
+          fix: `stop that process (\`ps -p ${lock.holder.pid} -o pid,user,args\` shows what it is), or give one of them its own stateDir (SER_EDGE_STATE_DIR)`,
           data: { holder: lock.holder },
         }),
       );
