@@ -140,4 +140,46 @@ program
     process.exitCode = await runWatch(opts);
   });
 
+/**
+ * Usage errors (an unknown option, a bad value) exit 2, as the daemon's config errors do,
+ * so a script can tell "called wrongly" from "found a problem" (exit 1).
+ */
+function usageErrorsExit2(command: Command): Command {
+  return command.exitOverride((error) => {
+    process.exit(error.exitCode === 0 ? 0 : 2);
+  });
+}
+
+usageErrorsExit2(
+  program
+    .command('devices')
+    .description("List the capture devices (ALSA) with the string for a profile's `device`; with --listen, a live level meter per channel and which channel carries the caller.")
+    .option('--listen <device>', 'listen to an ALSA device (e.g. plughw:CARD=Headset,DEV=0), file:PATH (WAV/FLAC) or - (raw s16le PCM on stdin)')
+    .addOption(new Option('--seconds <n>', 'how long to listen (default: 15 s for a device; a file or stdin to its end)').argParser(positiveSeconds))
+    .addOption(new Option('--rate <hz>', 'stdin: the PCM\'s sample rate (required); a device: the rate to capture at').argParser(integerAtLeast(1000, 384000)))
+    .addOption(new Option('--channels <n>', 'stdin: interleaved channels (default 1); a device: channels to open (default: all it has)').argParser(integerAtLeast(1, 32)))
+    .option('--realtime', 'file: replay at wall-clock pace, as a device would deliver it (default: as fast as it decodes)')
+    .option('--json', 'print one JSON object (the devices, or the listening summary and verdict)', false)
+    .action(async (opts: { listen?: string; seconds?: number; rate?: number; channels?: number; realtime?: boolean; json: boolean }) => {
+      // Loaded here, not at the top: --help must not pay for the audio and feature modules.
+      const { runDevices } = await import('./commands/devices-command.js');
+      process.exitCode = await runDevices(opts);
+    }),
+);
+
+usageErrorsExit2(
+  program
+    .command('doctor')
+    .description("Check everything a gateway needs (Node, recorders, capture devices, model, broker, state directory, disk, clock, channel capacity); a fix for each failure, exit 1 on any.")
+    .option('-c, --config <file>', 'site config to check (default: /etc/ser-edge/config.json when it exists, else the built-in demo default)')
+    .addOption(new Option('--timeout <seconds>', 'how long the broker connection may take').default(5).argParser(positiveSeconds))
+    .addOption(new Option('--measure-seconds <seconds>', 'CPU seconds spent measuring how many channels this machine carries').default(2).argParser(positiveSeconds))
+    .option('--json', 'print one JSON object (ok, checks with status, detail and fix, summary)', false)
+    .action(async (opts: { config?: string; timeout: number; measureSeconds: number; json: boolean }) => {
+      // Loaded here: the checks pull in the model, MQTT and audio modules, which --help must not wait for.
+      const { runDoctor } = await import('./commands/doctor-command.js');
+      process.exitCode = await runDoctor(opts, version);
+    }),
+);
+
 await program.parseAsync(process.argv);

@@ -9,10 +9,11 @@ import { describeFlag } from './daemon/flag-printer.js';
 import { HeadsetChannel } from './daemon/headset-channel.js';
 import { loggableUrl } from './daemon/daemon-logger.js';
 import { openAudioSource } from './daemon/open-audio-source.js';
-import { StateDirectoryLock } from './daemon/state-dir-lock.js';
+import { lockedDirectories, StateDirectoryLock } from './daemon/state-dir-lock.js';
 import { TimedOutbox } from './daemon/timed-outbox.js';
 import type { Classifier } from './model/classifier.js';
 import { loadModel } from './daemon/load-model.js';
+import { linkSettings } from './daemon/link-settings.js';
 import { MqttLink } from './mqtt/mqtt-link.js';
 import type { EMOTIONS } from './model/emotions.js';
 import type { UrgencyEvent } from './mqtt/payload-schemas.js';
@@ -24,7 +25,6 @@ import { TelemetryReporter } from './telemetry/telemetry-reporter.js';
 import { resolveWeights, weightsForLabels } from './urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from './urgency/urgency-tracker.js';
 import { DEFAULT_WINDOWING } from './audio/speech-windower.js';
-import { isAbsolute, relative } from 'node:path';
 
 export interface DaemonDependencies {
   config: ResolvedConfig;
@@ -118,26 +118,7 @@ export class Daemon {
     await this.outbox.start();
     this.continueStarting();
     this.link = new MqttLink({
-      url: this.brokerUrl,
-      clientId: config.mqtt.clientId ?? `ser-edge-${config.site}-${config.gateway}`,
-      site: config.site,
-      gateway: config.gateway,
-      requireTls: config.mqtt.requireTls,
-      backoff: { minMs: config.mqtt.backoff.initialMs, maxMs: config.mqtt.backoff.maxMs },
-      ...(config.mqtt.tls
-        ? {
-            tls: {
-              caFile: config.mqtt.tls.ca,
-              certFile: config.mqtt.tls.cert,
-              keyFile: config.mqtt.tls.key,
-              rejectUnauthorized: config.mqtt.tls.rejectUnauthorized,
-              allowUntrusted: config.mqtt.tls.allowUntrusted,
-            },
-          }
-        : {}),
-      commands: { enabled: config.commands.enabled, replyTopics: config.commands.replyTopics, rate: config.commands.other },
-      ...(config.mqtt.usernameFile ? { usernameFile: config.mqtt.usernameFile } : {}),
-      ...(config.mqtt.passwordFile ? { passwordFile: config.mqtt.passwordFile } : {}),
+      ...linkSettings(config, this.brokerUrl),
       statusInfo: () => ({ version: this.deps.version, model, backend: classifier.backend }),
       // aedes speaks MQTT 3.1.1 only: asking it for 5 first would just log a fallback warning.
       ...(this.broker ? { protocolVersion: 4 as const } : {}),
@@ -362,12 +343,6 @@ export class DaemonStartAborted extends Error {
   constructor() {
     super('start-up was stopped before it finished');
   }
-}
-
-/** The state directory, and the outbox's too when it lives elsewhere. */
-function lockedDirectories(config: ResolvedConfig): string[] {
-  const inside = relative(config.stateDir, config.outbox.dir);
-  return inside === '' || (!inside.startsWith('..') && !isAbsolute(inside)) ? [config.stateDir] : [config.stateDir, config.outbox.dir];
 }
 
 /**

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 
 /**
  * One daemon per state directory: two daemons on one outbox would hand out the same
@@ -84,15 +84,8 @@ export class StateDirectoryLock {
     if (holder !== null && holder.pid === this.me.pid && holder.host === this.me.host) await unlink(this.path).catch(() => {});
   }
 
-  private async readHolder(): Promise<LockHolder | null> {
-    try {
-      const parsed = JSON.parse(await readFile(this.path, 'utf8')) as Partial<LockHolder>;
-      if (!Number.isSafeInteger(parsed.pid) || parsed.pid! <= 0) return null;
-      return { pid: parsed.pid!, startTicks: typeof parsed.startTicks === 'number' ? parsed.startTicks : null, host: String(parsed.host ?? 'unknown'), since: String(parsed.since ?? 'unknown') };
-    } catch {
-      // Missing (just released), empty or garbage (a crash while writing it): nobody holds it.
-      return null;
-    }
+  private readHolder(): Promise<LockHolder | null> {
+    return readLockHolder(this.path);
   }
 
   /**
@@ -127,6 +120,37 @@ export class StateDirectoryLock {
       `state directory ${this.dir} cannot be written (${code}): create it and give the service user write access to it, or set stateDir (SER_EDGE_STATE_DIR) to a writable directory`,
     );
   }
+}
+
+/** Who holds a lock file: null when it is missing (just released), empty or garbage (a crash while writing it), so nobody does. */
+async function readLockHolder(path: string): Promise<LockHolder | null> {
+  try {
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<LockHolder>;
+    if (!Number.isSafeInteger(parsed.pid) || parsed.pid! <= 0) return null;
+    return { pid: parsed.pid!, startTicks: typeof parsed.startTicks === 'number' ? parsed.startTicks : null, host: String(parsed.host ?? 'unknown'), since: String(parsed.since ?? 'unknown') };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What a daemon starting on `dir` would find, without taking or touching the lock (for
+ * `ser-edge doctor`): `free` (no lock, or an unreadable one), `stale` (its process is
+ * gone: it would be taken over) or `held` by a running daemon, with who holds it.
+ */
+export type LockInspection = { state: 'free' } | { state: 'stale' | 'held'; holder: LockHolder; path: string };
+
+export async function inspectStateDirectoryLock(dir: string): Promise<LockInspection> {
+  const path = join(dir, LOCK_FILE);
+  const holder = await readLockHolder(path);
+  if (holder === null) return { state: 'free' };
+  return { state: isAlive(holder) ? 'held' : 'stale', holder, path };
+}
+
+/** The directories a daemon locks: the state directory, and the outbox's too when it lives elsewhere. */
+export function lockedDirectories(config: { stateDir: string; outbox: { dir: string } }): string[] {
+  const inside = relative(config.stateDir, config.outbox.dir);
+  return inside === '' || (!inside.startsWith('..') && !isAbsolute(inside)) ? [config.stateDir] : [config.stateDir, config.outbox.dir];
 }
 
 /** Whether the holder is a running process, and the same one that wrote the lock. */

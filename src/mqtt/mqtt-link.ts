@@ -288,6 +288,15 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     this.handler = handler;
   }
 
+  /**
+   * The mqtt.js options this link connects with (TLS files and credentials read, every
+   * check applied; no will, no protocol version), without connecting: `ser-edge doctor`
+   * tests the broker with them. Rejects with LinkConfigError as start() would.
+   */
+  connectionOptions(): Promise<IClientOptions> {
+    return this.buildOptions();
+  }
+
   private async buildOptions(): Promise<IClientOptions> {
     const { deps } = this;
     let url: URL;

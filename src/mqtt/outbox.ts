@@ -103,6 +103,16 @@ interface WaitingEvent {
   segment: Segment;
 }
 
+/** The segment size an outbox uses: as configured, or an eighth of maxBytes within 4 KiB…1 MiB. */
+export function outboxSegmentBytes(settings: { maxBytes: number; segmentBytes?: number }): number {
+  return Math.round(settings.segmentBytes ?? Math.min(MAX_SEGMENT_BYTES, Math.max(MIN_SEGMENT_BYTES, settings.maxBytes / 8)));
+}
+
+/** What an outbox's segment files together never exceed: maxBytes + 2 segments + 16 KiB (see Outbox). */
+export function outboxDiskBound(settings: { maxBytes: number; segmentBytes?: number }): number {
+  return settings.maxBytes + 2 * outboxSegmentBytes(settings) + DISK_BOUND_SLACK_BYTES;
+}
+
 export class OutboxError extends Error {
   override name = 'OutboxError';
 }
@@ -129,7 +139,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     super();
     this.log = deps.logger ?? silentLogger;
     this.dropWarnings = new WarningThrottle({ logger: this.log });
-    this.segmentBytes = Math.round(deps.segmentBytes ?? Math.min(MAX_SEGMENT_BYTES, Math.max(MIN_SEGMENT_BYTES, deps.maxBytes / 8)));
+    this.segmentBytes = outboxSegmentBytes(deps);
     this.seqFile = new HighWaterFile(join(deps.dir, SEQ_FILE));
   }
 
@@ -156,7 +166,7 @@ export class Outbox extends EventEmitter<OutboxEvents> {
 
   /** What the segment files together never exceed (see the class comment). */
   get diskBound(): number {
-    return this.deps.maxBytes + 2 * this.segmentBytes + DISK_BOUND_SLACK_BYTES;
+    return outboxDiskBound(this.deps);
   }
 
   /** Segment files, oldest first. */

@@ -1,0 +1,295 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, test } from 'node:test';
+import type { CheckResult } from '../src/daemon/checks/check-result.js';
+import { clockCheck, parseChronyTracking, parseNtpqPeers, parseTimedatectl } from '../src/daemon/checks/clock-check.js';
+import { serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
+import { tempDir } from './helpers/audio-fixtures.js';
+import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
+import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
+const dir = tempDir('ser-edge-doctor-');
+const skip = MOSQUITTO_MISSING;
+let broker: Mosquitto;
+let modelDir: string;
+let voiceWav: string;
+
+before(async () => {
+  if (MOSQUITTO_MISSING) return;
+  [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
+  voiceWav = await writeVoiceWav(join(dir, 'calm.wav'), [['calm', 4]]);
+});
+
+after(async () => {
+  await broker?.stop();
+});
+
+interface Report {
+  ok: boolean;
+  version: string;
+  config: string | null;
+  checks: CheckResult[];
+  summary: Record<'pass' | 'warn' | 'fail' | 'skip', number>;
+}
+
+/** `ser-edge doctor --config FILE --json`: the exit code and the one JSON object it prints. */
+async function doctor(gateway: string, config: Record<string, unknown>, args: string[] = ['--json']): Promise<{ code: number; stdout: string; stderr: string; report: Report | null }> {
+  const file = join(dir, `${gateway}.json`);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const env = { ...process.env, SER_EDGE_MQTT_URL: '', SER_EDGE_STATE_DIR: '', SER_EDGE_MODEL_DIR: '' };
+  // A short capacity measurement: these tests check the verdicts, not the figure.
+  const { code, stdout, stderr } = await run(process.execPath, [cli, 'doctor', '--config', file, '--measure-seconds', '0.5', ...args], { env }).then(
+    (r) => ({ code: 0, ...r }),
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  );
+  return { code, stdout, stderr, report: args.includes('--json') ? (JSON.parse(stdout) as Report) : null };
+}
+
+const sources = () => [
+  { type: 'file', path: voiceWav, realtime: true, loop: true, channels: [{ id: 'desk-1', role: 'customer' }] },
+  { type: 'demo', channels: [{ id: 'desk-2', role: 'customer' }] },
+];
+const row = (report: Report, check: string) => report.checks.filter((c) => c.check === check);
+/** Rows that depend on this machine, not on the config: the clock's synchronisation. */
+const HOST_ROWS = new Set(['clock']);
+
+/** One doctor run on the good config, read by the tests that need one. */
+let goodRun: ReturnType<typeof doctor> | undefined;
+const good = () => (goodRun ??= doctor('gw-good', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-good', sources())));
+
+test('a good config passes every check, with the hardware rows skipped for file and demo sources', { skip }, async () => {
+  const { code, report, stderr } = await good();
+  assert.ok(report, stderr);
+  const statuses = Object.fromEntries(report.checks.map((c) => [`${c.check}${c.subject?.startsWith('sources[') ? ` ${c.subject}` : ''}`, c.status]));
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(statuses).filter(([k]) => !HOST_ROWS.has(k))),
+    {
+      node: 'pass',
+      config: 'pass',
+      recorder: 'skip',
+      'capture sources[0]': 'skip',
+      'capture sources[1]': 'skip',
+      model: 'pass',
+      broker: 'pass',
+      'state-dir': 'pass',
+      disk: 'pass',
+      capacity: 'pass',
+    },
+    JSON.stringify(report.checks, null, 2),
+  );
+  assert.match(row(report, 'capture')[0]!.detail, /file source .*calm\.wav: a replay, no capture device to check \(the file is readable\)/);
+  assert.match(row(report, 'capture')[1]!.detail, /demo source/);
+  assert.match(row(report, 'broker')[0]!.detail, /^connected to mqtt:\/\/127\.0\.0\.1:\d+: MQTT 5 in \d+ ms, no TLS$/);
+  assert.match(row(report, 'model')[0]!.detail, /^synthetic 0\.0\.1 \(knn, 3 emotions\) loaded in \d+ ms: files match their sha256, self-test passed on \d+ vectors/);
+  const capacity = row(report, 'capacity')[0]!;
+  assert.equal(capacity.data?.configured, 2);
+  assert.ok((capacity.data?.channels as number) >= 4, `carries ${capacity.data?.channels}`);
+  const clock = row(report, 'clock')[0]!;
+  assert.equal(code, clock.status === 'fail' ? 1 : 0, 'exit 0 unless the host clock is known to be off');
+  assert.equal(report.ok, code === 0);
+});
+
+test('--json prints one object: ok, version, config, summary, and every check with its status, detail and fix', { skip }, async () => {
+  const { stdout, report } = await good();
+  assert.equal(stdout.trim().split('\n').length, 1, 'one line');
+  assert.ok(report);
+  assert.deepEqual(Object.keys(report).sort(), ['checks', 'config', 'ok', 'summary', 'version']);
+  assert.equal(report.config, join(dir, 'gw-good.json'));
+  assert.match(report.version, /^\d+\.\d+\.\d+/);
+  for (const c of report.checks) {
+    assert.deepEqual(Object.keys(c).filter((k) => k !== 'data').sort(), ['check', 'detail', 'fix', 'status', 'subject'], c.check);
+    assert.ok(['pass', 'warn', 'fail', 'skip'].includes(c.status));
+    assert.ok(c.detail.length > 0);
+    assert.equal(c.fix !== null, c.status === 'fail' || c.status === 'warn', `${c.check}: a fix for each warning and failure, none otherwise`);
+  }
+  const counted = { pass: 0, warn: 0, fail: 0, skip: 0 };
+  for (const c of report.checks) counted[c.status]++;
+  assert.deepEqual(report.summary, counted);
+});
+
+test('the table shows each check with its status, and the fix under each failure', { skip }, async () => {
+  const { code, stdout } = await doctor('gw-table', labSiteConfig({ dir, brokerUrl: `mqtt://127.0.0.1:${await freePort()}`, modelDir }, 'gw-table', sources()), []);
+  assert.equal(code, 1);
+  assert.match(stdout, /^ser-edge doctor \d+\.\d+\.\d+: .*gw-table\.json\n\n/);
+  assert.match(stdout, /^PASS  node +Node\.js v\d+/m);
+  assert.match(stdout, /^SKIP  capture +sources\[1\]: demo source/m);
+  // The fix sits under the finding, indented to the detail column.
+  assert.match(stdout, /^FAIL  broker( +)cannot connect to mqtt:\/\/127\.0\.0\.1:\d+: nothing listens on 127\.0\.0\.1:\d+ \(ECONNREFUSED\)\n {12}\1fix: check mqtt\.url's host and port/m);
+  assert.match(stdout, /\n\d+ failed, .*\d+ passed, 3 skipped\. Fix the failures above and run doctor again\.\n$/);
+});
+
+test('an unreachable broker fails with the fix, and doctor exits 1', { skip }, async () => {
+  const port = await freePort();
+  const { code, report } = await doctor('gw-nobroker', labSiteConfig({ dir, brokerUrl: `mqtt://127.0.0.1:${port}`, modelDir }, 'gw-nobroker', sources()));
+  assert.equal(code, 1);
+  const brokerRow = row(report!, 'broker')[0]!;
+  assert.equal(brokerRow.status, 'fail');
+  assert.match(brokerRow.detail, new RegExp(`nothing listens on 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
+  assert.match(brokerRow.fix!, /check mqtt\.url's host and port, that the broker runs/);
+  assert.equal(report!.ok, false);
+  assert.equal(row(report!, 'model')[0]!.status, 'pass', 'the other checks still run');
+});
+
+test('a state directory locked by a running daemon fails naming its pid', { skip }, async () => {
+  const config = labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-locked', [{ type: 'demo', channels: [{ id: 'desk-1', role: 'customer' }] }]);
+  const daemon = spawnDaemon(join(dir, 'gw-locked-daemon.json'), config);
+  try {
+    await daemon.waitForLog((l) => l.msg === 'ser-edge running', 20_000, 'the daemon running');
+    const { code, report } = await doctor('gw-locked-doctor', config);
+    assert.equal(code, 1);
+    const state = row(report!, 'state-dir')[0]!;
+    assert.equal(state.status, 'fail');
+    assert.match(state.detail, new RegExp(`${join(dir, 'gw-locked')} is in use by a running ser-edge that is not the service \\(pid ${daemon.child.pid} on `));
+    assert.match(state.fix!, new RegExp(`stop that process \\(\`ps -p ${daemon.child.pid} -o pid,user,args\` shows what it is\\), or give one of them its own stateDir`));
+    assert.equal(daemon.child.exitCode, null, 'doctor leaves the daemon running');
+    assert.equal(row(report!, 'broker')[0]!.status, 'pass', "doctor's own client id does not throw the daemon off");
+  } finally {
+    daemon.child.kill('SIGTERM');
+    assert.equal((await daemon.exited).code, 0);
+  }
+});
+
+test("the service's own lock is told apart by the systemd unit its process runs in, on cgroup v2 and v1", () => {
+  assert.equal(serviceUnitOf('0::/system.slice/ser-edge.service\n'), 'ser-edge.service');
+  assert.equal(serviceUnitOf('12:pids:/system.slice/ser-edge.service\n1:name=systemd:/system.slice/ser-edge.service\n'), 'ser-edge.service');
+  assert.equal(serviceUnitOf('0::/user.slice/user-1000.slice/session-3.scope\n'), null, 'a daemon started from a shell');
+  assert.equal(serviceUnitOf('0::/\n'), null);
+});
+
+test('a state directory that cannot be written fails with how to fix it', { skip }, async () => {
+  const aFile = join(dir, 'a-file');
+  writeFileSync(aFile, 'not a directory\n');
+  const { code, report } = await doctor('gw-unwritable', { ...labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-unwritable', sources()), stateDir: join(aFile, 'state') });
+  assert.equal(code, 1);
+  const state = row(report!, 'state-dir')[0]!;
+  assert.equal(state.status, 'fail');
+  assert.match(state.detail, /a-file\/state cannot be written by .* \(it does not exist and .*a-file cannot be written|ENOTDIR/);
+  assert.match(state.fix!, /create it and give the user running ser-edge write access/);
+});
+
+test('a state directory with a stale lock passes: run would take the lock over', { skip }, async () => {
+  const stateDir = join(dir, 'gw-stale');
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(join(stateDir, 'ser-edge.lock'), JSON.stringify({ pid: process.pid, startTicks: 1, host: (await import('node:os')).hostname(), since: '2026-01-01T00:00:00Z' }));
+  const { report } = await doctor('gw-stale', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-stale', sources()));
+  const state = row(report!, 'state-dir')[0]!;
+  assert.equal(state.status, 'pass');
+  assert.match(state.detail, new RegExp(`writable; a stale lock of pid ${process.pid} \\(no longer running\\) will be taken over`));
+});
+
+const soundCards = existsSync('/proc/asound/cards') && readFileSync('/proc/asound/cards', 'utf8').trim() !== '' && !/no soundcards/.test(readFileSync('/proc/asound/cards', 'utf8'));
+
+test("a microphone whose card is not there fails the capture check, pointing at `ser-edge devices`; one ALSA cannot open fails with arecord's words", { skip: skip || (soundCards ? 'this machine has sound cards: the default device may well record here' : false) }, async () => {
+  const channels = (n: number) => [{ index: 0, id: `desk-${n}-customer` }, { index: 1, id: `desk-${n}-agent`, role: 'agent' }];
+  const mics = [
+    { type: 'microphone', device: 'plughw:CARD=NoSuchHeadset,DEV=0', channelCount: 2, channels: channels(1) },
+    { type: 'microphone', channelCount: 2, channels: channels(2) },
+  ];
+  const { code, report } = await doctor('gw-mic', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-mic', mics));
+  assert.equal(code, 1);
+  const [missing, unopenable] = row(report!, 'capture');
+  const recorder = row(report!, 'recorder')[0]!;
+  if (recorder.status === 'fail') {
+    assert.deepEqual([missing!.status, unopenable!.status], ['skip', 'skip'], 'no capture without its recorder');
+    assert.match(recorder.fix!, /apt-get install alsa-utils/);
+    return;
+  }
+  assert.equal(missing!.status, 'fail');
+  assert.match(missing!.detail, /mic:plughw:CARD=NoSuchHeadset,DEV=0: no sound card "NoSuchHeadset"/);
+  assert.match(missing!.fix!, /run `ser-edge devices` and put the device string it prints in sources\[0\]\.device/);
+  assert.equal(unopenable!.status, 'fail');
+  assert.match(unopenable!.detail, /^mic:default: recorder arecord exited with code 1: arecord: .*audio open error/);
+  assert.doesNotMatch(unopenable!.detail, /\n|ALSA lib/);
+  assert.match(unopenable!.fix!, /check sources\[1\]\.device against `ser-edge devices`/);
+});
+
+test('a mapped channel the source does not open fails before any capture', { skip }, async () => {
+  const mic = [{ type: 'microphone', device: 'plughw:CARD=Headset,DEV=0', channelCount: 1, channels: [{ index: 1, id: 'desk-1' }] }];
+  const { report } = await doctor('gw-mapping', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-mapping', mic));
+  const capture = row(report!, 'capture')[0]!;
+  assert.equal(capture.status, 'fail');
+  assert.match(capture.detail, /sources\[0\]\.channels\[0\] \(desk-1\) is channel 1, but the source opens 1 channel/);
+  assert.match(capture.fix!, /set sources\[0\]\.channelCount to at least 2/);
+});
+
+test('a TLS broker that requires client certificates: doctor passes with the configured certificate and fails without it', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING }, async () => {
+  mkdirSync(join(dir, 'certs'));
+  const certs = generateTestCertificates(join(dir, 'certs'));
+  const tlsBroker = await startMosquitto({ tls: { caFile: certs.caFile, certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, requireCertificate: true } });
+  try {
+    const site = { dir, brokerUrl: tlsBroker.url, modelDir };
+    const withCert = await doctor('gw-tls', labSiteConfig(site, 'gw-tls', sources(), { mqtt: { requireTls: true, tls: { ca: certs.caFile, cert: certs.clientCertFile, key: certs.clientKeyFile } } }));
+    const good = row(withCert.report!, 'broker')[0]!;
+    assert.equal(good.status, 'pass', good.detail);
+    assert.match(good.detail, /TLS, broker certificate verified against mqtt\.tls\.ca, client certificate$/);
+    const without = await doctor('gw-tls-nocert', labSiteConfig(site, 'gw-tls-nocert', sources(), { mqtt: { requireTls: true, tls: { ca: certs.caFile } } }));
+    const bad = row(without.report!, 'broker')[0]!;
+    assert.equal(bad.status, 'fail');
+    assert.match(bad.fix!, /mqtt\.tls\.cert and mqtt\.tls\.key/);
+    assert.equal(without.code, 1);
+  } finally {
+    await tlsBroker.stop();
+  }
+});
+
+test('a config that does not load fails its row and exits 1; the table says what to correct', { skip }, async () => {
+  const { code, report } = await doctor('gw-badconfig', { extends: 'generic-linux', site: 'lab', mqtt: { url: broker.url, qos: 2 } });
+  assert.equal(code, 1);
+  assert.deepEqual(
+    report!.checks.map((c) => [c.check, c.status]),
+    [
+      ['node', 'pass'],
+      ['config', 'fail'],
+    ],
+  );
+  assert.match(report!.checks[1]!.detail, /gw-badconfig\.json: mqtt\.qos: unknown key/);
+});
+
+test('usage errors exit 2', async () => {
+  for (const args of [['--bogus'], ['--timeout', '0']]) {
+    const result = await run(process.execPath, [cli, 'doctor', ...args]).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+  }
+});
+
+test("the clock tools' answers are read as they print them", () => {
+  assert.deepEqual(parseTimedatectl('NTPSynchronized=yes\nNTP=yes\n'), { synchronised: true, source: 'timedatectl', detail: 'synchronised (timedatectl)' });
+  assert.equal(parseTimedatectl('NTPSynchronized=no\nNTP=no\n')!.source, 'timedatectl-off');
+  assert.equal(parseTimedatectl(''), null);
+  const chrony = `Reference ID    : C0A80101 (192.168.1.1)
+Stratum         : 3
+Ref time (UTC)  : Thu Jul 03 14:40:02 2025
+System time     : 0.000012345 seconds fast of NTP time
+Last offset     : +0.000004512 seconds
+Leap status     : Normal
+`;
+  assert.equal(parseChronyTracking(chrony)!.synchronised, true);
+  assert.equal(parseChronyTracking(chrony.replace('Normal', 'Not synchronised'))!.synchronised, false);
+  const ntpq = `     remote           refid      st t when poll reach   delay   offset  jitter
+==============================================================================
+ 0.debian.pool.n .POOL.          16 p    -   64    0    0.000    0.000   0.000
+*192.168.1.1     .GPS.            1 u   33   64  377    0.412   -0.021   0.015
++10.0.0.2        192.168.1.1      2 u   12   64  377    0.312    0.101   0.021
+`;
+  assert.match(parseNtpqPeers(ntpq)!.detail, /following 192\.168\.1\.1/);
+  assert.equal(parseNtpqPeers(ntpq.replace('*192', ' 192'))!.synchronised, false);
+});
+
+test('an unsynchronised clock fails with how to switch network time on; no answer at all only warns', async () => {
+  const answers: Record<string, { code: number; stdout: string }> = { timedatectl: { code: 0, stdout: 'NTPSynchronized=no\nNTP=no\n' } };
+  const off = await clockCheck(async (command) => ({ ...(answers[command] ?? { code: 1, stdout: '' }), stderr: '', error: null }));
+  assert.equal(off.status, 'fail');
+  assert.match(off.fix!, /sudo timedatectl set-ntp true/);
+  const unknown = await clockCheck(async (command) => ({ code: null, stdout: '', stderr: '', error: `spawn ${command} ENOENT` }));
+  assert.equal(unknown.status, 'warn');
+  assert.match(unknown.detail, /timedatectl: not installed; chronyc: not installed; ntpq: not installed/);
+});
