@@ -47,6 +47,8 @@ const LAG_LIMIT_MS = 1000;
 /** A daemon that keeps up holds its backlog; one that does not falls (1 − capacity/N) s behind per second. */
 const LAG_GROWTH_LIMIT_MS = 200;
 const START_TIMEOUT_MS = 20_000;
+/** Waiting for a core this much of the interval is said beside a failure. */
+const CONTENDED_PERCENT = 10;
 
 const captureDevice = fileURLToPath(new URL('./capture-device.js', import.meta.url));
 
@@ -61,6 +63,11 @@ export interface CapacityProbe {
   /** CPU over the interval, % of one core. */
   cpuMainThreadPercent: number | null;
   cpuProcessPercent: number | null;
+  /**
+   * Share of the interval the main thread was ready but waited for a core (other processes
+   * on the machine): a daemon that falls behind while this is high lacked a core, not speed.
+   */
+  waitingForCpuPercent: number | null;
   /** Urgency events that reached the subscriber in the interval, and arrival − window.end of them (ms, the daemon's stamp). */
   events: number;
   eventP99Ms: number | null;
@@ -137,6 +144,7 @@ export async function probeChannels(options: { recordings: Recordings; channels:
     droppedWindows: null,
     cpuMainThreadPercent: null,
     cpuProcessPercent: null,
+    waitingForCpuPercent: null,
     events: 0,
     eventP99Ms: null,
     telemetryReports: 0,
@@ -170,6 +178,9 @@ export async function probeChannels(options: { recordings: Recordings; channels:
     await stopChecked(daemon);
 
     const seconds = (last.atMs - first.atMs) / 1000;
+    // Each device writes its report as the daemon's SIGTERM reaches it; a busy machine can take a moment.
+    const reported = () => readdirSync(reportDir).filter((name) => name.endsWith('.json')).length >= sources.length;
+    for (const until = Date.now() + 5000; !reported() && Date.now() < until; ) await sleep(100);
     const devices = readCaptureReports(reportDir, first.atMs, last.atMs);
     if (devices.length < sources.length) throw new Error(`only ${devices.length} of ${sources.length} capture devices reported; the daemon's log ends:\n${daemon.logTail()}`);
     const lag = {
@@ -184,6 +195,7 @@ export async function probeChannels(options: { recordings: Recordings; channels:
       droppedWindows: dropped,
       cpuMainThreadPercent: round1(((last.cpu.mainThread - first.cpu.mainThread) / seconds) * 100),
       cpuProcessPercent: round1(((last.cpu.process - first.cpu.process) / seconds) * 100),
+      waitingForCpuPercent: round1(((last.cpu.mainThreadWaiting - first.cpu.mainThreadWaiting) / seconds) * 100),
       events: inInterval.length,
       eventP99Ms: quantile(inInterval.map((e) => e.arrivedMs - e.windowEndMs), 0.99),
       telemetryReports: telemetryAt.filter((t) => t > first.atMs && t <= last.atMs).length,
@@ -194,7 +206,8 @@ export async function probeChannels(options: { recordings: Recordings; channels:
       ...(lag.end > LAG_LIMIT_MS ? [`the daemon was ${lag.end} ms behind a device at the end (limit ${LAG_LIMIT_MS} ms)`] : []),
       ...(lag.end - lag.start > LAG_GROWTH_LIMIT_MS ? [`the daemon fell ${lag.end - lag.start} ms further behind in ${round1(seconds)} s`] : []),
     ];
-    return probe(problems.length === 0, problems.length === 0 ? 'kept up' : problems.join('; '), measured);
+    const contended = measured.waitingForCpuPercent! >= CONTENDED_PERCENT ? ` (its main thread waited for a core ${measured.waitingForCpuPercent}% of the time: the machine is busy)` : '';
+    return probe(problems.length === 0, problems.length === 0 ? 'kept up' : problems.join('; ') + contended, measured);
   } catch (error) {
     // A daemon that stalls or dies under the load did not keep up; the error says how.
     return probe(false, (error as Error).message.split('\n')[0]!);

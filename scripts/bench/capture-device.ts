@@ -18,7 +18,7 @@
  * The report: when sample 0 was spoken, how late each period was written (ms), and per
  * period how much audio was waiting for the reader (ms of PCM not yet taken by the pipe).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -67,7 +67,11 @@ if (!Number.isInteger(periodBytes)) throw new Error(`capture-device: a ${PERIOD_
 let startedAtMs = Date.now();
 const lateness: number[] = [];
 const backlog: [number, number][] = [];
-const writeReport = () => writeFileSync(reportPath, JSON.stringify({ startedAtMs, periodMs: PERIOD_MS, lateness, backlog } satisfies CaptureReport));
+// Renamed into place, so a reader never sees half a report.
+const writeReport = () => {
+  writeFileSync(`${reportPath}.partial`, JSON.stringify({ startedAtMs, periodMs: PERIOD_MS, lateness, backlog } satisfies CaptureReport));
+  renameSync(`${reportPath}.partial`, reportPath);
+};
 // The reader is gone (the daemon stopped or died): what was measured is kept.
 process.stdout.on('error', () => {
   writeReport();

@@ -22,6 +22,8 @@ export interface CpuTimes {
   mainThread: number;
   /** All threads: the event loop, GC helpers, libuv's pool (fsync). */
   process: number;
+  /** Seconds the main thread was ready to run but waited for a core: other work on the machine. */
+  mainThreadWaiting: number;
 }
 
 export class DaemonUnderTest {
@@ -68,7 +70,13 @@ export class DaemonUnderTest {
   }
 
   cpu(): CpuTimes {
-    return { mainThread: ticksOf(`/proc/${this.pid}/task/${this.pid}/stat`) / clockTicks, process: ticksOf(`/proc/${this.pid}/stat`) / clockTicks };
+    // schedstat: ns on a CPU, ns waiting on a run queue, time slices.
+    const waitingNs = Number(readFileSync(`/proc/${this.pid}/task/${this.pid}/schedstat`, 'utf8').split(' ')[1]);
+    return {
+      mainThread: ticksOf(`/proc/${this.pid}/task/${this.pid}/stat`) / clockTicks,
+      process: ticksOf(`/proc/${this.pid}/stat`) / clockTicks,
+      mainThreadWaiting: waitingNs / 1e9,
+    };
   }
 
   /** Resident memory now, MB. */
