@@ -157,7 +157,7 @@ const figures: Figure[] = [
   latencyFigure(32, 25, (r) => ({ publish_latency_p99_ms: r.spoken_to_subscriber_ms.p99 })),
   {
     name: 'channels_per_core',
-    keys: ['channels_per_core', 'channels_per_core_cpu_percent', 'channels_per_core_probes'],
+    keys: ['channels_per_core', 'channels_per_core_cpu_percent', 'channels_per_core_cpu_estimate', 'channels_per_core_probes'],
     describe: `real-time channels one \`ser-edge run\` keeps up with (microphone sources of ${CHANNELS_PER_SOURCE}), doubling then bisection`,
     run: async () => {
       const recordings = writeRecordings(mkdtempSync(join(tmpdir(), 'ser-edge-bench-recordings-')), await clips(), await sampleRate());
@@ -171,9 +171,12 @@ const figures: Figure[] = [
         { start: 128, max: 2048, step: 16 },
       );
       if (found.channels === 0) throw new Error(`no channel count kept up: ${found.probes.map((p) => `${p.channels}: ${p.why}`).join('; ')}`);
+      const cpu = found.probes.find((p) => p.channels === found.channels)?.cpuMainThreadPercent ?? null;
       return {
         channels_per_core: found.channels,
-        channels_per_core_cpu_percent: found.probes.find((p) => p.channels === found.channels)?.cpuMainThreadPercent ?? null,
+        channels_per_core_cpu_percent: cpu,
+        // What a core of its own would carry at the CPU per channel measured: an upper bound, for a busy machine.
+        channels_per_core_cpu_estimate: cpu ? Math.round((found.channels * 100) / cpu) : null,
         channels_per_core_probes: found.probes,
       };
     },
