@@ -132,7 +132,10 @@ export async function probeChannels(options: { recordings: Recordings; channels:
   subscriber.on('message', (topic, payload) => {
     const arrivedMs = Date.now();
     if (topic.endsWith('/telemetry')) telemetryAt.push(arrivedMs);
-    else events.push({ arrivedMs, windowEndMs: Date.parse((JSON.parse(payload.toString('utf8')) as { window: { end: string } }).window.end) });
+    else {
+      const end = Date.parse((JSON.parse(payload.toString('utf8')) as { window?: { end?: string } }).window?.end ?? '');
+      if (Number.isFinite(end)) events.push({ arrivedMs, windowEndMs: end });
+    }
   });
   await subscriber.subscribeAsync([`${base}/telemetry`, `${base}/channel/+/urgency`], { qos: 1 });
 

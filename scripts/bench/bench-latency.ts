@@ -115,7 +115,12 @@ export async function benchPublishLatency(options: { classifier: Classifier; cli
   subscriber.on('message', (topic, payload) => {
     const arrivedMs = Date.now();
     const suffix = topic.slice(base.length + 1);
-    const json = JSON.parse(payload.toString('utf8')) as Record<string, any>;
+    let json: Record<string, any>;
+    try {
+      json = JSON.parse(payload.toString('utf8')) as Record<string, any>;
+    } catch {
+      return; // not a payload this bench reads
+    }
     if (suffix === 'telemetry') telemetry.push({ arrivedMs, payload: json });
     else if (suffix.endsWith('/state')) states.add(String(json.channel));
     else if (suffix.endsWith('/urgency')) {
