@@ -1,10 +1,11 @@
 /**
  * Real-time factor of the feature stage per CPU core: seconds of audio analysed per second
- * of CPU time (user + system, process.cpuUsage), full default feature set, every frame
- * extracted, deltas included. Compared with meyda's `extract()` on the same frames and
- * with meyda's FFT (fftjs) on the same transform.
+ * of CPU time (user + system, process.cpuUsage) for one feature configuration (the shipped
+ * model's, or the analyser's full set), every frame extracted, deltas included. Compared
+ * with meyda's `extract()` on the same frames and with meyda's FFT (fftjs) on the same
+ * transform.
  *
- *   npm run build && node dist/scripts/bench-features.js [--seconds 60] [--real-speech DIR]
+ *   npm run build && node dist/scripts/bench/bench-features.js [--seconds 60] [--real-speech DIR] [--preset full|prosody|…]
  */
 import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -206,8 +207,8 @@ export async function loadRealSpeech(dir: string, seconds: number, sampleRate: n
   return signal;
 }
 
-export async function benchFeatures(opts: { seconds?: number; realSpeechDir?: string } = {}): Promise<FeatureBenchResult> {
-  const config = DEFAULT_FEATURE_CONFIG;
+export async function benchFeatures(opts: { config?: FeatureConfig; seconds?: number; realSpeechDir?: string } = {}): Promise<FeatureBenchResult> {
+  const config = opts.config ?? DEFAULT_FEATURE_CONFIG;
   const seconds = opts.seconds ?? 60;
   const signal = speechLikeSignal(seconds, config.sampleRate);
   const synthetic = measureRtf(signal, config, 5);
@@ -242,7 +243,11 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   };
   const seconds = value('--seconds');
   const realSpeechDir = value('--real-speech');
+  const preset = value('--preset');
+  const { FEATURE_PRESETS } = await import('../../src/training/feature-presets.js');
+  if (preset !== undefined && !(preset in FEATURE_PRESETS)) throw new Error(`--preset ${preset}: use one of ${Object.keys(FEATURE_PRESETS).join(', ')}`);
   const result = await benchFeatures({
+    ...(preset !== undefined ? { config: FEATURE_PRESETS[preset as keyof typeof FEATURE_PRESETS] } : {}),
     ...(seconds !== undefined ? { seconds: Number(seconds) } : {}),
     ...(realSpeechDir !== undefined ? { realSpeechDir } : {}),
   });
