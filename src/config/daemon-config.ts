@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeChannelCount } from '../audio/channel-map.js';
 import { EMOTIONS } from '../model/emotions.js';
 import { urgencyThresholdsSchema } from '../urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
@@ -33,6 +34,25 @@ export const channelAssignmentSchema = z
 
 const channelsField = z.array(channelAssignmentSchema).min(1);
 
+/**
+ * Where the config itself says how many channels a source has (a microphone's or stdin's
+ * channelCount, the mono demo), an index beyond them is a config error at start-up. A
+ * file's count is known only once it is read: the daemon refuses that source then.
+ */
+function indexesWithin(what: string, count: (source: { channelCount?: number }) => number, fix: string) {
+  return (source: { channelCount?: number; channels: { index: number; id: string }[] }, ctx: z.core.$RefinementCtx) => {
+    const available = count(source);
+    source.channels.forEach(({ index, id }, at) => {
+      if (index < available) return;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['channels', at, 'index'],
+        message: `channel ${id}: index ${index} does not exist: ${what} has ${describeChannelCount(available)}; ${fix}`,
+      });
+    });
+  };
+}
+
 export const microphoneSourceSchema = z
   .object({
     type: z.literal('microphone'),
@@ -45,7 +65,8 @@ export const microphoneSourceSchema = z
     inputRate: z.number().int().positive().optional(),
     channels: channelsField,
   })
-  .strict();
+  .strict()
+  .superRefine(indexesWithin('this microphone source', (s) => s.channelCount ?? 1, 'map an index below channelCount, or raise channelCount to what the device delivers'));
 
 export const fileSourceSchema = z
   .object({
@@ -67,7 +88,8 @@ export const stdinSourceSchema = z
     channelCount: z.number().int().min(1).max(32).default(1),
     channels: channelsField,
   })
-  .strict();
+  .strict()
+  .superRefine(indexesWithin('this stdin source', (s) => s.channelCount ?? 1, 'map an index below channelCount, or raise channelCount to the interleaved channels piped in'));
 
 export const demoSourceSchema = z
   .object({
@@ -77,7 +99,8 @@ export const demoSourceSchema = z
     angrySeconds: z.number().positive().default(20),
     channels: channelsField,
   })
-  .strict();
+  .strict()
+  .superRefine(indexesWithin('the demo voice', () => 1, 'use index 0 (or leave it out), and a source per demo channel'));
 
 export const sourceSchema = z.discriminatedUnion('type', [microphoneSourceSchema, fileSourceSchema, stdinSourceSchema, demoSourceSchema]);
 export type SourceConfig = z.infer<typeof sourceSchema>;
