@@ -64,7 +64,7 @@ export class DroppedWindowLog {
     const named = dropped.slice(0, NAMED_CHANNELS);
     const others = dropped.slice(NAMED_CHANNELS);
     const served = this.deps.served?.();
-    const list = named.map(([id, n]) => `${id} ${n}`).join(', ') + (others.length > 0 ? `, and ${others.length} more channels ${sum(others)}` : '');
+    const list = named.map(([id, n]) => `${id} ${n}`).join(', ') + (others.length > 0 ? `, ${others.length} other channels ${sum(others)} in all` : '');
     this.deps.logger.warn(
       {
         droppedWindows: total,
