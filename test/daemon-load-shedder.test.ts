@@ -130,6 +130,16 @@ test('the channels served at one time are a contiguous run that stays put betwee
   assert.ok(gaps <= 1, `one run (wrapping at most once), got ${gaps + 1} runs`);
 });
 
+test('while load is shed, every source has its share of the served channels at once', () => {
+  const shedder = new LoadShedder({ maxLagSeconds: 5 });
+  const sources = Array.from({ length: 4 }, (_, s) => ({ key: {}, channels: ids(`s${s}-`, 100) }));
+  for (const { key, channels } of sources) shedder.enlist(key, channels);
+  simulate(shedder, sources, 100, 8);
+  assert.ok(shedder.servedChannels < 100, `served ${shedder.servedChannels}`);
+  const shares = sources.map(({ channels }) => served(shedder, channels).length);
+  assert.ok(Math.max(...shares) - Math.min(...shares) <= 1, `served per source: ${shares.join(', ')}`);
+});
+
 test('a withdrawn source leaves the rota and a source enlisted while all are served is served at once', () => {
   const shedder = new LoadShedder({ maxLagSeconds: 5 });
   const a = { key: {}, channels: ids('a', 10) };

@@ -17,9 +17,11 @@ export const DEFAULT_ROTATE_SECONDS = 30;
 
 /**
  * Decides which live channels are analysed when the CPU cannot analyse them all in real
- * time. The channels of every live source form one rota; a contiguous run of it is
- * served (its audio is analysed), the others skip theirs. A skipped channel costs almost
- * nothing, so shedding keeps the event loop turning whatever the number of channels.
+ * time. The channels of every live source form one rota, interleaved (each source's
+ * first channel, then each one's second…); a contiguous run of it is served (its audio is
+ * analysed), the others skip theirs. A skipped channel costs almost nothing, so shedding
+ * keeps the event loop turning whatever the number of channels, and every source has its
+ * share of the served channels at any time.
  *
  * - How many are served follows the sources' lag: when the worst lag of the last second
  *   (a block still being analysed counts with the lag it has reached) was past half of
@@ -28,8 +30,7 @@ export const DEFAULT_ROTATE_SECONDS = 30;
  *   last second (the capacity, as measured), by half at most; while it stays under a
  *   tenth, the served count grows by 5% a second until all are served.
  * - The served run moves on by its own length every `rotateSeconds`, so every channel is
- *   served in turn, in stretches long enough to form windows and raise flags, whichever
- *   source it belongs to.
+ *   served in turn, in stretches long enough to form windows and raise flags.
  */
 export class LoadShedder {
   readonly maxLagSeconds: number;
@@ -147,8 +148,12 @@ export class LoadShedder {
   }
 
   private rebuild(): void {
-    const sources = [...this.sources.entries()].sort(([a], [b]) => this.rank.get(a)! - this.rank.get(b)!);
-    this.order = sources.flatMap(([, { ids }]) => ids);
+    const sources = [...this.sources.entries()].sort(([a], [b]) => this.rank.get(a)! - this.rank.get(b)!).map(([, { ids }]) => ids);
+    // Interleaved, first channels of every source, then the second ones…: any run of the
+    // rota takes its share from each source, so no source waits for another's turn.
+    this.order = [];
+    const longest = Math.max(0, ...sources.map((ids) => ids.length));
+    for (let at = 0; at < longest; at++) for (const ids of sources) if (at < ids.length) this.order.push(ids[at]!);
     this.position.clear();
     this.order.forEach((id, at) => this.position.set(id, at));
     if (this.order.length > 0) this.first %= this.order.length;
