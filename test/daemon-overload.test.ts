@@ -11,7 +11,7 @@ import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } 
 
 /**
  * Far more real-time channels than one core can analyse: the shipped model carries some
- * 650 channels of speech on the development machine's core (README, Capacity), and this
+ * 650 channels of speech on the development machine's core (README, Capacity and overload), and this
  * is 2400, as 48 sources of 50 channels replaying one recording of a caller who starts
  * calm and turns angry. The daemon must shed load and keep answering, never go dark.
  */

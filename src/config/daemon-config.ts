@@ -191,7 +191,11 @@ export const daemonConfigSchema = z
       .object({
         /** Block length handed from capture to the pipeline. */
         blockMs: z.number().int().min(10).max(1000).default(100),
-        /** A live channel further behind real time than this skips the model for its windows (counted as dropped). */
+        /**
+         * How far behind real time a live source may fall: from half of it, fewer of the live
+         * channels are analysed (the others skip their audio, counted as dropped windows);
+         * beyond it, the source skips to the present (README, Capacity and overload).
+         */
         maxLagSeconds: z.number().positive().default(5),
         windowSeconds: z.number().positive().max(30).default(3),
         hopSeconds: z.number().positive().max(30).default(1),

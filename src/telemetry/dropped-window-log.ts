@@ -76,7 +76,7 @@ export class DroppedWindowLog {
       },
       `windows dropped${sinceSeconds !== undefined ? ` in the last ${sinceSeconds} s` : ''}: ${total} on ${dropped.length} channel${dropped.length === 1 ? '' : 's'} (${list})` +
         (served !== undefined && served.served < served.live ? `; ${served.served} of ${served.live} live channels are analysed at a time, in turns` : '') +
-        '; the CPU cannot analyse every channel in real time (see README, Capacity)',
+        '; the CPU cannot analyse every channel in real time (see README, Capacity and overload)',
     );
   }
 }
