@@ -126,7 +126,7 @@ export class HeadsetChannel {
     }
   }
 
-    /** A call starts (cmd/call start): the previous one, if any, ends first. */
+  /** A call starts (cmd/call start): the previous one, if any, ends first. */
   beginCall(callId?: string): string {
     if (this.call !== null) this.endCall(undefined, 'superseded');
     return this.openCall(callId, 'command');
@@ -231,7 +231,7 @@ export class HeadsetChannel {
     if (health !== undefined) health.droppedWindows += windows;
   }
 
-    private announceLevel(): void {
+  private announceLevel(): void {
     this.deps.bus.emit('channel-level', {
       channel: this.deps.id,
       role: this.deps.role,

@@ -25,10 +25,10 @@ export const DEFAULT_ROTATE_SECONDS = 30;
  *
  * - How many are served follows the sources' lag: when the worst lag of the last second
  *   (a block still being analysed counts with the lag it has reached) was past half of
- *   `maxLagSeconds` and is not shrinking, the
- *   served count is cut to 90% of the channels actually analysed in real time over the
- *   last second (the capacity, as measured), by half at most; while it stays under a
- *   tenth, the served count grows by 5% a second until all are served.
+ *   `maxLagSeconds` and is not shrinking, the served count is cut to 90% of the channels
+ *   actually analysed in real time over the last second (the capacity, as measured), by
+ *   half at most; while the lag stays under a tenth of `maxLagSeconds`, the served count
+ *   grows by 5% a second until all are served.
  * - The served run moves on by its own length every `rotateSeconds`, so every channel is
  *   served in turn, in stretches long enough to form windows and raise flags.
  */
@@ -92,7 +92,7 @@ export class LoadShedder {
     return (at - this.first + count) % count < this.served;
   }
 
-  /** A live source's block arrived, `lagSeconds` behind real time (also one skipped for being too late). */
+  /** A live source's block arrived, `lagSeconds` behind real time, and is being analysed. */
   blockArrived(source: object, lagSeconds: number, nowMs: number): void {
     const entry = this.sources.get(source);
     if (entry === undefined) return;
@@ -108,24 +108,23 @@ export class LoadShedder {
     entry.lagSeconds = Math.max(entry.lagSeconds, lagOf(entry, nowMs));
     entry.blockSince = Number.NaN;
     this.intervalServedSeconds += servedSeconds;
-    const now = nowMs;
     if (Number.isNaN(this.intervalStartMs)) {
-      this.intervalStartMs = now;
-      this.rotatedAtMs = now;
+      this.intervalStartMs = nowMs;
+      this.rotatedAtMs = nowMs;
       return;
     }
-    const elapsedMs = now - this.intervalStartMs;
+    const elapsedMs = nowMs - this.intervalStartMs;
     if (elapsedMs >= CONTROL_MS) {
-      this.control(elapsedMs / 1000, now);
-      this.intervalStartMs = now;
+      this.control(elapsedMs / 1000, nowMs);
+      this.intervalStartMs = nowMs;
       this.intervalServedSeconds = 0;
     }
     const count = this.order.length;
     if (this.served >= count) {
-      this.rotatedAtMs = now;
-    } else if (now - this.rotatedAtMs >= this.rotateMs) {
+      this.rotatedAtMs = nowMs;
+    } else if (nowMs - this.rotatedAtMs >= this.rotateMs) {
       this.first = (this.first + this.served) % count;
-      this.rotatedAtMs = now;
+      this.rotatedAtMs = nowMs;
     }
   }
 
