@@ -159,6 +159,7 @@ export class ChannelRunner {
             delivered += jumped;
             baseMs = performance.now() - (delivered / rate) * 1000;
             for (const { channel } of this.routes) channel.skip(size + jumped);
+            this.deps.logger.debug({ source: this.description, lagSeconds: Math.round(lag * 10) / 10, skippedSeconds: Math.round(((size + jumped) / rate) * 10) / 10 }, 'audio source fell behind real time; skipped to the present');
             // Not reported to the shedder: the lag that led here was reported as it built up.
             askedAt = performance.now();
             continue;
