@@ -101,8 +101,7 @@ test(`with ${CHANNELS} real-time channels the daemon sheds load but keeps its te
     await until(() => reports.some((r) => r.payload.pipeline.droppedWindows > 0), 60_000, 'telemetry reporting dropped windows');
     const droppingSince = Date.now();
     const warning = await daemon.waitForLog((l) => l.level === 40 && String(l.msg).startsWith('windows dropped'), 15_000, 'the dropped-windows warning');
-    assert.ok((warning.droppedWindows as number) > 0 && (warning.channels as number) > 0, JSON.stringify(warning));
-    assert.ok((warning.servedChannels as number) < CHANNELS, `the warning says only some channels are analysed at a time: ${JSON.stringify(warning)}`);
+    assert.ok((warning.droppedWindows as number) > 0 && (warning.channels as number) > 0 && typeof warning.byChannel === 'object', JSON.stringify(warning));
 
     // While overloaded: a ping is answered.
     await sub.client.publishAsync(`${base}/cmd/ping`, JSON.stringify({ schema: 1 }), {
@@ -129,10 +128,15 @@ test(`with ${CHANNELS} real-time channels the daemon sheds load but keeps its te
     assert.ok(perChannel.filter((n) => n > 0).length > CHANNELS_PER_SOURCE, 'drops spread over many channels, not one source');
 
     // The channels that are analysed still flag their callers' anger while windows are being
-    // dropped, from more than one source, and about audio of the last few seconds.
-    await until(() => flags.some((f) => f.at > droppingSince), 30_000, 'a flag during the overload');
-    const sourcesFlagged = new Set(flags.map((f) => f.event.channel.split('-')[0]));
-    assert.ok(sourcesFlagged.size > 1, `flags from more than one source, got ${[...sourcesFlagged].join(', ')}`);
+    // dropped, in more than one source, and about audio of the last few seconds.
+    const warnings = () => daemon.logs().filter((l) => String(l.msg).startsWith('windows dropped'));
+    const flaggedSources = () => new Set(flags.filter((f) => f.at > droppingSince).map((f) => f.event.channel.split('-')[0]));
+    await until(
+      () => flaggedSources().size > 1,
+      45_000,
+      `flags from more than one source during the overload (${flags.length} flags so far, from ${[...flaggedSources()].join(', ') || 'none'}; ` +
+        `analysed channels per warning ${warnings().map((w) => w.servedChannels).join(', ')}; windows/s ${reports.slice(-10).map((r) => Math.round(r.payload.pipeline.windowsPerSecond)).join(', ')})`,
+    );
     const late = flags.filter((f) => f.at > droppingSince).map((f) => (f.at - Date.parse(f.event.window.end)) / 1000);
     assert.ok(Math.max(...late) < 10, `flags during the overload came at most 10 s after their window ended (${Math.max(...late).toFixed(1)} s)`);
   } catch (error) {

@@ -9,8 +9,12 @@ export interface LoadShedderOptions {
 const CONTROL_MS = 1000;
 /** Served channels are cut to this share of what was measured to keep up, so the backlog drains. */
 const CUT_MARGIN = 0.9;
-/** …but by half at most in one step: a stall (CPU taken by another process) measures as a capacity near zero. */
-const DEEPEST_CUT = 0.5;
+/**
+ * …but by half at most on the first step past the threshold: a stall (the CPU taken by
+ * another process for seconds) measures as a capacity near zero. A lag that stays past
+ * it for a second step is overload, and the cut goes all the way.
+ */
+const FIRST_CUT = 0.5;
 /** While keeping up, the served channels grow by this share each control step. */
 const GROWTH = 0.05;
 export const DEFAULT_ROTATE_SECONDS = 30;
@@ -27,8 +31,8 @@ export const DEFAULT_ROTATE_SECONDS = 30;
  *   (a block still being analysed counts with the lag it has reached) was past half of
  *   `maxLagSeconds` and is not shrinking, the served count is cut to 90% of the channels
  *   actually analysed in real time over the last second (the capacity, as measured), by
- *   half at most; while the lag stays under a tenth of `maxLagSeconds`, the served count
- *   grows by 5% a second until all are served.
+ *   half at most the first time (a stall is not overload); while the lag stays under a
+ *   tenth of `maxLagSeconds`, the served count grows by 5% a second until all are served.
  * - The served run moves on by its own length every `rotateSeconds`, so every channel is
  *   served in turn, in stretches long enough to form windows and raise flags.
  */
@@ -138,7 +142,9 @@ export class LoadShedder {
     if (lag > this.shedAboveSeconds && lag >= this.lastLagSeconds) {
       // Channels analysed per second of wall time: what the CPU carries right now.
       const capacity = this.intervalServedSeconds / elapsedSeconds;
-      const cut = Math.max(Math.ceil(this.served * DEEPEST_CUT), Math.floor(Math.min(this.served, capacity) * CUT_MARGIN));
+      const measured = Math.floor(Math.min(this.served, capacity) * CUT_MARGIN);
+      const sustained = this.lastLagSeconds > this.shedAboveSeconds;
+      const cut = sustained ? measured : Math.max(Math.ceil(this.served * FIRST_CUT), measured);
       this.served = Math.max(1, Math.min(count, cut));
     } else if (lag < this.growBelowSeconds && this.served < count) {
       this.served = Math.min(count, this.served + Math.max(1, Math.ceil(this.served * GROWTH)));
