@@ -50,3 +50,19 @@ test('a source whose turn has not run out goes on without waiting', async () => 
   assert.equal(turns.due, false);
   assert.equal(turns.queued, 0);
 });
+
+test('with many sources waiting, turns shrink so that a round of all of them stays about roundMs', async () => {
+  const turns = new EventLoopTurns({ turnMs: 10, roundMs: 40 });
+  const log: string[] = [];
+  await Promise.all(Array.from({ length: 20 }, (_, i) => worker(turns, 20, log, `w${i}`)));
+  const runs: number[] = [];
+  for (let i = 0, run = 1; i < log.length; i++, run++) {
+    if (log[i + 1] !== log[i]) {
+      runs.push(run);
+      run = 0;
+    }
+  }
+  // 40 ms over 20 waiting sources: turns of 2 ms, so runs of 2 or 3 units of 1 ms, not 10.
+  const longest = Math.max(...runs.slice(0, -20));
+  assert.ok(longest <= 4, `longest run ${longest} units while 20 sources waited`);
+});
