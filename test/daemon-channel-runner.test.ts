@@ -136,14 +136,15 @@ test('a source that cannot carry its channel mapping is refused once with the ch
   }
 });
 
-test('live sources that need four times the CPU there is shed load in turns: timers keep running, windows are dropped and counted, and the channels served still get windows', { timeout: 60_000 }, async () => {
+test('live sources that need more CPU than there is shed load in turns: timers keep running, windows are dropped and counted, and the channels served still get windows', { timeout: 90_000 }, async () => {
   const voice = synthesiseVoice(VOICE_STYLES.angry, 4, 16000, 5);
   const path = await writeWav(join(dir, 'eight.wav'), Array.from({ length: 8 }, (_, c) => voice.map((_, i) => voice[(i + c * 8000) % voice.length]!)), 16000, '16');
-  // 24 sources of 8 channels, a window a second each, 20 ms of CPU per window: 3.8 s of work per second.
-  const shedder = new LoadShedder({ maxLagSeconds: 2 });
+  // 48 sources of 8 channels, a window a second each at 10 ms of CPU: some 4 s of work a
+  // second with the features, on one core shared with whatever else the machine runs.
+  const shedder = new LoadShedder({ maxLagSeconds: 5 });
   const turns = new EventLoopTurns();
-  const classifier = quickClassifier(20);
-  const runners = Array.from({ length: 24 }, (_, r) =>
+  const classifier = quickClassifier(10);
+  const runners = Array.from({ length: 48 }, (_, r) =>
     runnerFor(fileSource(path, Array.from({ length: 8 }, (_, c) => ({ index: c, id: `s${r}-c${c}` }))), { classifier, shedder, turns }),
   );
   let ticks = 0;
@@ -159,16 +160,16 @@ test('live sources that need four times the CPU there is shed load in turns: tim
   const dropped = () => runners.reduce((n, { metrics }) => n + metrics.droppedWindows, 0);
   const windows = () => runners.reduce((n, { metrics }) => n + metrics.windows, 0);
   try {
-    await until(() => dropped() > 0 && shedder.servedChannels < shedder.liveChannels, 30_000, 'load being shed');
+    await until(() => dropped() > 0 && shedder.servedChannels < shedder.liveChannels, 40_000, 'load being shed');
     const windowsThen = windows();
     longestGap = 0;
-    await new Promise((resolve) => setTimeout(resolve, 6000));
-    assert.ok(windows() > windowsThen + 20, `the served channels kept getting windows (${windows() - windowsThen} in 6 s)`);
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    assert.ok(windows() > windowsThen + 10, `the served channels kept getting windows (${windows() - windowsThen} in 10 s, ${shedder.servedChannels} of 384 served)`);
   } finally {
     clearInterval(timer);
     await Promise.all(runners.map(({ runner }) => runner.stop()));
   }
-  assert.ok(shedder.servedChannels < 192, `served ${shedder.servedChannels} of 192`);
+  assert.ok(shedder.servedChannels < 384, `served ${shedder.servedChannels} of 384`);
   assert.ok(longestGap < 1000, `a 50 ms timer never waited a second while load was shed (longest gap ${Math.round(longestGap)} ms, ${ticks} ticks)`);
   for (const { metrics } of runners) {
     const perChannel = [...metrics.channels.values()].reduce((n, h) => n + h.droppedWindows, 0);
