@@ -61,7 +61,7 @@ export class TelemetryReporter {
   async snapshot(): Promise<TelemetryPayload> {
     const { metrics } = this.deps;
     // Read first: every figure below then comes from one moment, so per-channel counts add up to the totals.
-    const health = await this.deps.probe.read();
+    const reading = await this.deps.probe.read();
     const now = performance.now();
     const elapsed = (now - this.lastAt) / 1000;
     const windowsPerSecond = elapsed > 0 ? (metrics.windows - this.lastWindows) / elapsed : 0;
@@ -96,7 +96,7 @@ export class TelemetryReporter {
       ts: new Date().toISOString(),
       site: this.deps.site,
       gateway: this.deps.gateway,
-      health,
+      health: reading,
       pipeline: {
         backend: this.deps.backend(),
         latencyMs,
