@@ -5,9 +5,11 @@ import { DaemonBus, type ChannelLevelEvent, type UrgencyChangeEvent } from './da
 import { ChannelRunner } from './daemon/channel-runner.js';
 import { CallCommandRouter } from './daemon/call-command-router.js';
 import { EmbeddedBroker } from './daemon/embedded-broker.js';
+import { EventLoopTurns } from './daemon/event-loop-turns.js';
 import { describeFlag } from './daemon/flag-printer.js';
 import { HeadsetChannel } from './daemon/headset-channel.js';
 import { loggableUrl } from './daemon/daemon-logger.js';
+import { LoadShedder } from './daemon/load-shedder.js';
 import { openAudioSource } from './daemon/open-audio-source.js';
 import { lockedDirectories, StateDirectoryLock } from './daemon/state-dir-lock.js';
 import { TimedOutbox } from './daemon/timed-outbox.js';
@@ -18,6 +20,7 @@ import { MqttLink } from './mqtt/mqtt-link.js';
 import type { EMOTIONS } from './model/emotions.js';
 import type { UrgencyEvent } from './mqtt/payload-schemas.js';
 import { UrgencyPublisher } from './mqtt/urgency-publisher.js';
+import { DroppedWindowLog } from './telemetry/dropped-window-log.js';
 import { HealthProbe } from './telemetry/health-probe.js';
 import { PipelineMetrics } from './telemetry/pipeline-metrics.js';
 import { PrometheusEndpoint } from './telemetry/prometheus-endpoint.js';
@@ -52,6 +55,8 @@ export class Daemon {
   private publisher: UrgencyPublisher | undefined;
   private telemetry: TelemetryReporter | undefined;
   private prometheus: PrometheusEndpoint | undefined;
+  private droppedWindowLog: DroppedWindowLog | undefined;
+  private shedder: LoadShedder | undefined;
   private readonly channels = new Map<string, HeadsetChannel>();
   private readonly runners: ChannelRunner[] = [];
   private readonly locks: StateDirectoryLock[] = [];
@@ -164,8 +169,10 @@ export class Daemon {
       await this.prometheus.start();
       this.continueStarting();
     }
+    this.droppedWindowLog = new DroppedWindowLog({ metrics: this.metrics, logger, served: () => ({ served: this.shedder!.servedChannels, live: this.shedder!.liveChannels }) });
     for (const runner of this.runners) runner.start();
     this.telemetry.start();
+    this.droppedWindowLog.start();
     logger.info({ channels: [...this.channels.keys()], sources: config.sources.length }, 'ser-edge running');
   }
 
@@ -197,6 +204,7 @@ export class Daemon {
     await step('capture', Promise.all(this.runners.map((r) => r.stop())), left(SHUTDOWN_GOODBYE_MS));
     await step('queueing the last events', this.publishing, left(SHUTDOWN_GOODBYE_MS));
     await step('telemetry', this.telemetry?.stop(), left(SHUTDOWN_GOODBYE_MS));
+    this.droppedWindowLog?.stop();
     const flushedAll = await this.flush(Math.min(options.flushMs ?? config.mqtt.flushTimeoutMs, left(SHUTDOWN_GOODBYE_MS)));
     if (!flushedAll) logger.warn({ pending: this.outbox?.depth }, 'shutdown: some events were not acknowledged in time; they stay in the outbox for the next start');
     await step('prometheus endpoint', this.prometheus?.stop(), left(SHUTDOWN_GOODBYE_MS));
@@ -233,6 +241,10 @@ export class Daemon {
     };
     const windowing = { ...DEFAULT_WINDOWING, windowSeconds: config.audio.windowSeconds, hopSeconds: config.audio.hopSeconds };
     const sampleRate = classifier.manifest.features.sampleRate;
+    // One of each for all sources: the CPU and the event loop's thread are shared.
+    const shedder = new LoadShedder({ maxLagSeconds: config.audio.maxLagSeconds });
+    const turns = new EventLoopTurns();
+    this.shedder = shedder;
     for (const source of config.sources) {
       const channels = new Map<string, HeadsetChannel>();
       for (const { id, role, callId } of source.channels) {
@@ -246,7 +258,6 @@ export class Daemon {
           windowing,
           callSilenceSeconds: config.calls.callSilenceSeconds,
           ...(callId ? { callId } : {}),
-          maxLagSeconds: config.audio.maxLagSeconds,
           bus: this.bus,
           metrics: this.metrics,
         });
@@ -263,6 +274,8 @@ export class Daemon {
           metrics: this.metrics,
           logger,
           flagBacklog: this.flagBacklog,
+          shedder,
+          turns,
         }),
       );
     }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AudioInputError } from '../src/audio/audio-source.js';
-import { splitByChannelId, validateChannelMapping, type ChannelMapping } from '../src/audio/channel-map.js';
+import { ChannelMappingError, validateChannelMapping, type ChannelMapping } from '../src/audio/channel-map.js';
 
 const stereo = { description: 'mic:hw:1,0', channelCount: 2 };
 const desk: ChannelMapping = [
@@ -13,10 +13,14 @@ test('a mapping within the source channels is accepted', () => {
   assert.doesNotThrow(() => validateChannelMapping(desk, stereo));
 });
 
-test('a channel index beyond the source is refused saying how many channels there are', () => {
+test('a channel index beyond the source is refused naming the channel and how many channels there are', () => {
   assert.throws(
     () => validateChannelMapping([{ index: 3, id: 'desk7-customer', role: 'customer' }], stereo),
-    (error: unknown) => error instanceof AudioInputError && error.message.includes('channel index 3 does not exist: the source has 2 channels') && error.message.includes('mic:hw:1,0'),
+    (error: unknown) =>
+      error instanceof ChannelMappingError &&
+      error instanceof AudioInputError &&
+      error.message.includes('channel desk7-customer: index 3 does not exist: the source has 2 channels (indexes 0–1)') &&
+      error.message.includes('mic:hw:1,0'),
   );
 });
 
@@ -34,12 +38,4 @@ test('a channel id that would break an MQTT topic is refused', () => {
 
 test('an empty mapping is refused', () => {
   assert.throws(() => validateChannelMapping([], stereo), /mapping is empty/);
-});
-
-test('splitByChannelId keys each block channel by its headset id', () => {
-  const left = new Float32Array([1]);
-  const right = new Float32Array([2]);
-  const split = splitByChannelId([left, right], desk);
-  assert.equal(split.get('desk7-customer'), left);
-  assert.equal(split.get('desk7-agent'), right);
 });

@@ -73,3 +73,48 @@ test('a block length that rounds to no samples is refused', async () => {
   const path = await writeWav(join(dir, 'tiny-block.wav'), [sine(440, 0.1, 16000)], 16000, '16');
   await assert.rejects(openFileSource(path, { blockMs: 0.01 }), /no whole sample per block/);
 });
+
+test('a realtime file source that fell behind skips to the present and goes on from there', async () => {
+  const ramp = new Float32Array(16000 * 4).map((_, i) => (i % 16000) / 16000 - 0.5 + Math.floor(i / 16000) * 0.01);
+  const path = await writeWav(join(dir, 'behind.wav'), [ramp], 16000, '32f');
+  const source = await openFileSource(path, { blockMs: 100, realtime: true });
+  const blocks = source.blocks()[Symbol.asyncIterator]();
+  await blocks.next();
+  assert.equal(source.skipToPresent(), 0, 'on time: nothing to skip');
+  // The consumer stalls for a second, as an overloaded daemon would.
+  const stalledUntil = performance.now() + 1000;
+  while (performance.now() < stalledUntil);
+  const skipped = source.skipToPresent();
+  assert.ok(skipped >= 16000 * 0.8 && skipped <= 16000 * 1.2 && skipped % 1600 === 0, `skipped ${skipped} samples: whole blocks, about the second it stalled`);
+  const next = (await blocks.next()).value as Float32Array[];
+  assert.equal(next[0]![0], ramp[1600 + skipped], 'the next block starts right after the skipped audio');
+  await source.close();
+});
+
+test('a replay that is not real-time never skips', async () => {
+  const path = await writeWav(join(dir, 'not-realtime.wav'), [sine(440, 1, 16000)], 16000, '16');
+  const source = await openFileSource(path, { realtime: false });
+  const blocks = source.blocks()[Symbol.asyncIterator]();
+  await blocks.next();
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(source.skipToPresent(), 0);
+  await source.close();
+});
+
+test('blocks are views of the decoded audio, and sources replaying the same file share it', async () => {
+  const path = await writeWav(join(dir, 'shared.wav'), [sine(440, 1, 16000), sine(880, 1, 16000)], 16000, '16');
+  const [a, b] = await Promise.all([openFileSource(path), openFileSource(path)]);
+  const [blockA] = await collect(a.blocks());
+  const [blockB] = await collect(b.blocks());
+  assert.equal(blockA![0]!.buffer, blockB![0]!.buffer, 'one decoded copy for both sources');
+  const second = (await collect(a.blocks()))[1]!;
+  assert.equal(second[0]!.buffer, blockA![0]!.buffer, 'no copy per block');
+  await Promise.all([a.close(), b.close()]);
+
+  // Once the file changes, the next source decodes it afresh.
+  await writeWav(path, [sine(220, 2, 16000)], 16000, '16');
+  const c = await openFileSource(path);
+  assert.equal(c.channelCount, 1);
+  assert.equal(c.length, 32000);
+  await c.close();
+});

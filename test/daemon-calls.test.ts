@@ -64,7 +64,6 @@ function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5
     windowing: DEFAULT_WINDOWING,
     callSilenceSeconds,
     ...(callId ? { callId } : {}),
-    maxLagSeconds: 5,
     bus,
     metrics,
   });
@@ -186,13 +185,17 @@ test('an agent channel never raises a flag; its strain goes to telemetry only', 
   assert.ok((c.metrics.agentStrain.get('desk-1') ?? 0) > 0.6);
 });
 
-test('windows of a channel too far behind real time are dropped and counted, not classified', () => {
+test('skipped audio is counted as one dropped window per hop, on the channel and in the total, and never classified', () => {
   const c = channel();
+  c.metrics.channels.set('desk-1', { role: 'customer', state: 'running', source: 'test', failures: 0, droppedWindows: 0 });
   c.classifier.angry = 1;
-  const voice = synthesiseVoice(VOICE_STYLES.angry, 6, 16000, 5);
-  for (let at = 0; at < voice.length; at += 1600) c.headset.push(voice.subarray(at, at + 1600), 30);
+  // 25 blocks of 100 ms: 2.5 hops of the default 1 s, so two whole windows so far.
+  for (let i = 0; i < 25; i++) c.headset.skip(1600);
   assert.equal(c.metrics.windows, 0);
-  assert.ok(c.metrics.droppedWindows > 0);
+  assert.equal(c.metrics.channels.get('desk-1')!.droppedWindows, 2);
+  assert.equal(c.metrics.droppedWindows, 2);
+  for (let i = 0; i < 5; i++) c.headset.skip(1600);
+  assert.equal(c.metrics.channels.get('desk-1')!.droppedWindows, 3);
   assert.equal(c.urgency.length, 0);
 });
 
@@ -245,4 +248,41 @@ test('a start repeated for the call already in progress (a QoS 1 redelivery) kee
   assert.deepEqual(r.handle(callCommand('start', 'pbx-1')), { channel: 'desk-1', callId: 'pbx-1', alreadyInProgress: true });
   assert.equal(c.headset.level, 'high');
   assert.deepEqual(c.calls.map((e) => [e.action, e.callId]), [['start', 'pbx-1']]);
+});
+
+test('no window spans skipped audio: speech before a skip is forgotten and the next window needs a full window of new speech', () => {
+  const c = channel();
+  c.classifier.angry = 1;
+  c.speech(2.5);
+  assert.equal(c.metrics.windows, 0, '2.5 s of speech makes no 3 s window yet');
+  c.headset.skip(16000 * 10);
+  c.speech(2.5);
+  assert.equal(c.metrics.windows, 0, 'the 2.5 s before the gap do not complete a window with the 2.5 s after it');
+  c.speech(1);
+  assert.equal(c.metrics.windows, 1);
+});
+
+test('windows after a skip keep their place on the wall clock, the gap included', () => {
+  const c = channel();
+  c.classifier.angry = 1;
+  c.headset.skip(16000 * 20);
+  c.speech(8);
+  const { startMs, endMs } = c.urgency[0]!.window;
+  // Fed at once, the 8 s of speech end "now"; a window from before the gap would lie 20 s earlier.
+  assert.ok(Date.now() - endMs < 8000 && endMs - startMs > 2500 && endMs - startMs < 3500, `window ${startMs}..${endMs}, now ${Date.now()}`);
+});
+
+test('a skip never ends a call: the call-silence clock stands still over audio nobody listened to', () => {
+  const c = channel('customer', 5);
+  c.classifier.angry = 1;
+  c.speech(8);
+  const call = c.headset.callId;
+  assert.ok(call !== null);
+  c.silence(3);
+  c.headset.skip(16000 * 60);
+  c.silence(1);
+  assert.equal(c.headset.callId, call, '3 s + 1 s of silence heard, around a minute skipped: the call goes on');
+  c.silence(1.5);
+  assert.equal(c.headset.callId, null, 'then 5 s of silence heard end it');
+  assert.deepEqual(c.calls.map((e) => [e.action, e.reason]), [['start', 'speech'], ['end', 'silence']]);
 });

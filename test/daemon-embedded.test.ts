@@ -38,6 +38,7 @@ test('with no broker configured, run starts an embedded loopback broker, prints 
     const text = await (await fetch(String(prometheus.url))).text();
     assert.match(text, /^ser_edge_windows_total \d+/m);
     assert.match(text, /^ser_edge_stage_latency_ms\{stage="model",quantile="0\.99"\} [\d.]+/m);
+    assert.match(text, /^ser_edge_channel_dropped_windows_total\{channel="desk-1"\} 0$/m);
   } finally {
     daemon.child.kill('SIGTERM');
     assert.equal((await daemon.exited).code, 0);

@@ -248,7 +248,6 @@ async function replicate(classifier: Classifier, pcm: Buffer, channels: number):
       tracker: BENCH_TRACKER,
       windowing: DEFAULT_WINDOWING,
       callSilenceSeconds: CALL_SILENCE_SECONDS,
-      maxLagSeconds: Infinity,
       bus,
       metrics,
     });
@@ -261,7 +260,7 @@ async function replicate(classifier: Classifier, pcm: Buffer, channels: number):
   try {
     for (const [b, block] of blocks.entries()) {
       clock = (b + 1) * BLOCK_MS;
-      for (let c = 0; c < channels; c++) heads[c]!.push(block[c]!, 0);
+      for (let c = 0; c < channels; c++) heads[c]!.push(block[c]!);
     }
   } finally {
     Date.now = wallClock;

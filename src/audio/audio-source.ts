@@ -9,8 +9,19 @@ export interface AudioSource {
   /** Rate of the blocks this source yields (after resampling). */
   readonly sampleRate: number;
   readonly channelCount: number;
-  /** Yields blocks until the input ends or `close()` is called. Each block is a fresh array. */
+  /**
+   * Yields blocks until the input ends or `close()` is called. A block's arrays are
+   * read-only: they may be views of the source's own buffers (file replay), which stay
+   * valid, so a consumer may keep them but never writes into them.
+   */
   blocks(): AsyncIterable<Float32Array[]>;
+  /**
+   * Live sources that can jump ahead (real-time file replay) skip the audio they are
+   * late with and return how many samples per channel they skipped; between blocks.
+   * Capture from a device or a pipe cannot: what it could not deliver in time is lost
+   * upstream.
+   */
+  skipToPresent?(): number;
   close(): Promise<void>;
 }
 

@@ -14,6 +14,20 @@ export interface ChannelAssignment {
 export type ChannelMapping = ChannelAssignment[];
 
 /**
+ * A mapping the source cannot honour. Retrying cannot help (a device or file keeps its
+ * channel count), so the daemon refuses the source for good instead of retrying it.
+ */
+export class ChannelMappingError extends AudioInputError {
+  constructor(
+    source: string,
+    readonly problems: string[],
+  ) {
+    super(source, `invalid channel mapping: ${problems.join('; ')}`);
+    this.name = 'ChannelMappingError';
+  }
+}
+
+/**
  * Rejects a mapping the source cannot honour, listing every problem at once so a
  * config is fixed in one edit. Unmapped source channels are allowed: they are ignored.
  */
@@ -26,7 +40,7 @@ export function validateChannelMapping(mapping: ChannelMapping, source: Pick<Aud
     if (!Number.isInteger(index) || index < 0) {
       problems.push(`channel index ${index} is not a whole number ≥ 0`);
     } else if (index >= source.channelCount) {
-      problems.push(`channel index ${index} does not exist: the source has ${source.channelCount} channel${source.channelCount === 1 ? '' : 's'}`);
+      problems.push(`channel ${id}: index ${index} does not exist: the source has ${describeChannelCount(source.channelCount)}`);
     }
     if (seenIndexes.has(index)) problems.push(`channel index ${index} is mapped twice`);
     seenIndexes.add(index);
@@ -39,13 +53,11 @@ export function validateChannelMapping(mapping: ChannelMapping, source: Pick<Aud
     if (role !== 'customer' && role !== 'agent') problems.push(`channel ${id} has role "${role}"; use customer or agent`);
   }
   if (problems.length > 0) {
-    throw new AudioInputError(source.description, `invalid channel mapping: ${problems.join('; ')}`);
+    throw new ChannelMappingError(source.description, problems);
   }
 }
 
-/** The block's arrays keyed by headset channel id; no copy, since each block is already fresh. */
-export function splitByChannelId(block: readonly Float32Array[], mapping: ChannelMapping): Map<string, Float32Array> {
-  const byId = new Map<string, Float32Array>();
-  for (const { index, id } of mapping) byId.set(id, block[index]);
-  return byId;
+/** `2 channels (indexes 0–1)`: what a config's channel indexes must stay within. */
+export function describeChannelCount(count: number): string {
+  return count === 1 ? '1 channel (index 0)' : `${count} channels (indexes 0–${count - 1})`;
 }

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AudioInputError, type AudioSource } from './audio-source.js';
 import { samplesPerBlock } from './block-assembler.js';
@@ -19,6 +20,9 @@ export interface FileSourceOptions {
  * A decoded WAV/FLAC file replayed as blocks. The whole file is decoded and resampled
  * up front: files are short call excerpts, and this keeps replay timing free of decode
  * jitter. Without `loop` the last block may be shorter than blockMs.
+ *
+ * Blocks are read-only views of the decoded audio (a copy only where a loop wraps
+ * around), so replaying hundreds of channels costs no allocation per block.
  */
 export class FileSource implements AudioSource {
   readonly description: string;
@@ -29,8 +33,23 @@ export class FileSource implements AudioSource {
   private readonly realtime: boolean;
   private readonly loop: boolean;
   private readonly stop = new AbortController();
+  private readonly release: () => void;
+  /** Where replay stands: the next sample to yield, and how many were yielded or skipped since blocks() began. */
+  private position = 0;
+  private delivered = 0;
+  private startedAt = 0;
+  private ended = false;
 
-  constructor(dependencies: { description: string; channels: Float32Array[]; sampleRate: number; blockSize: number; realtime: boolean; loop: boolean }) {
+  constructor(dependencies: {
+    description: string;
+    channels: Float32Array[];
+    sampleRate: number;
+    blockSize: number;
+    realtime: boolean;
+    loop: boolean;
+    /** Called once on close: lets go of decoded audio shared with other sources of the same file. */
+    release?: () => void;
+  }) {
     this.description = dependencies.description;
     this.channels = dependencies.channels;
     this.sampleRate = dependencies.sampleRate;
@@ -38,6 +57,7 @@ export class FileSource implements AudioSource {
     this.blockSize = dependencies.blockSize;
     this.realtime = dependencies.realtime;
     this.loop = dependencies.loop;
+    this.release = dependencies.release ?? (() => {});
   }
 
   /** Length of the file at `sampleRate`, in samples per channel. */
@@ -46,18 +66,18 @@ export class FileSource implements AudioSource {
   }
 
   async *blocks(): AsyncGenerator<Float32Array[]> {
-    const startedAt = performance.now();
-    let position = 0;
-    let delivered = 0;
-    while (!this.stop.signal.aborted) {
-      const size = this.loop ? this.blockSize : Math.min(this.blockSize, this.length - position);
+    this.startedAt = performance.now();
+    this.position = 0;
+    this.delivered = 0;
+    this.ended = false;
+    while (!this.stop.signal.aborted && !this.ended) {
+      const size = this.loop ? this.blockSize : Math.min(this.blockSize, this.length - this.position);
       if (size <= 0) return;
-      const block = this.channels.map((channel) => copyWrapping(channel, position, size));
-      position = (position + size) % this.length;
-      delivered += size;
+      const block = this.channels.map((channel) => viewWrapping(channel, this.position, size));
+      this.advance(size);
       if (this.realtime) {
         // A live source has a block only once its last sample has been spoken.
-        const due = startedAt + (delivered / this.sampleRate) * 1000;
+        const due = this.startedAt + (this.delivered / this.sampleRate) * 1000;
         const wait = due - performance.now();
         if (wait > 0) {
           try {
@@ -69,17 +89,45 @@ export class FileSource implements AudioSource {
       }
       if (this.stop.signal.aborted) return;
       yield block;
-      if (!this.loop && position === 0) return;
     }
   }
 
+  /**
+   * Real-time replay that fell behind the wall clock jumps to the present instead of
+   * yielding the audio it is late with, as a headset would have spoken it meanwhile.
+   * Returns the samples per channel skipped, whole blocks (0 when on time or not real-time); the
+   * consumer counts them as lost. Call it between blocks.
+   */
+  skipToPresent(): number {
+    if (!this.realtime || this.ended) return 0;
+    const due = ((performance.now() - this.startedAt) / 1000) * this.sampleRate;
+    // Whole blocks only: timer jitter is not worth skipping, and blocks stay aligned.
+    let behind = Math.floor((due - this.delivered) / this.blockSize) * this.blockSize;
+    if (behind <= 0) return 0;
+    if (!this.loop) behind = Math.min(behind, this.length - this.position);
+    this.advance(behind);
+    return behind;
+  }
+
   async close(): Promise<void> {
+    if (!this.stop.signal.aborted) this.release();
     this.stop.abort();
+  }
+
+  private advance(samples: number): void {
+    this.delivered += samples;
+    if (this.loop) {
+      this.position = (this.position + samples) % this.length;
+    } else {
+      this.position += samples;
+      if (this.position >= this.length) this.ended = true;
+    }
   }
 }
 
-/** `size` samples from `start`, continuing from the beginning past the end (for loop replay). */
-function copyWrapping(channel: Float32Array, start: number, size: number): Float32Array {
+/** `size` samples from `start`: a view, or a copy continuing from the beginning past the end (loop replay). */
+function viewWrapping(channel: Float32Array, start: number, size: number): Float32Array {
+  if (start + size <= channel.length) return channel.subarray(start, start + size);
   const block = new Float32Array(size);
   let filled = 0;
   let from = start;
@@ -90,6 +138,43 @@ function copyWrapping(channel: Float32Array, start: number, size: number): Float
     from = 0;
   }
   return block;
+}
+
+/**
+ * Decoded audio per file, rate and version of the file, shared by the sources replaying
+ * it: a lab or load test that maps many sources onto one recording holds it in memory
+ * once. Entries go when their last source closes.
+ */
+const decodedFiles = new Map<string, { users: number; channels: Promise<Float32Array[]> }>();
+
+async function decodeShared(path: string, sampleRate: number): Promise<{ channels: Float32Array[]; release: () => void }> {
+  let version = '';
+  try {
+    const info = await stat(path);
+    version = `${info.size}:${info.mtimeMs}`;
+  } catch {
+    // decodeAudioFile names the problem (missing, unreadable) in its own words.
+  }
+  const key = `${sampleRate}:${version}:${path}`;
+  let entry = decodedFiles.get(key);
+  if (entry === undefined || version === '') {
+    const decoding = decodeAudioFile(path).then((decoded) => decoded.channels.map((channel) => resample(channel, decoded.sampleRate, sampleRate)));
+    entry = { users: 0, channels: decoding };
+    if (version !== '') decodedFiles.set(key, entry);
+  }
+  const shared = entry;
+  shared.users++;
+  const release = () => {
+    if (--shared.users === 0 && decodedFiles.get(key) === shared) decodedFiles.delete(key);
+  };
+  try {
+    return { channels: await shared.channels, release };
+  } catch (error) {
+    release();
+    // A failed decode is not kept: the file may be fixed before the next attempt.
+    if (decodedFiles.get(key) === shared) decodedFiles.delete(key);
+    throw error;
+  }
 }
 
 export async function openFileSource(path: string, options: FileSourceOptions = {}): Promise<FileSource> {
@@ -104,8 +189,7 @@ export async function openFileSource(path: string, options: FileSourceOptions = 
   } catch (error) {
     throw new AudioInputError(path, (error as Error).message);
   }
-  const decoded = await decodeAudioFile(path);
-  const channels = decoded.channels.map((channel) => resample(channel, decoded.sampleRate, sampleRate));
+  const { channels, release } = await decodeShared(path, sampleRate);
   return new FileSource({
     description: path,
     channels,
@@ -113,5 +197,6 @@ export async function openFileSource(path: string, options: FileSourceOptions = 
     blockSize,
     realtime: options.realtime ?? false,
     loop: options.loop ?? false,
+    release,
   });
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeChannelCount } from '../audio/channel-map.js';
 import { EMOTIONS } from '../model/emotions.js';
 import { DEFAULT_CALL_RATE, DEFAULT_COMMAND_RATE } from '../mqtt/command-rate-limit.js';
 import { DEFAULT_REPLY_TOPICS, replyTopicFilterProblem } from '../mqtt/reply-topics.js';
@@ -35,6 +36,25 @@ export const channelAssignmentSchema = z
 
 const channelsField = z.array(channelAssignmentSchema).min(1);
 
+/**
+ * Where the config itself says how many channels a source has (a microphone's or stdin's
+ * channelCount, the mono demo), an index beyond them is a config error at start-up. A
+ * file's count is known only once it is read: the daemon refuses that source then.
+ */
+function indexesWithin(what: string, count: (source: { channelCount?: number }) => number, fix: string) {
+  return (source: { channelCount?: number; channels: { index: number; id: string }[] }, ctx: z.core.$RefinementCtx) => {
+    const available = count(source);
+    source.channels.forEach(({ index, id }, at) => {
+      if (index < available) return;
+      ctx.addIssue({
+        code: 'custom',
+        path: ['channels', at, 'index'],
+        message: `channel ${id}: index ${index} does not exist: ${what} has ${describeChannelCount(available)}; ${fix}`,
+      });
+    });
+  };
+}
+
 export const microphoneSourceSchema = z
   .object({
     type: z.literal('microphone'),
@@ -47,7 +67,8 @@ export const microphoneSourceSchema = z
     inputRate: z.number().int().positive().optional(),
     channels: channelsField,
   })
-  .strict();
+  .strict()
+  .superRefine(indexesWithin('this microphone source', (s) => s.channelCount ?? 1, 'map an index below channelCount, or raise channelCount to what the device delivers'));
 
 export const fileSourceSchema = z
   .object({
@@ -69,7 +90,8 @@ export const stdinSourceSchema = z
     channelCount: z.number().int().min(1).max(32).default(1),
     channels: channelsField,
   })
-  .strict();
+  .strict()
+  .superRefine(indexesWithin('this stdin source', (s) => s.channelCount ?? 1, 'map an index below channelCount, or raise channelCount to the interleaved channels piped in'));
 
 export const demoSourceSchema = z
   .object({
@@ -79,7 +101,8 @@ export const demoSourceSchema = z
     angrySeconds: z.number().positive().default(20),
     channels: channelsField,
   })
-  .strict();
+  .strict()
+  .superRefine(indexesWithin('the demo voice', () => 1, 'use index 0 (or leave it out), and a source per demo channel'));
 
 export const sourceSchema = z.discriminatedUnion('type', [microphoneSourceSchema, fileSourceSchema, stdinSourceSchema, demoSourceSchema]);
 export type SourceConfig = z.infer<typeof sourceSchema>;
@@ -188,7 +211,11 @@ export const daemonConfigSchema = z
       .object({
         /** Block length handed from capture to the pipeline. */
         blockMs: z.number().int().min(10).max(1000).default(100),
-        /** A live channel further behind real time than this skips the model for its windows (counted as dropped). */
+        /**
+         * How far behind real time a live source may fall: from half of it, fewer of the live
+         * channels are analysed (the others skip their audio, counted as dropped windows);
+         * beyond it, the source skips to the present (README, Capacity and overload).
+         */
         maxLagSeconds: z.number().positive().default(5),
         windowSeconds: z.number().positive().max(30).default(3),
         hopSeconds: z.number().positive().max(30).default(1),

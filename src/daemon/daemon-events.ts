@@ -47,6 +47,8 @@ export interface SourceFailureEvent extends SourceEvent {
   error: string;
   attempt: number;
   retryInMs: number;
+  /** Refused for good (it cannot carry its channel mapping): not retried. */
+  permanent: boolean;
 }
 
 /**

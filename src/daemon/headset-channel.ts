@@ -21,8 +21,6 @@ export interface HeadsetChannelDependencies {
   callSilenceSeconds: number;
   /** The config's call id for calls no cmd/call names; a ULID per call when absent. */
   callId?: string;
-  /** Windows of a channel further behind real time than this are dropped, not classified. */
-  maxLagSeconds: number;
   bus: DaemonBus;
   metrics: PipelineMetrics;
 }
@@ -35,6 +33,9 @@ export interface HeadsetChannelDependencies {
  * Call boundaries come from cmd/call (`beginCall`/`endCall`) or, without them, from the
  * audio: the first speech window opens a call, and `callSilenceSeconds` without speech
  * closes it.
+ *
+ * Under overload the runner `skip`s audio instead of pushing it: no features, no model,
+ * and the skipped hops are counted as dropped windows for this channel.
  */
 export class HeadsetChannel {
   private readonly deps: HeadsetChannelDependencies;
@@ -47,7 +48,8 @@ export class HeadsetChannel {
   private speechFramesSeen = 0;
   /** Wall clock (epoch ms) of the newest block's last sample: maps stream seconds to time. */
   private blockWallMs = Date.now();
-  private lagSeconds = 0;
+  /** Hops of skipped audio not yet counted as a whole dropped window. */
+  private skippedHops = 0;
   /** Calls that took the configured call id, so the next one gets a new suffix. */
   private configuredCalls = 0;
   private lastCallId: string | null = null;
@@ -81,10 +83,9 @@ export class HeadsetChannel {
     this.announceLevel();
   }
 
-  /** Audio at the model's rate; `lagSeconds` is how far behind real time its source is. */
-  push(samples: Float32Array, lagSeconds = 0): void {
+  /** Audio at the model's rate, just captured (or replayed). */
+  push(samples: Float32Array): void {
     const { metrics } = this.deps;
-    this.lagSeconds = lagSeconds;
     this.blockWallMs = Date.now();
     this.modelMsInPush = 0;
     // Counted first: windows found in this block are placed in time against its end.
@@ -99,6 +100,29 @@ export class HeadsetChannel {
       this.lastSpeechSeconds = this.audioSeconds;
     } else if (this.call !== null && this.audioSeconds - this.lastSpeechSeconds >= this.deps.callSilenceSeconds) {
       this.endCall(undefined, 'silence');
+    }
+  }
+
+  /**
+   * `sampleCount` samples of this channel's audio that will not be analysed: its source
+   * is behind real time and the daemon sheds load. A dropped window is one hop of
+   * skipped audio (`windowing.hopSeconds`): the windows the channel would have had,
+   * had its caller spoken throughout. No window spans the gap, and the call-silence
+   * clock stands still over it: audio nobody listened to is neither speech nor silence,
+   * so a skip never ends a call.
+   */
+  skip(sampleCount: number): void {
+    if (sampleCount <= 0) return;
+    const seconds = sampleCount / this.sampleRate;
+    this.stream.skip(sampleCount);
+    this.audioSeconds += seconds;
+    this.lastSpeechSeconds += seconds;
+    this.skippedHops += seconds / this.deps.windowing.hopSeconds;
+    // The small epsilon keeps ten 0.1 s skips of a 1 s hop from summing to 0.9999….
+    const whole = Math.floor(this.skippedHops + 1e-9);
+    if (whole > 0) {
+      this.skippedHops -= whole;
+      this.countDropped(whole);
     }
   }
 
@@ -161,11 +185,6 @@ export class HeadsetChannel {
 
   private classify(window: SpeechWindow): void {
     const { metrics, classifier } = this.deps;
-    if (this.lagSeconds > this.deps.maxLagSeconds) {
-      // Flags about audio from long ago would mislead the queue; keeping up matters more.
-      metrics.droppedWindows++;
-      return;
-    }
     const call = this.call ?? (this.openCall(undefined, 'speech'), this.call!);
     const started = performance.now();
     const verdict = judgeWindow(classifier, window, this.deps.labelWeights, call.model);
@@ -173,7 +192,7 @@ export class HeadsetChannel {
     this.modelMsInPush += modelMs;
     metrics.latency.model.record(modelMs);
     if (!Number.isFinite(verdict.score)) {
-      metrics.droppedWindows++;
+      this.countDropped(1);
       return;
     }
     metrics.windows++;
@@ -204,6 +223,12 @@ export class HeadsetChannel {
       cause: 'window',
     });
     // No separate state here: the event's publisher retains the new level with the event's id.
+  }
+
+  private countDropped(windows: number): void {
+    this.deps.metrics.droppedWindows += windows;
+    const health = this.deps.metrics.channels.get(this.deps.id);
+    if (health !== undefined) health.droppedWindows += windows;
   }
 
   private announceLevel(): void {

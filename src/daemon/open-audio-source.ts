@@ -28,15 +28,27 @@ export async function openAudioSource(source: SourceConfig, sampleRate: number, 
 }
 
 /**
+ * The demo voice per length and rate, synthesised once: it takes half a second of CPU,
+ * and a lab config with hundreds of demo sources must not spend minutes on it (nor hold
+ * a copy per source). Sources only read it.
+ */
+const demoVoices = new Map<string, Float32Array>();
+
+/**
  * A caller who starts calm and turns angry, looping in real time: the demo channel of
  * `npx ser-edge run`, where each cycle raises a flag and the calm part lets it clear.
  */
 export function openDemoSource(calmSeconds: number, angrySeconds: number, sampleRate: number, blockMs: number): FileSource {
-  const calm = synthesiseVoice(VOICE_STYLES.calm, calmSeconds, sampleRate, 11);
-  const angry = synthesiseVoice(VOICE_STYLES.angry, angrySeconds, sampleRate, 12);
-  const voice = new Float32Array(calm.length + angry.length);
-  voice.set(calm);
-  voice.set(angry, calm.length);
+  const key = `${calmSeconds}:${angrySeconds}:${sampleRate}`;
+  let voice = demoVoices.get(key);
+  if (voice === undefined) {
+    const calm = synthesiseVoice(VOICE_STYLES.calm, calmSeconds, sampleRate, 11);
+    const angry = synthesiseVoice(VOICE_STYLES.angry, angrySeconds, sampleRate, 12);
+    voice = new Float32Array(calm.length + angry.length);
+    voice.set(calm);
+    voice.set(angry, calm.length);
+    demoVoices.set(key, voice);
+  }
   return new FileSource({
     description: 'demo:calm-then-angry',
     channels: [voice],

@@ -105,7 +105,7 @@ export const TelemetryPayload = z
       backend: z.string(),
       latencyMs: z.record(z.string(), percentiles).describe('Stage name to latency percentiles'),
       windowsPerSecond: z.number().min(0),
-      droppedWindows: z.number().int().min(0),
+      droppedWindows: z.number().int().min(0).describe('Windows not classified since start, all channels (each channel has its own count)'),
       outboxDepth: z.number().int().min(0),
       outboxDropped: droppedCounts.describe('Events dropped because the outbox was full, by level'),
       outboxRejected: z
@@ -126,6 +126,12 @@ export const TelemetryPayload = z
           role: z.enum(['customer', 'agent']),
           callId: z.string().nullable().optional(),
           level: level.optional(),
+          droppedWindows: z
+            .number()
+            .int()
+            .min(0)
+            .optional()
+            .describe("Windows of this channel not classified since start: one per hop of audio skipped because the gateway fell behind real time, and any window with unusable model output; pipeline.droppedWindows is their sum"),
         }),
       ),
     }),

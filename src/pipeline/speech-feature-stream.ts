@@ -30,6 +30,11 @@ export class SpeechFeatureStream {
   private readonly windower: SpeechWindower;
   private readonly hopSeconds: number;
   private readonly frameSeconds: number;
+  private readonly sampleRate: number;
+  /** Samples pushed or skipped since the start: the stream's clock. */
+  private samplesSeen = 0;
+  /** Seconds from the start of the stream to the analyser's frame 0 (moved by a skip). */
+  private frameOriginSeconds = 0;
   private wasSpeech = false;
   private sink: ((w: SpeechWindow) => void) | null = null;
   private readonly onFrame = (frame: Float32Array, index: number) => this.frame(frame, index);
@@ -45,10 +50,12 @@ export class SpeechFeatureStream {
     this.windower = new SpeechWindower(this.dim, f.sampleRate / f.hopSize, options.windowing ?? DEFAULT_WINDOWING);
     this.hopSeconds = f.hopSize / f.sampleRate;
     this.frameSeconds = f.frameSize / f.sampleRate;
+    this.sampleRate = f.sampleRate;
   }
 
   /** Feeds samples at the feature config's rate; calls `onWindow` for every window that is due. */
   push(samples: Float32Array, onWindow: (w: SpeechWindow) => void): void {
+    this.samplesSeen += samples.length;
     this.sink = onWindow;
     this.analyser.push(samples, this.onFrame);
     this.sink = null;
@@ -65,6 +72,19 @@ export class SpeechFeatureStream {
   resetSpeech(): void {
     this.windower.reset();
     this.wasSpeech = false;
+  }
+
+  /**
+   * A gap: `sampleCount` samples of the stream will never be pushed (the daemon fell
+   * behind and skipped them). No frame and no window spans it: the speech so far is
+   * forgotten, as at a call boundary, and frames start afresh after it. Later windows
+   * keep their place on the stream's clock, which runs on across the gap.
+   */
+  skip(sampleCount: number): void {
+    this.resetSpeech();
+    this.analyser.reset();
+    this.samplesSeen += sampleCount;
+    this.frameOriginSeconds = this.samplesSeen / this.sampleRate;
   }
 
   private frame(frame: Float32Array, index: number): void {
@@ -92,8 +112,8 @@ export class SpeechFeatureStream {
     this.analyser.fillDeltas(window.rows, window.frames);
     this.sink?.({
       ...window,
-      startSeconds: window.firstFrame * this.hopSeconds,
-      endSeconds: window.lastFrame * this.hopSeconds + this.frameSeconds,
+      startSeconds: this.frameOriginSeconds + window.firstFrame * this.hopSeconds,
+      endSeconds: this.frameOriginSeconds + window.lastFrame * this.hopSeconds + this.frameSeconds,
     });
   }
 }

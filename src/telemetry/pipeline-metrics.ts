@@ -15,7 +15,7 @@ export class PipelineMetrics {
   };
   /** Windows classified since start. */
   windows = 0;
-  /** Windows not classified: the channel was too far behind real time, or the model returned garbage. */
+  /** Windows not classified, all channels (each channel's share is in `channels`): see ChannelHealth.droppedWindows. */
   droppedWindows = 0;
   /** Seconds of audio taken in, all channels. */
   audioSeconds = 0;
@@ -30,8 +30,15 @@ export class PipelineMetrics {
 
 export interface ChannelHealth {
   role: 'customer' | 'agent';
-  state: 'starting' | 'running' | 'retrying' | 'ended';
+  /** `failed`: refused for good (its source cannot carry the channel); not retried. */
+  state: 'starting' | 'running' | 'retrying' | 'ended' | 'failed';
   source: string;
   lastError?: string;
   failures: number;
+  /**
+   * Windows of this channel not classified since start: one per hop of audio skipped
+   * because the daemon was behind real time (the windows it would have had, had its
+   * caller spoken throughout), and any window whose model output was unusable.
+   */
+  droppedWindows: number;
 }

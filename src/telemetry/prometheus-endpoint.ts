@@ -41,7 +41,16 @@ export class PrometheusEndpoint {
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
     gauge('ser_edge_windows_total', 'Speech windows classified since start', () => metrics.windows);
-    gauge('ser_edge_dropped_windows_total', 'Windows not classified (channel behind real time, or bad model output)', () => metrics.droppedWindows);
+    gauge('ser_edge_dropped_windows_total', 'Windows not classified (audio skipped while behind real time, one per hop; or bad model output)', () => metrics.droppedWindows);
+    new Gauge({
+      name: 'ser_edge_channel_dropped_windows_total',
+      help: 'Windows not classified per channel (audio skipped while behind real time, one per hop; or bad model output)',
+      labelNames: ['channel'],
+      registers: [registry],
+      collect() {
+        for (const [channel, health] of metrics.channels) this.set({ channel }, health.droppedWindows);
+      },
+    });
     gauge('ser_edge_audio_seconds_total', 'Seconds of audio taken in, all channels', () => metrics.audioSeconds);
     gauge('ser_edge_flags_raised_total', 'Urgency flags raised', () => metrics.flagsRaised);
     gauge('ser_edge_flags_cleared_total', 'Urgency flags cleared', () => metrics.flagsCleared);

@@ -32,6 +32,8 @@ export class TelemetryReporter {
   private lastWindows = 0;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** When the current report was due: the next one is due an interval later, however long this one took. */
+  private dueAt = 0;
 
   constructor(dependencies: TelemetryReporterDependencies) {
     this.deps = dependencies;
@@ -42,7 +44,9 @@ export class TelemetryReporter {
     this.lastAt = performance.now();
     this.lastWindows = this.deps.metrics.windows;
     // The first report comes soon, so a gateway shows up on dashboards right after boot.
-    this.timer = setTimeout(() => this.tick(), Math.min(2000, this.deps.intervalSeconds * 1000));
+    const first = Math.min(2000, this.deps.intervalSeconds * 1000);
+    this.dueAt = performance.now() + first;
+    this.timer = setTimeout(() => this.tick(), first);
     this.timer.unref();
   }
 
@@ -56,6 +60,8 @@ export class TelemetryReporter {
   /** One report, built now (also what tests and `--once` use). */
   async snapshot(): Promise<TelemetryPayload> {
     const { metrics } = this.deps;
+    // Read first: every figure below then comes from one moment, so per-channel counts add up to the totals.
+    const reading = await this.deps.probe.read();
     const now = performance.now();
     const elapsed = (now - this.lastAt) / 1000;
     const windowsPerSecond = elapsed > 0 ? (metrics.windows - this.lastWindows) / elapsed : 0;
@@ -78,6 +84,7 @@ export class TelemetryReporter {
         state: health.state,
         source: health.source,
         failures: health.failures,
+        droppedWindows: health.droppedWindows,
         ...(health.lastError !== undefined ? { lastError: health.lastError } : {}),
         ...(level ? { callId: level.callId, level: level.level } : {}),
       };
@@ -89,7 +96,7 @@ export class TelemetryReporter {
       ts: new Date().toISOString(),
       site: this.deps.site,
       gateway: this.deps.gateway,
-      health: await this.deps.probe.read(),
+      health: reading,
       pipeline: {
         backend: this.deps.backend(),
         latencyMs,
@@ -121,7 +128,12 @@ export class TelemetryReporter {
     })();
     void this.running.finally(() => {
       if (this.stopped) return;
-      this.timer = setTimeout(() => this.tick(), this.deps.intervalSeconds * 1000);
+      // On a fixed cadence, so a slow health read (a busy CPU) does not stretch every interval;
+      // a report that took longer than the interval is followed by the next one at once, never by a burst.
+      const intervalMs = this.deps.intervalSeconds * 1000;
+      const now = performance.now();
+      this.dueAt = Math.max(this.dueAt + intervalMs, now);
+      this.timer = setTimeout(() => this.tick(), this.dueAt - now);
       this.timer.unref();
     });
   }

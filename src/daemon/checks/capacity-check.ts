@@ -48,7 +48,6 @@ export function measureChannelCapacity(classifier: Classifier, options: { warmup
         tracker: DEFAULT_TRACKER_CONFIG,
         windowing: DEFAULT_WINDOWING,
         callSilenceSeconds: 30,
-        maxLagSeconds: Infinity,
         bus,
         metrics,
       }),
