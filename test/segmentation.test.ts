@@ -133,6 +133,22 @@ test('digital silence is never speech and its energy is finite', () => {
   for (let i = 0; i < 100; i++) assert.equal(vad.update(silent, { currentPitch: () => 1 }), false);
 });
 
+test('a gap of digital silence leaves the noise floor where it was, so the room after it is not loud', () => {
+  const vad = new VoiceActivityDetector();
+  // Room noise at -45 dBFS with a voiced hum in it, a muted second, then the room again.
+  const room = (seconds: number) => frames([[seconds, -45, 'voiced']]);
+  const silence = Array.from({ length: 62 }, () => ({ db: -200, pitch: 0 }));
+  const { speech } = detect([...room(3), ...silence, ...room(3)], vad);
+  assert.equal(count(speech), 0);
+  assert.ok(Math.abs(vad.noiseFloorDb - -45) < 3, `floor ${vad.noiseFloorDb}`);
+});
+
+test('a stream that starts in digital silence hears the first voice at once', () => {
+  const silence = Array.from({ length: 125 }, () => ({ db: -200, pitch: 0 }));
+  const { speech } = detect([...silence, ...frames([[1, -30, 'voiced'], [1, -70]])]);
+  assert.ok(count(speech) >= 60, `${count(speech)} speech frames`);
+});
+
 test('a single click does not start an utterance', () => {
   const input = frames([[2, -50], [0.016, -10, 'voiced'], [1, -50]]);
   assert.equal(count(detect(input).speech), 0);

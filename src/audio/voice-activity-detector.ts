@@ -20,6 +20,13 @@ export interface VadConfig {
   offsetDb: number;
   /** Frames below this level are never speech, whatever the floor (digital silence, hum). */
   absoluteFloorDb: number;
+  /**
+   * Frames below this level are no signal at all (digital silence: a muted or padded
+   * stream, a gap in a recording). They say nothing about the room, so they leave the floor
+   * where it is: otherwise the room's own noise after a gap would rise above the floor and
+   * count as loud. A stream that starts with them starts its floor at `absoluteFloorDb`.
+   */
+  noSignalDb: number;
   /** Consecutive loud frames needed to start speech, so a click is not an utterance. */
   onsetFrames: number;
   /** Frames kept after the energy drops, so word endings and short pauses stay in. */
@@ -75,16 +82,17 @@ export const DEFAULT_VAD_CONFIG: VadConfig = {
   onsetDb: 9,
   offsetDb: 6,
   absoluteFloorDb: -55,
+  noSignalDb: -90,
   onsetFrames: 3,
   hangoverFrames: 15,
   floorRise: 0.003,
   floorFall: 0.2,
   voicedRunFrames: 4,
   maxPitchStepOctaves: 0.1,
-  voicedOnsetDb: 6,
-  voiceRangeDb: 18,
+  voicedOnsetDb: 4.5,
+  voiceRangeDb: 17,
   voicedOffsetDb: 1,
-  voiceHoldFrames: 70,
+  voiceHoldFrames: 90,
   lookbackFrames: 30,
 };
 
@@ -125,8 +133,9 @@ export class VoiceActivityDetector {
     const energyDb = frameEnergyDb(frame);
     const level = Number.isFinite(energyDb) ? energyDb : -120;
     const c = this.config;
+    const signal = level >= c.noSignalDb;
     // The first frame is the best guess of the room; speech there is corrected by the fast fall later.
-    if (Number.isNaN(this.floorDb)) this.floorDb = level;
+    if (Number.isNaN(this.floorDb)) this.floorDb = signal ? level : c.absoluteFloorDb;
     const audible = level > c.absoluteFloorDb;
     const voicedOnsetDb = Math.min(c.voicedOnsetDb, c.onsetDb);
 
@@ -151,7 +160,7 @@ export class VoiceActivityDetector {
     // Minimum tracking: the floor drops at once to quieter frames (the pauses between
     // words) and creeps up slowly otherwise, so a steady louder room becomes the new floor
     // within seconds while an utterance lifts it by a dB or two.
-    this.floorDb += (level < this.floorDb ? c.floorFall : c.floorRise) * (level - this.floorDb);
+    if (signal) this.floorDb += (level < this.floorDb ? c.floorFall : c.floorRise) * (level - this.floorDb);
 
     if (loud || voiceOnset) {
       this.loudRun++;
