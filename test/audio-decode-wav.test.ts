@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { AudioInputError } from '../src/audio/audio-source.js';
 import { decodeAudioFile } from '../src/audio/decode-audio-file.js';
+import { findOnPath } from '../src/audio/microphone-source.js';
 import { amplitude, handmadeWav, sine, tempDir, writeWav, zeroCrossingFrequency } from './helpers/audio-fixtures.js';
 
 const dir = tempDir();
+const soxBinary = await findOnPath('sox');
 
 /** Asserts the promise rejects with an AudioInputError naming `path` and matching `message`. */
 async function rejectsWithAudioInputError(promise: Promise<unknown>, path: string, message: RegExp): Promise<void> {
@@ -124,19 +127,78 @@ test('a WAVE_FORMAT_EXTENSIBLE float WAV is read as float, not integer', async (
   assert.deepEqual(Array.from(audio.channels[0]), [0.5, -0.75]);
 });
 
-test('a WAV whose data chunk is shorter than declared decodes up to the last whole frame', async () => {
-  const path = join(dir, 'truncated-data.wav');
-  // Two whole stereo frames plus three bytes of a third, while the header promises 100 frames.
+test('a WAV cut in half is refused as truncated, naming the bytes, samples and seconds its header declares and the file holds', async () => {
+  const whole = await readFile(await writeWav(join(dir, 'whole.wav'), [sine(440, 1, 16000)], 16000, '16'));
+  const path = join(dir, 'half.wav');
+  // 44 header bytes and 32,000 data bytes: keep the header and the first 16,000 of them.
+  await writeFile(path, whole.subarray(0, 44 + 16000));
+  await rejectsWithAudioInputError(
+    decodeAudioFile(path),
+    path,
+    /only 16000 of the 32000 data bytes its header declares are in the file \(8000 of 16000 samples per channel, 0\.50 of 1\.00 s\); the file is truncated/,
+  );
+});
+
+test('a stereo WAV cut in the middle of a frame is refused as truncated, counting whole frames', async () => {
+  const path = join(dir, 'cut-mid-frame.wav');
+  // Two whole stereo frames and three bytes of a third, while the header promises 100 frames.
   const data = new Uint8Array([...int16Bytes([1000, -1000, 2000, -2000]), 1, 2, 3]);
   await writeFile(path, handmadeWav({ formatCode: 1, channels: 2, rate: 16000, bitsPerSample: 16, data, declaredDataBytes: 400 }));
+  await rejectsWithAudioInputError(decodeAudioFile(path), path, /only 11 of the 400 data bytes .* \(2 of 100 samples per channel, 0\.00 of 0\.01 s\); the file is truncated/);
+});
+
+test('a WAV holding only its header, though it declares samples, is refused as truncated rather than empty', async () => {
+  const path = join(dir, 'header-only.wav');
+  await writeFile(path, handmadeWav({ formatCode: 1, channels: 1, rate: 8000, bitsPerSample: 16, data: new Uint8Array(0), declaredDataBytes: 16000 }));
+  await rejectsWithAudioInputError(decodeAudioFile(path), path, /only 0 of the 16000 data bytes .* \(0 of 8000 samples per channel, 0\.00 of 1\.00 s\); the file is truncated/);
+});
+
+for (const [writer, size] of [
+  ['a writer that leaves the size 0', 0],
+  ['sox writing to a pipe (0x7FFFF000)', 0x7ffff000],
+  ['arecord writing to a pipe (0x80000000)', 0x80000000],
+  ['a writer that leaves the size 0xFFFFFFFF', 0xffffffff],
+] as const) {
+  test(`a WAV from ${writer} is read to the end of the file, whole frames only`, async () => {
+    const path = join(dir, `streamed-${size}.wav`);
+    // Three stereo frames and one byte of a fourth: the recording stopped mid-frame.
+    const data = new Uint8Array([...int16Bytes([100, -100, 200, -200, 300, -300]), 7]);
+    await writeFile(path, handmadeWav({ formatCode: 1, channels: 2, rate: 16000, bitsPerSample: 16, data, declaredDataBytes: size }));
+    const audio = await decodeAudioFile(path);
+    assert.deepEqual(Array.from(audio.channels[0]), [100 / 32768, 200 / 32768, 300 / 32768]);
+    assert.deepEqual(Array.from(audio.channels[1]), [-100 / 32768, -200 / 32768, -300 / 32768]);
+  });
+}
+
+test('a WAV that sox streamed to a pipe decodes every sample it wrote', { skip: soxBinary === undefined && 'sox absent (apt-get install sox): skipping the streamed-WAV round trip' }, async () => {
+  const bytes = execFileSync(soxBinary as string, ['-n', '-r', '16000', '-c', '1', '-b', '16', '-t', 'wav', '-', 'synth', '0.5', 'sine', '440'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const path = join(dir, 'sox-streamed.wav');
+  await writeFile(path, bytes);
   const audio = await decodeAudioFile(path);
-  assert.equal(audio.channels[0].length, 2);
-  assert.deepEqual(Array.from(audio.channels[1]), [-1000 / 32768, -2000 / 32768]);
+  assert.equal(audio.channels[0].length, 8000);
+  assert.ok(Math.abs(zeroCrossingFrequency(audio.channels[0], 16000) - 440) < 2);
+});
+
+test('a data chunk followed by a metadata chunk decodes only the samples it declares', async () => {
+  const path = join(dir, 'with-list.wav');
+  const samples = int16Bytes([1000, 2000, 3000]);
+  const list = Buffer.from('LIST\x04\x00\x00\x00INFO', 'latin1');
+  const data = new Uint8Array([...samples, ...list]);
+  await writeFile(path, handmadeWav({ formatCode: 1, channels: 1, rate: 16000, bitsPerSample: 16, data, declaredDataBytes: samples.length }));
+  const audio = await decodeAudioFile(path);
+  assert.deepEqual(Array.from(audio.channels[0]), [1000 / 32768, 2000 / 32768, 3000 / 32768]);
 });
 
 test('an odd-sized 8-bit data chunk does not decode its RIFF pad byte as a sample', async () => {
   const path = join(dir, 'odd-8bit.wav');
   await writeFile(path, handmadeWav({ formatCode: 1, channels: 1, rate: 8000, bitsPerSample: 8, data: new Uint8Array([128, 192, 64, 0]), declaredDataBytes: 3 }));
+  const audio = await decodeAudioFile(path);
+  assert.deepEqual(Array.from(audio.channels[0]), [0, 0.5, -0.5]);
+});
+
+test('an odd-sized data chunk that ends the file without its pad byte is whole, not truncated', async () => {
+  const path = join(dir, 'odd-8bit-no-pad.wav');
+  await writeFile(path, handmadeWav({ formatCode: 1, channels: 1, rate: 8000, bitsPerSample: 8, data: new Uint8Array([128, 192, 64]) }));
   const audio = await decodeAudioFile(path);
   assert.deepEqual(Array.from(audio.channels[0]), [0, 0.5, -0.5]);
 });

@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -76,16 +76,21 @@ test('bad files each get one clear error line, the good ones still run, and the 
   const truncated = join(dir, 'truncated.wav');
   await writeFile(truncated, handmadeWav({ formatCode: 1, rate: 16000, channels: 1, bitsPerSample: 16, data: new Uint8Array(100) }).subarray(0, 20));
   const missing = join(dir, 'missing.wav');
-  const { code, stdout, stderr } = await classify('--json', text, good, empty, truncated, missing);
+  // A whole 3 s recording cut in half, as a copy interrupted midway leaves it.
+  const half = join(dir, 'half.wav');
+  const whole = await readFile(good);
+  await writeFile(half, whole.subarray(0, 44 + (whole.length - 44) / 2));
+  const { code, stdout, stderr } = await classify('--json', text, good, empty, truncated, half, missing);
   assert.equal(code, 1);
   const results = stdout.trim().split('\n').map((l) => JSON.parse(l));
   assert.deepEqual(results.map((r) => r.file), [good]);
   const errors = stderr.trim().split('\n');
-  assert.equal(errors.length, 4);
+  assert.equal(errors.length, 5);
   assert.match(errors[0]!, /notes\.wav: not a WAV or FLAC file/);
   assert.match(errors[1]!, /empty\.wav: .*empty/);
   assert.match(errors[2]!, /truncated\.wav: .*truncated/i);
-  assert.match(errors[3]!, /missing\.wav: no such file/);
+  assert.match(errors[3]!, /half\.wav: only 24000 of the 48000 data bytes its header declares are in the file \(24000 of 48000 samples per channel, 1\.50 of 3\.00 s\); the file is truncated/);
+  assert.match(errors[4]!, /missing\.wav: no such file/);
 });
 
 test('a silent file is reported as having no speech, not as an emotion', async () => {

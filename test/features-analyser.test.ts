@@ -68,6 +68,51 @@ test('a frame completed by the end of a block stays available to extract after p
   assert.equal(analyser.hasFrame, false);
 });
 
+test('extract from a kept copy of an earlier frame gives that frame\'s vector', () => {
+  const withPitch: FeatureConfig = { ...config, features: [...config.features, 'pitch'] };
+  const analyser = new FrameAnalyser(withPitch);
+  const direct: Float32Array[] = [];
+  const copies: Float32Array[] = [];
+  analyser.push(testSignal(), (frame) => {
+    const row = new Float32Array(analyser.dim);
+    analyser.extract(row);
+    direct.push(row);
+    copies.push(frame.slice());
+  });
+  // Later, with other frames in the analyser's buffer, as a backdated utterance onset is.
+  copies.forEach((copy, i) => {
+    const row = new Float32Array(analyser.dim);
+    analyser.extract(row, 0, copy);
+    assert.deepEqual(row, direct[i], `frame ${i}`);
+  });
+});
+
+test('the pitch the voice-activity detector asks for is the pitch column extract writes', () => {
+  const withPitch: FeatureConfig = { ...config, features: ['rms', 'pitch'] };
+  const analyser = new FrameAnalyser(withPitch);
+  const pitchColumn = featureLayout(withPitch).find((f) => f.name === 'pitch')!.offset;
+  const row = new Float32Array(analyser.dim);
+  let voiced = 0;
+  analyser.push(testSignal(), () => {
+    const asked = analyser.currentPitch();
+    analyser.extract(row);
+    assert.equal(Math.fround(asked), row[pitchColumn]);
+    if (asked > 0) voiced++;
+  });
+  assert.ok(voiced > 20, `${voiced} voiced frames in a vibrato tone`);
+  // Without pitch among the features the detector still gets the same estimate.
+  const plain = new FrameAnalyser({ ...config, features: ['rms'] });
+  const asked: number[] = [];
+  plain.push(testSignal(), () => asked.push(plain.currentPitch()));
+  const reference = new FrameAnalyser(withPitch);
+  const columns: number[] = [];
+  reference.push(testSignal(), () => {
+    reference.extract(row);
+    columns.push(row[pitchColumn]!);
+  });
+  assert.deepEqual(asked.map(Math.fround), columns);
+});
+
 test('extract before any frame is complete says so', () => {
   const analyser = new FrameAnalyser(config);
   analyser.push(new Float32Array(100), () => assert.fail('no frame yet'));

@@ -33,7 +33,8 @@ const CONVERT_HINT = 'convert it to 16-bit PCM, e.g. `sox in.wav -e signed-integ
  * Decodes a RIFF/RIFX WAV held in memory. wavefile parses the container; the sample
  * conversion is ours because wavefile's getSamples() builds a Float64Array of the whole
  * file plus a de-interleaved copy, which is too much memory on a Pi for long replays, and
- * it cannot tell us how much of a truncated data chunk is whole frames.
+ * the data chunk's extent is ours too: a file cut short is refused, saying how much of it
+ * is missing, while a header a streaming writer could not finish is read to the end.
  */
 export function decodeWav(bytes: Uint8Array, source: string): DecodedAudio {
   const wav = new WaveFile();
@@ -47,7 +48,8 @@ export function decodeWav(bytes: Uint8Array, source: string): DecodedAudio {
     );
   }
   const fmt = wav.fmt as FmtChunk;
-  if (!fmtChunkComplete(bytes, wav.container === 'RIFX')) {
+  const bigEndian = wav.container === 'RIFX';
+  if (!fmtChunkComplete(bytes, bigEndian)) {
     throw new AudioInputError(source, 'truncated WAV header (the "fmt " chunk is incomplete); export or record the file again');
   }
   if (fmt.numChannels < 1 || fmt.sampleRate < 1 || fmt.bitsPerSample < 1) {
@@ -61,18 +63,25 @@ export function decodeWav(bytes: Uint8Array, source: string): DecodedAudio {
   const bytesPerSample = Math.ceil(fmt.bitsPerSample / 8);
   checkEncodingSupported(formatCode, bytesPerSample, fmt.bitsPerSample, source);
 
-  const data = (wav.data as { chunkSize: number; samples: Uint8Array });
-  // wavefile includes the RIFF pad byte of an odd-sized chunk, and a truncated file gives
-  // fewer bytes than declared: take the smaller, then whole frames only.
-  const available = Math.min(data.chunkSize, data.samples.length);
   const frameBytes = bytesPerSample * fmt.numChannels;
-  const frameCount = Math.floor(available / frameBytes);
+  const payload = dataPayload(bytes, bigEndian, source);
+  const seconds = (frames: number) => (frames / fmt.sampleRate).toFixed(2);
+  if (payload.declaredBytes !== undefined && payload.bytes < payload.declaredBytes) {
+    const found = Math.floor(payload.bytes / frameBytes);
+    const declared = Math.floor(payload.declaredBytes / frameBytes);
+    throw new AudioInputError(
+      source,
+      `only ${payload.bytes} of the ${payload.declaredBytes} data bytes its header declares are in the file (${found} of ${declared} samples per channel, ${seconds(found)} of ${seconds(declared)} s); the file is truncated — it was probably cut short while being written or copied: export or record it again`,
+    );
+  }
+  // A data chunk may end in part of a frame (a writer stopped mid-frame): whole frames only.
+  const frameCount = Math.floor(payload.bytes / frameBytes);
   if (frameCount === 0) {
     throw new AudioInputError(source, 'the WAV file contains no audio samples');
   }
 
-  const view = new DataView(data.samples.buffer, data.samples.byteOffset, frameCount * frameBytes);
-  const littleEndian = wav.container !== 'RIFX';
+  const view = new DataView(bytes.buffer, bytes.byteOffset + payload.offset, frameCount * frameBytes);
+  const littleEndian = !bigEndian;
   const channels: Float32Array[] = [];
   for (let c = 0; c < fmt.numChannels; c++) {
     channels.push(new Float32Array(frameCount));
@@ -90,18 +99,54 @@ export function decodeWav(bytes: Uint8Array, source: string): DecodedAudio {
 }
 
 /**
+ * The data sizes a writer leaves in the header when it cannot go back and fill it in (it
+ * writes to a pipe, or was stopped before it could): 0, and anything from sox's 0x7FFFF000
+ * up (arecord writes 0x80000000, ffmpeg and others 0xFFFFFFFF). No real data chunk of a
+ * call is that big (2 GiB is 18 hours of 16 kHz mono), so such a chunk runs to the end of
+ * the file.
+ */
+function isStreamingPlaceholder(size: number): boolean {
+  return size === 0 || size >= 0x7ffff000;
+}
+
+/** The chunks after the RIFF header, each as its id, declared size and where its payload starts. */
+function* chunks(bytes: Uint8Array, bigEndian: boolean): Generator<{ id: string; size: number; payload: number }> {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  for (let at = 12; at + 8 <= bytes.length; ) {
+    const id = String.fromCharCode(bytes[at]!, bytes[at + 1]!, bytes[at + 2]!, bytes[at + 3]!);
+    const size = view.getUint32(at + 4, !bigEndian);
+    yield { id, size, payload: at + 8 };
+    // An odd-sized chunk is followed by a pad byte that is not part of it.
+    at += 8 + size + (size % 2);
+  }
+}
+
+/**
  * wavefile reads a cut-off "fmt " chunk without complaint (as garbage), and its published
  * build is minified, so its chunk index is not reachable: walk the chunk headers here.
  */
 function fmtChunkComplete(bytes: Uint8Array, bigEndian: boolean): boolean {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  for (let at = 12; at + 8 <= bytes.length; ) {
-    const id = String.fromCharCode(bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]);
-    const size = view.getUint32(at + 4, !bigEndian);
-    if (id === 'fmt ') return size >= 16 && at + 8 + size <= bytes.length;
-    at += 8 + size + (size % 2);
+  for (const chunk of chunks(bytes, bigEndian)) {
+    if (chunk.id === 'fmt ') return chunk.size >= 16 && chunk.payload + chunk.size <= bytes.length;
   }
   return false;
+}
+
+/**
+ * Where the samples are and how many bytes of them the file holds. `declaredBytes` is the
+ * header's size, or undefined when it is a streaming placeholder (the samples then run to
+ * the end of the file). wavefile is not asked: it returns no samples for a size of 0.
+ */
+function dataPayload(bytes: Uint8Array, bigEndian: boolean, source: string): { offset: number; bytes: number; declaredBytes: number | undefined } {
+  for (const chunk of chunks(bytes, bigEndian)) {
+    if (chunk.id !== 'data') continue;
+    const inFile = Math.max(0, bytes.length - chunk.payload);
+    if (isStreamingPlaceholder(chunk.size)) return { offset: chunk.payload, bytes: inFile, declaredBytes: undefined };
+    // The pad byte after an odd size is not counted, so a file that ends without it is whole.
+    return { offset: chunk.payload, bytes: Math.min(inFile, chunk.size), declaredBytes: chunk.size };
+  }
+  // wavefile refuses a file without a data chunk before we get here; kept for a clear error all the same.
+  throw new AudioInputError(source, 'the WAV file has no "data" chunk; export or record it again');
 }
 
 function extensibleSubformat(fmt: FmtChunk, source: string): number {

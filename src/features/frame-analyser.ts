@@ -67,7 +67,12 @@ export class FrameAnalyser {
   private readonly contrast: ContrastBands | null;
   private readonly contrastTop: Float64Array;
   private readonly contrastBottom: Float64Array;
-  private readonly pitchScratch: PitchScratch | null;
+  /** Always built: the voice-activity detector asks for pitch whatever the features are. */
+  private readonly pitchScratch: PitchScratch;
+  /** The current frame's pitch columns, computed once whoever asks first (detector or extract). */
+  private readonly pitchValues = new Float64Array(2);
+  /** `completed` when `pitchValues` were computed: they belong to that frame only. */
+  private pitchOfFrame = -1;
 
   /** Column offset of each feature, −1 when not configured. */
   private readonly at: Record<FeatureName, number>;
@@ -110,7 +115,7 @@ export class FrameAnalyser {
     const q = this.contrast?.maxQuantileBins ?? 1;
     this.contrastTop = new Float64Array(q);
     this.contrastBottom = new Float64Array(q);
-    this.pitchScratch = has('pitch') ? pitchScratch(c.frameSize) : null;
+    this.pitchScratch = pitchScratch(c.frameSize);
   }
 
   /** Frames completed since construction or `reset()`; the last one had index `framesSeen − 1`. */
@@ -122,6 +127,7 @@ export class FrameAnalyser {
   reset(): void {
     this.fill = 0;
     this.completed = 0;
+    this.pitchOfFrame = -1;
   }
 
   /**
@@ -165,16 +171,36 @@ export class FrameAnalyser {
   }
 
   /**
-   * Writes the current frame's vector (`dim` values, layout `featureLayout(config)`) to
-   * `out[offset ..]`, with the `mfcc_delta` columns set to 0 (see fillDeltas).
+   * log2(F0 / 50 Hz) of the current frame when voiced, 0 when not: the pitch feature's
+   * first column, for the voice-activity detector. Computed once per frame, and shared
+   * with `extract` when the features include pitch.
    */
-  extract(out: Float32Array, offset = 0): void {
-    if (this.fill !== this.frameSize) throw new Error('FrameAnalyser.extract: no completed frame (call it from the push callback)');
+  currentPitch(): number {
+    if (this.fill !== this.frameSize) throw new Error('FrameAnalyser.currentPitch: no completed frame (call it from the push callback)');
+    return this.currentPitchValues()[0]!;
+  }
+
+  private currentPitchValues(): Float64Array {
+    if (this.pitchOfFrame !== this.completed) {
+      pitch(this.buffer, this.frameSize, this.config.sampleRate, this.pitchScratch, this.pitchValues, 0);
+      this.pitchOfFrame = this.completed;
+    }
+    return this.pitchValues;
+  }
+
+  /**
+   * Writes a frame's vector (`dim` values, layout `featureLayout(config)`) to
+   * `out[offset ..]`, with the `mfcc_delta` columns set to 0 (see fillDeltas). The frame
+   * is the current one, or `frame`: a copy of an earlier one (`frameSize` raw samples).
+   */
+  extract(out: Float32Array, offset = 0, frame?: Float32Array): void {
+    if (frame === undefined && this.fill !== this.frameSize) throw new Error('FrameAnalyser.extract: no completed frame (call it from the push callback)');
+    if (frame !== undefined && frame.length < this.frameSize) throw new RangeError(`FrameAnalyser.extract: the frame has ${frame.length} samples, needs ${this.frameSize}`);
     if (offset < 0 || offset + this.dim > out.length) throw new RangeError(`FrameAnalyser.extract: out has ${out.length} values, needs ${offset + this.dim}`);
     const at = this.at;
     const frameSize = this.frameSize;
     const windowed = this.windowed;
-    const buffer = this.buffer;
+    const buffer = frame ?? this.buffer;
     const window = this.window;
     for (let i = 0; i < frameSize; i++) windowed[i] = buffer[i]! * window[i]!;
 
@@ -200,7 +226,15 @@ export class FrameAnalyser {
     if (at.centroid >= 0) spectralCentroid(this.amplitude, bins, out, offset + at.centroid);
     if (at.rolloff >= 0) spectralRolloff(this.amplitude, bins, this.config.sampleRate, out, offset + at.rolloff);
     if (at.flatness >= 0) spectralFlatness(this.amplitude, bins, out, offset + at.flatness);
-    if (this.pitchScratch !== null) pitch(buffer, frameSize, this.config.sampleRate, this.pitchScratch, out, offset + at.pitch);
+    if (at.pitch >= 0) {
+      if (frame === undefined) {
+        const values = this.currentPitchValues();
+        out[offset + at.pitch] = values[0]!;
+        out[offset + at.pitch + 1] = values[1]!;
+      } else {
+        pitch(buffer, frameSize, this.config.sampleRate, this.pitchScratch, out, offset + at.pitch);
+      }
+    }
   }
 
   /**

@@ -1,17 +1,27 @@
 import { decodeAudioFile } from '../audio/decode-audio-file.js';
 import { resample } from '../audio/resampler.js';
 import { toMono } from '../audio/to-mono.js';
-import type { VadConfig } from '../audio/voice-activity-detector.js';
+import { DEFAULT_VAD_CONFIG, type VadConfig } from '../audio/voice-activity-detector.js';
 import type { WindowingConfig } from '../audio/speech-windower.js';
 import type { FeatureConfig } from '../features/feature-config.js';
 import { SpeechFeatureStream, type SpeechWindow } from './speech-feature-stream.js';
 
 /**
  * A permissive detector for the second pass over a file in which the normal one found no
- * utterance (a quiet or very short clip): anything above -70 dBFS is speech, so only a
- * truly silent file yields nothing.
+ * utterance (a quiet or very short clip, or one that starts mid-word, so its first frame
+ * misleads the floor): the floor stays at the first frame and anything voiced above it
+ * and -70 dBFS is speech. A voice is still required, so a file of noise yields nothing.
  */
-const QUIET_CLIP_VAD: VadConfig = { onsetDb: 0, offsetDb: 0, absoluteFloorDb: -70, onsetFrames: 1, hangoverFrames: 0, floorRise: 0, floorFall: 0 };
+const QUIET_CLIP_VAD: VadConfig = {
+  ...DEFAULT_VAD_CONFIG,
+  onsetDb: 0,
+  offsetDb: 0,
+  absoluteFloorDb: -70,
+  onsetFrames: 1,
+  hangoverFrames: 0,
+  floorRise: 0,
+  floorFall: 0,
+};
 
 export interface FileAudio {
   samples: Float32Array;

@@ -1,4 +1,5 @@
-import { DEFAULT_VAD_CONFIG, VoiceActivityDetector, frameEnergyDb, type VadConfig } from '../audio/voice-activity-detector.js';
+import { RecentFrames } from '../audio/recent-frames.js';
+import { DEFAULT_VAD_CONFIG, VoiceActivityDetector, type VadConfig } from '../audio/voice-activity-detector.js';
 import { DEFAULT_WINDOWING, SpeechWindower, type WindowFrames, type WindowingConfig } from '../audio/speech-windower.js';
 import type { FeatureConfig } from '../features/feature-config.js';
 import { frameVectorSize } from '../features/feature-config.js';
@@ -19,15 +20,19 @@ export interface SpeechFeatureStreamOptions {
 
 /**
  * One channel's segmentation and feature stages: audio in, windows of speech frame
- * vectors out. The FFT and features are computed only for frames the VAD calls speech;
- * every buffer is owned here and reused. Training, `classify` and the daemon all run
- * this same code, so a model always sees features made the way it was trained.
+ * vectors out. The FFT and features are computed only for frames the VAD calls speech
+ * (the detector itself looks at the pitch of frames above the noise floor, shared with
+ * the features when they include pitch); every buffer is owned here and reused. Training,
+ * `classify` and the daemon all run this same code, so a model always sees features made
+ * the way it was trained.
  */
 export class SpeechFeatureStream {
   readonly dim: number;
   private readonly analyser: FrameAnalyser;
   private readonly vad: VoiceActivityDetector;
   private readonly windower: SpeechWindower;
+  /** Raw frames the VAD may still take into an utterance once it hears a voice in them. */
+  private readonly recent: RecentFrames;
   private readonly hopSeconds: number;
   private readonly frameSeconds: number;
   private readonly sampleRate: number;
@@ -46,7 +51,9 @@ export class SpeechFeatureStream {
     const f = options.features;
     this.analyser = new FrameAnalyser(f);
     this.dim = frameVectorSize(f);
-    this.vad = new VoiceActivityDetector(options.vad ?? DEFAULT_VAD_CONFIG);
+    const vad = options.vad ?? DEFAULT_VAD_CONFIG;
+    this.vad = new VoiceActivityDetector(vad);
+    this.recent = new RecentFrames(vad.lookbackFrames, f.frameSize);
     this.windower = new SpeechWindower(this.dim, f.sampleRate / f.hopSize, options.windowing ?? DEFAULT_WINDOWING);
     this.hopSeconds = f.hopSize / f.sampleRate;
     this.frameSeconds = f.frameSize / f.sampleRate;
@@ -71,6 +78,7 @@ export class SpeechFeatureStream {
   /** Call boundary: forget the speech (the noise floor is the room's and is kept). */
   resetSpeech(): void {
     this.windower.reset();
+    this.recent.clear();
     this.wasSpeech = false;
   }
 
@@ -89,17 +97,27 @@ export class SpeechFeatureStream {
 
   private frame(frame: Float32Array, index: number): void {
     this.frames++;
-    const speech = this.vad.update(frameEnergyDb(frame));
+    const speech = this.vad.update(frame, this.analyser);
     if (speech) {
-      this.speechFrames++;
-      // Straight into the windower's ring: a speech frame allocates nothing.
-      this.analyser.extract(this.windower.ring, this.windower.rowOffset);
-      const window = this.windower.commit(index);
-      if (window) this.deliver(window);
-    } else if (this.wasSpeech) {
-      this.closeUtterance();
+      // The utterance began before the voice proved it: its first frames join it now.
+      const back = Math.min(this.vad.backdatedFrames, this.recent.count);
+      for (let k = 0; k < back; k++) this.speechFrame(this.recent.index(back, k), this.recent.frame(back, k));
+      if (back > 0) this.recent.clear();
+      this.speechFrame(index);
+    } else {
+      if (this.wasSpeech) this.closeUtterance();
+      if (this.vad.mayBackdate) this.recent.keep(frame, index);
+      else this.recent.clear();
     }
     this.wasSpeech = speech;
+  }
+
+  /** A speech frame's features, straight into the windower's ring: nothing is allocated. */
+  private speechFrame(index: number, copy?: Float32Array): void {
+    this.speechFrames++;
+    this.analyser.extract(this.windower.ring, this.windower.rowOffset, copy);
+    const window = this.windower.commit(index);
+    if (window) this.deliver(window);
   }
 
   private closeUtterance(): void {

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import wavefile from 'wavefile';
+import { seededRandom } from '../../src/datasets/seeded-random.js';
 
 const { WaveFile } = wavefile;
 
@@ -178,4 +179,54 @@ export function concat(arrays: readonly Float32Array[]): Float32Array {
     at += array.length;
   }
   return whole;
+}
+
+export type NoiseColour = 'white' | 'pink' | 'brown';
+
+/**
+ * Seeded stationary noise at an RMS level in dBFS (0 dB: a full-scale square wave, as
+ * `frameEnergyDb` counts): white (flat), pink (−3 dB per octave, Paul Kellet's filter) or
+ * brown (−6 dB per octave above 5 Hz: leaky integrated white noise). Gaussian, clipped to
+ * [-1, 1] (which only touches the loudest levels).
+ */
+export function colouredNoise(colour: NoiseColour, seconds: number, rate: number, levelDb: number, seed = 1): Float32Array {
+  const random = seededRandom(seed);
+  const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const out = new Float32Array(Math.round(seconds * rate));
+  let b0 = 0, b1 = 0, b2 = 0, b3 = 0, b4 = 0, b5 = 0, b6 = 0;
+  let sum = 0;
+  for (let i = 0; i < out.length; i++) {
+    const w = gaussian();
+    let v = w;
+    if (colour === 'pink') {
+      b0 = 0.99886 * b0 + w * 0.0555179;
+      b1 = 0.99332 * b1 + w * 0.0750759;
+      b2 = 0.969 * b2 + w * 0.153852;
+      b3 = 0.8665 * b3 + w * 0.3104856;
+      b4 = 0.55 * b4 + w * 0.5329522;
+      b5 = -0.7616 * b5 - w * 0.016898;
+      v = b0 + b1 + b2 + b3 + b4 + b5 + b6 + w * 0.5362;
+      b6 = w * 0.115926;
+    } else if (colour === 'brown') {
+      b0 = 0.998 * b0 + w;
+      v = b0;
+    }
+    out[i] = v;
+    sum += v * v;
+  }
+  const gain = 10 ** (levelDb / 20) / Math.sqrt(sum / out.length);
+  for (let i = 0; i < out.length; i++) out[i] = Math.max(-1, Math.min(1, out[i]! * gain));
+  return out;
+}
+
+/** RMS level of a signal in dBFS, as `colouredNoise` sets it. */
+export function levelDb(signal: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < signal.length; i++) sum += signal[i]! * signal[i]!;
+  return 10 * Math.log10(sum / signal.length);
+}
+
+/** `signal` plus `noise` (as long or longer), clipped to [-1, 1]. */
+export function mix(signal: Float32Array, noise: Float32Array): Float32Array {
+  return signal.map((v, i) => Math.max(-1, Math.min(1, v + noise[i]!)));
 }
