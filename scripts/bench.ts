@@ -9,6 +9,7 @@
  * the rest still run. The exit code is 1 when a figure could not be measured, 0 otherwise;
  * a figure that misses its target is listed in `below_target` and does not change it.
  */
+import { Command } from 'commander';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,10 +26,16 @@ import { lazy, runFigures, type Figure } from './bench/figures.js';
 import { loadSpeechClips } from './bench/replay-speech.js';
 import { MOSQUITTO_MISSING, startMosquitto } from '../test/helpers/mosquitto.js';
 
-const args = process.argv.slice(2);
-const json = args.includes('--json');
-const onlyAt = args.indexOf('--only');
-const only = onlyAt >= 0 ? (args[onlyAt + 1] ?? '').split(',').filter(Boolean) : undefined;
+const options = new Command()
+  .name('bench')
+  .description('Speed and memory figures of the whole pipeline on this machine, each held to its target (README, Benchmarks). Takes 4-5 minutes.')
+  .option('--json', 'print one JSON object on stdout instead of the table', false)
+  .option('--only <figures>', 'measure only these figures (comma-separated; an unknown name lists the figures there are)')
+  .exitOverride((error: { exitCode: number }) => process.exit(error.exitCode === 0 ? 0 : 2))
+  .parse()
+  .opts<{ json: boolean; only?: string }>();
+const json = options.json;
+const only = options.only?.split(',').filter(Boolean);
 const realDir = join(packageRoot(), '..', 'shared', 'data', 'cremad');
 const haveReal = existsSync(realDir);
 const log = (line: string) => {

@@ -37,7 +37,7 @@ export class PrometheusEndpoint {
   async start(): Promise<void> {
     const { metrics, outbox, reconnects } = this.deps;
     const registry = this.registry;
-    collectDefaultMetrics({ register: registry, prefix: 'ser_edge_process_' });
+    collectDefaultMetrics({ register: registry, prefix: 'ser_edge_' });
     const gauge = (name: string, help: string, read: () => number) =>
       new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
     gauge('ser_edge_windows_total', 'Speech windows classified since start', () => metrics.windows);
