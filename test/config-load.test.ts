@@ -128,7 +128,7 @@ test('a channel id that would break the topic scheme is refused', () => {
 test('a channel id used twice is one error naming the second key, the first one and the file, when the config is loaded', () => {
   const file = siteFile({
     sources: [
-      { type: 'demo', channels: [{ id: 'desk-1' }, { id: 'desk-2', index: 1 }] },
+      { type: 'microphone', device: 'plughw:CARD=Headset,DEV=0', channelCount: 2, channels: [{ id: 'desk-1' }, { id: 'desk-2', index: 1 }] },
       { type: 'file', path: 'a.wav', channels: [{ id: 'desk-2' }] },
     ],
   });
@@ -140,7 +140,7 @@ test('a channel id used twice is one error naming the second key, the first one 
 test('a channel id repeated in a profile is reported against the profile', () => {
   const profiles = join(dir, 'profiles-dup');
   mkdirSync(profiles, { recursive: true });
-  writeFileSync(join(profiles, 'two.json'), JSON.stringify({ sources: [{ type: 'demo', channels: [{ id: 'hs' }, { id: 'hs', index: 1 }] }] }));
+  writeFileSync(join(profiles, 'two.json'), JSON.stringify({ sources: [{ type: 'microphone', device: 'plughw:CARD=Headset,DEV=0', channelCount: 2, channels: [{ id: 'hs' }, { id: 'hs', index: 1 }] }] }));
   try {
     loadDaemonConfig({ file: siteFile({ extends: 'two' }), env: {}, profileDir: profiles });
     assert.fail('accepted');
