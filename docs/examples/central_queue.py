@@ -47,8 +47,10 @@ def emit(record):
 
 
 def parse_time(text):
-    # fromisoformat() takes a trailing Z only from Python 3.11 on.
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """A schema-valid timestamp (UTC, ending in Z) as a datetime."""
+    # Before Python 3.11, fromisoformat() takes neither the Z nor fractions other than 3 or 6 digits.
+    seconds, _, fraction = text[:-1].partition(".")
+    return datetime.fromisoformat(f"{seconds}.{(fraction + '000000')[:6]}+00:00")
 
 
 class PayloadValidator:
@@ -278,6 +280,10 @@ def main():
     args = parser.parse_args()
     if (args.cert is None) != (args.key is None):
         parser.error("--cert and --key go together")
+    if args.password_file is not None and args.username is None:
+        parser.error("--password-file needs --username")
+    if args.remember < 1:
+        parser.error("--remember must be 1 or more")
     if args.session_expiry > 0 and args.client_id is None:
         parser.error("--session-expiry needs --client-id: a session is resumed under the same client id")
 
