@@ -291,10 +291,10 @@ describe('docs/central-server.md', () => {
     assert.equal(groupMembers.length, 2, 'the group example starts two consumers');
     // Every consumer subscribed before the gateway says a word: the broker logs each subscription.
     const subscribed = () => broker.output().split('\n').filter((l) => l.endsWith('/channel/+/urgency')).length;
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     while (subscribed() < 5) {
       for (const p of [consumer, ...groupMembers]) if (p.child.exitCode !== null) assert.fail(`${p.what} exited: ${p.stderr()}`);
-      assert.ok(Date.now() < deadline, `only ${subscribed()} of 5 urgency subscriptions after 15 s:\n${broker.output()}`);
+      assert.ok(Date.now() < deadline, `only ${subscribed()} of 5 urgency subscriptions after 30 s:\n${broker.output()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
 
