@@ -71,6 +71,9 @@ export class UrgencyPublisher {
     states: { refusals: 0, timer: null },
   };
   private readonly states = new Map<string, ChannelState>();
+  /** Per channel: the newest event stored when its current state was set (the state waits for it). */
+  private readonly storedBefore = new Map<string, number>();
+  private readonly newestStored = new Map<string, number>();
   private readonly dirtyStates = new Set<string>();
   private started = false;
   private readonly onConnect = () => {
@@ -125,6 +128,7 @@ export class UrgencyPublisher {
       ...flag,
     };
     await outbox.append(event);
+    this.newestStored.set(event.channel, Math.max(event.seq, this.newestStored.get(event.channel) ?? 0));
     this.setChannelState({ channel: event.channel, callId: event.callId, level: event.level, score: event.score, eventId: event.id });
     return event;
   }
@@ -135,6 +139,7 @@ export class UrgencyPublisher {
     const state = ChannelState.safeParse({ schema: SCHEMA_VERSION, ts: new Date().toISOString(), site, gateway, ...update });
     if (!state.success) throw new Error(`channel state for ${update.channel} is invalid: ${describeIssues(state.error)}`);
     this.states.set(update.channel, state.data);
+    this.storedBefore.set(update.channel, this.newestStored.get(update.channel) ?? 0);
     this.dirtyStates.add(update.channel);
     this.kick();
   }
@@ -204,8 +209,15 @@ export class UrgencyPublisher {
   private async publishStates(): Promise<void> {
     const { link } = this.deps;
     if (this.backoff.states.timer) return;
+    // A channel's state follows the events stored before it: while one of them waits in the
+    // outbox, a late subscriber would otherwise see the level (or the end of a call) before
+    // the flag that set it. Such a state stays dirty and goes out in the pass that delivers
+    // them. Events stored after it do not hold it back, so a busy channel's state still moves.
+    const oldestWaiting = new Map<string, number>();
+    for (const e of this.deps.outbox.pending()) if (!oldestWaiting.has(e.channel)) oldestWaiting.set(e.channel, e.seq);
     for (const channel of [...this.dirtyStates]) {
       const state = this.states.get(channel);
+      if (state && (oldestWaiting.get(channel) ?? Infinity) <= (this.storedBefore.get(channel) ?? 0)) continue;
       this.dirtyStates.delete(channel);
       if (!state) continue;
       try {

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { ChannelState, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
+import { tempDir } from './helpers/audio-fixtures.js';
+import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
+import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+
+const dir = tempDir('ser-edge-state-order-');
+let broker: Mosquitto;
+let modelDir: string;
+let voiceWav: string;
+const skip = MOSQUITTO_MISSING;
+
+before(async () => {
+  if (MOSQUITTO_MISSING) return;
+  [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
+  voiceWav = await writeVoiceWav(join(dir, 'angry-calm.wav'), [['angry', 5], ['calm', 7]]);
+});
+
+after(async () => {
+  await broker?.stop();
+});
+
+test("a channel's retained state never arrives before the events behind it", { skip, timeout: 60_000 }, async () => {
+  const gateway = 'gw-order';
+  const sub = await connectSubscriber(broker.url, [`ser/v1/lab/${gateway}/channel/+/urgency`, `ser/v1/lab/${gateway}/channel/+/state`]);
+  const sources = ['desk-1', 'desk-2'].map((id) => ({ type: 'file', path: voiceWav, realtime: false, loop: true, channels: [{ id, role: 'customer' }] }));
+  // A short call silence makes the replay end calls too: the state "between calls" follows their clears.
+  const daemon = spawnDaemon(join(dir, `${gateway}.json`), labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, sources, { calls: { callSilenceSeconds: 3 } }));
+  try {
+    await sub.waitFor((m) => m.topic.endsWith('/urgency') && m.json<UrgencyEvent>().seq >= 150, 40_000, '150 events');
+  } finally {
+    daemon.child.kill('SIGTERM');
+    await daemon.exited;
+    await sub.end();
+  }
+  const seen = new Map<string, Set<string>>();
+  const lastEventLevel = new Map<string, string>();
+  const early: string[] = [];
+  for (const m of sub.messages) {
+    if (m.topic.endsWith('/urgency')) {
+      const e = UrgencyEvent.parse(m.json());
+      if (!seen.has(e.channel)) seen.set(e.channel, new Set());
+      seen.get(e.channel)!.add(e.id);
+      lastEventLevel.set(e.channel, e.level);
+      continue;
+    }
+    const state = ChannelState.parse(m.json());
+    if (state.eventId !== null && !seen.get(state.channel)?.has(state.eventId)) early.push(`${state.channel}: state of event ${state.eventId} before the event`);
+    if (state.eventId === null && state.level === 'low' && lastEventLevel.has(state.channel) && lastEventLevel.get(state.channel) !== 'low') {
+      early.push(`${state.channel}: low between calls while its last event said ${lastEventLevel.get(state.channel)}`);
+    }
+  }
+  const states = sub.messages.filter((m) => m.topic.endsWith('/state')).length;
+  assert.ok(states >= 3, `states were published (${states})`);
+  assert.deepEqual(early, []);
+});
