@@ -1,28 +1,13 @@
 import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import type { TelemetryPayload } from '../src/mqtt/payload-schemas.js';
-import { tempDir } from './helpers/audio-fixtures.js';
-import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
-import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { daemonTestSite, labSiteConfig, spawnDaemon } from './helpers/daemon-process.js';
+import { connectSubscriber } from './helpers/mosquitto.js';
 
-const dir = tempDir('ser-edge-outbox-bound-');
-let broker: Mosquitto;
-let modelDir: string;
-let voiceWav: string;
-const skip = MOSQUITTO_MISSING;
+const { site, skip } = daemonTestSite('ser-edge-outbox-bound-');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-before(async () => {
-  if (MOSQUITTO_MISSING) return;
-  [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
-  voiceWav = await writeVoiceWav(join(dir, 'angry-calm.wav'), [['angry', 5], ['calm', 7]]);
-});
-
-after(async () => {
-  await broker?.stop();
-});
 
 /** The outbox's footprint as a look at the directory shows it: every segment file. */
 function segmentBytesOnDisk(outboxDir: string): number {
@@ -47,23 +32,23 @@ test('during a 40 s broker outage a small outbox stays within its bound on disk,
   const maxBytes = 16 * 1024;
   const segmentBytes = 4096;
   const bound = maxBytes + 2 * segmentBytes + 16 * 1024;
-  const sources = ['desk-1', 'desk-2', 'desk-3'].map((id) => ({ type: 'file', path: voiceWav, realtime: false, loop: true, channels: [{ id, role: 'customer' }] }));
-  const config = labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, sources, {
+  const sources = ['desk-1', 'desk-2', 'desk-3'].map((id) => ({ type: 'file', path: site.voiceWav, realtime: false, loop: true, channels: [{ id, role: 'customer' }] }));
+  const config = labSiteConfig(site, gateway, sources, {
     mqtt: { backoff: { initialMs: 100, maxMs: 500 } },
     outbox: { maxBytes, segmentBytes },
   });
-  const outboxDir = join(dir, gateway, 'outbox');
-  const daemon = spawnDaemon(join(dir, `${gateway}.json`), config);
+  const outboxDir = join(site.dir, gateway, 'outbox');
+  const daemon = spawnDaemon(join(site.dir, `${gateway}.json`), config);
   let largest = 0;
   const sampler = setInterval(() => (largest = Math.max(largest, segmentBytesOnDisk(outboxDir))), 25);
   try {
     await daemon.waitForLog((l) => l.msg === 'ser-edge running', 20_000, 'the daemon running');
     await sleep(3000);
-    await broker.stop();
+    await site.broker.stop();
     await sleep(40_000);
     const duringOutage = largest;
-    await broker.start();
-    const sub = await connectSubscriber(broker.url, [`ser/v1/lab/${gateway}/telemetry`]);
+    await site.broker.start();
+    const sub = await connectSubscriber(site.broker.url, [`ser/v1/lab/${gateway}/telemetry`]);
     try {
       const telemetry = await sub.waitFor((m) => m.json<TelemetryPayload>().pipeline.outboxDropped.medium + m.json<TelemetryPayload>().pipeline.outboxDropped.high > 0, 20_000, 'telemetry counting dropped events');
       const pipeline = telemetry.json<TelemetryPayload>().pipeline as TelemetryPayload['pipeline'] & { outboxBytes?: number };

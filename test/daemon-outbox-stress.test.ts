@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { UrgencyEvent } from '../src/mqtt/payload-schemas.js';
-import { tempDir } from './helpers/audio-fixtures.js';
-import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
-import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { daemonTestSite, labSiteConfig, spawnDaemon } from './helpers/daemon-process.js';
+import { connectSubscriber } from './helpers/mosquitto.js';
 
 /**
  * The promise that matters most, checked from outside: with channels replaying speech as
@@ -13,41 +12,27 @@ import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } 
  * broker gone for 10 s in the middle of a minute, every event the daemon stored reaches an
  * independent subscriber, with no seq missing and each channel's events one unbroken chain.
  */
-const dir = tempDir('ser-edge-outbox-stress-');
-let broker: Mosquitto;
-let modelDir: string;
-let voiceWav: string;
-const skip = MOSQUITTO_MISSING;
+// Persistence keeps the subscriber's session and its queued messages across the broker's restart.
+const { site, skip } = daemonTestSite('ser-edge-outbox-stress-', { persistence: true });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-before(async () => {
-  if (MOSQUITTO_MISSING) return;
-  // Persistence keeps the subscriber's session and its queued messages across the broker's restart.
-  [broker, modelDir] = await Promise.all([startMosquitto({ persistence: true }), writeSyntheticModel(dir)]);
-  voiceWav = await writeVoiceWav(join(dir, 'angry-calm.wav'), [['angry', 5], ['calm', 7]]);
-});
-
-after(async () => {
-  await broker?.stop();
-});
 
 const CHANNELS = ['desk-1', 'desk-2', 'desk-3', 'desk-4', 'desk-5', 'desk-6'];
 type StoredLine = { msg: string; seq: number; id: string; channel: string };
 
 test('a minute of fast channels with segment turnover every few events and a 10 s broker outage loses no event, leaves no seq gap and breaks no chain', { skip, timeout: 240_000 }, async (t) => {
   const gateway = 'gw-stress';
-  const sub = await connectSubscriber(broker.url, [`ser/v1/lab/${gateway}/channel/+/urgency`], {
+  const sub = await connectSubscriber(site.broker.url, [`ser/v1/lab/${gateway}/channel/+/urgency`], {
     clientId: `central-stress-${process.pid}`,
     clean: false,
     properties: { sessionExpiryInterval: 600 },
   });
-  const sources = CHANNELS.map((id) => ({ type: 'file', path: voiceWav, realtime: false, loop: true, channels: [{ id, role: 'customer' }] }));
-  const config = labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, sources, {
+  const sources = CHANNELS.map((id) => ({ type: 'file', path: site.voiceWav, realtime: false, loop: true, channels: [{ id, role: 'customer' }] }));
+  const config = labSiteConfig(site, gateway, sources, {
     mqtt: { backoff: { initialMs: 100, maxMs: 500 } },
     outbox: { segmentBytes: 4096 },
   });
-  const file = join(dir, `${gateway}.json`);
-  const outboxDir = join(dir, gateway, 'outbox');
+  const file = join(site.dir, `${gateway}.json`);
+  const outboxDir = join(site.dir, gateway, 'outbox');
   const daemon = spawnDaemon(file, config);
   let maxSegmentIndex = 0;
   const sampler = setInterval(() => {
@@ -64,9 +49,9 @@ test('a minute of fast channels with segment turnover every few events and a 10 
   try {
     await daemon.waitForLog((l) => l.msg === 'ser-edge running', 20_000, 'the daemon running');
     await sleep(25_000);
-    await broker.stop();
+    await site.broker.stop();
     await sleep(10_000);
-    await broker.start();
+    await site.broker.start();
     await sleep(25_000);
   } finally {
     clearInterval(sampler);
@@ -80,7 +65,7 @@ test('a minute of fast channels with segment turnover every few events and a 10 
   assert.deepEqual(failures, [], 'no error while storing or publishing');
 
   // What the shutdown could not deliver waits in the outbox: a run without sources sends it.
-  const flush = spawnDaemon(join(dir, `${gateway}-flush.json`), { ...config, sources: [] });
+  const flush = spawnDaemon(join(site.dir, `${gateway}-flush.json`), { ...config, sources: [] });
   const ids = new Set(stored.map((s) => s.id));
   try {
     for (let i = 0; i < 300 && !everyIdArrived(sub.messages, ids); i++) await sleep(100);

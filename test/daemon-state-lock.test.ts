@@ -2,40 +2,24 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { tempDir } from './helpers/audio-fixtures.js';
-import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
-import { MOSQUITTO_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { test } from 'node:test';
+import { daemonTestSite, labSiteConfig, spawnDaemon } from './helpers/daemon-process.js';
 
-const dir = tempDir('ser-edge-state-lock-');
-let broker: Mosquitto;
-let modelDir: string;
-let voiceWav: string;
-const skip = MOSQUITTO_MISSING;
-
-before(async () => {
-  if (MOSQUITTO_MISSING) return;
-  [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
-  voiceWav = await writeVoiceWav(join(dir, 'angry-calm.wav'), [['angry', 6], ['calm', 8]]);
-});
-
-after(async () => {
-  await broker?.stop();
-});
+const { site, skip } = daemonTestSite('ser-edge-state-lock-');
 
 const config = (gateway: string, overrides: Record<string, unknown> = {}) =>
-  labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, [{ type: 'file', path: voiceWav, realtime: false, loop: true, channels: [{ id: 'desk-1', role: 'customer' }] }], overrides);
+  labSiteConfig(site, gateway, [{ type: 'file', path: site.voiceWav, realtime: false, loop: true, channels: [{ id: 'desk-1', role: 'customer' }] }], overrides);
 const running = (l: Record<string, unknown>) => l.msg === 'ser-edge running';
 
 test('a second daemon on the same state directory exits 2 naming the directory and the process that holds it', { skip }, async () => {
-  const first = spawnDaemon(join(dir, 'gw-twice-1.json'), config('gw-twice'));
+  const first = spawnDaemon(join(site.dir, 'gw-twice-1.json'), config('gw-twice'));
   try {
     await first.waitForLog(running, 20_000, 'the first daemon running');
     // Another gateway name, the same state directory: what a copied config does.
-    const second = spawnDaemon(join(dir, 'gw-twice-2.json'), { ...config('gw-other'), stateDir: join(dir, 'gw-twice') });
+    const second = spawnDaemon(join(site.dir, 'gw-twice-2.json'), { ...config('gw-other'), stateDir: join(site.dir, 'gw-twice') });
     const { code } = await second.exited;
     assert.equal(code, 2, second.stderr());
-    assert.match(second.stderr(), new RegExp(`state directory ${join(dir, 'gw-twice')} is in use by another ser-edge \\(pid ${first.child.pid} `));
+    assert.match(second.stderr(), new RegExp(`state directory ${join(site.dir, 'gw-twice')} is in use by another ser-edge \\(pid ${first.child.pid} `));
     assert.equal(first.child.exitCode, null, 'the first daemon runs on');
   } finally {
     first.child.kill('SIGTERM');
@@ -44,7 +28,7 @@ test('a second daemon on the same state directory exits 2 naming the directory a
 });
 
 test('a lock left by a daemon killed with SIGKILL does not block the next start', { skip }, async () => {
-  const file = join(dir, 'gw-killed.json');
+  const file = join(site.dir, 'gw-killed.json');
   const first = spawnDaemon(file, config('gw-killed'));
   await first.waitForLog(running, 20_000, 'the first daemon running');
   first.child.kill('SIGKILL');
@@ -59,7 +43,7 @@ test('a lock left by a daemon killed with SIGKILL does not block the next start'
 });
 
 test('a lock whose pid now belongs to another process, or to none, is stale', { skip }, async () => {
-  const stateDir = join(dir, 'gw-stale');
+  const stateDir = join(site.dir, 'gw-stale');
   const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).stdout.toString();
   for (const holder of [
     { pid: Number(gone), startTicks: 1, host: (await import('node:os')).hostname(), since: '2026-01-01T00:00:00Z' },
@@ -68,7 +52,7 @@ test('a lock whose pid now belongs to another process, or to none, is stale', { 
   ]) {
     spawnSync('mkdir', ['-p', stateDir]);
     writeFileSync(join(stateDir, 'ser-edge.lock'), JSON.stringify(holder));
-    const daemon = spawnDaemon(join(dir, 'gw-stale.json'), config('gw-stale'));
+    const daemon = spawnDaemon(join(site.dir, 'gw-stale.json'), config('gw-stale'));
     try {
       await daemon.waitForLog(running, 20_000, `a start over a stale lock of pid ${holder.pid}`);
     } finally {
@@ -79,16 +63,16 @@ test('a lock whose pid now belongs to another process, or to none, is stale', { 
 });
 
 test('a state directory that cannot be created stops start-up at once with exit 2 and what to do', { skip }, async () => {
-  const notADir = join(dir, 'a-file');
+  const notADir = join(site.dir, 'a-file');
   writeFileSync(notADir, 'not a directory');
-  const daemon = spawnDaemon(join(dir, 'gw-unwritable.json'), { ...config('gw-unwritable'), stateDir: join(notADir, 'state') });
+  const daemon = spawnDaemon(join(site.dir, 'gw-unwritable.json'), { ...config('gw-unwritable'), stateDir: join(notADir, 'state') });
   const { code } = await daemon.exited;
   assert.equal(code, 2);
   assert.match(daemon.stderr(), /state directory .*a-file\/state cannot be written \(ENOTDIR\): create it and give the service user write access/);
 });
 
 test('an urgency log line has one level key, the severity, and the urgency under its own name', { skip }, async () => {
-  const daemon = spawnDaemon(join(dir, 'gw-log.json'), config('gw-log'));
+  const daemon = spawnDaemon(join(site.dir, 'gw-log.json'), config('gw-log'));
   try {
     const line = await daemon.waitForLog((l) => l.msg === 'urgency raise', 20_000, 'an urgency raise');
     assert.equal(line.level, 30);

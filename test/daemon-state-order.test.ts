@@ -1,33 +1,18 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { ChannelState, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
-import { tempDir } from './helpers/audio-fixtures.js';
-import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
-import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { daemonTestSite, labSiteConfig, spawnDaemon } from './helpers/daemon-process.js';
+import { connectSubscriber } from './helpers/mosquitto.js';
 
-const dir = tempDir('ser-edge-state-order-');
-let broker: Mosquitto;
-let modelDir: string;
-let voiceWav: string;
-const skip = MOSQUITTO_MISSING;
-
-before(async () => {
-  if (MOSQUITTO_MISSING) return;
-  [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
-  voiceWav = await writeVoiceWav(join(dir, 'angry-calm.wav'), [['angry', 5], ['calm', 7]]);
-});
-
-after(async () => {
-  await broker?.stop();
-});
+const { site, skip } = daemonTestSite('ser-edge-state-order-');
 
 test("a channel's retained state never arrives before the events behind it", { skip, timeout: 60_000 }, async () => {
   const gateway = 'gw-order';
-  const sub = await connectSubscriber(broker.url, [`ser/v1/lab/${gateway}/channel/+/urgency`, `ser/v1/lab/${gateway}/channel/+/state`]);
-  const sources = ['desk-1', 'desk-2'].map((id) => ({ type: 'file', path: voiceWav, realtime: false, loop: true, channels: [{ id, role: 'customer' }] }));
+  const sub = await connectSubscriber(site.broker.url, [`ser/v1/lab/${gateway}/channel/+/urgency`, `ser/v1/lab/${gateway}/channel/+/state`]);
+  const sources = ['desk-1', 'desk-2'].map((id) => ({ type: 'file', path: site.voiceWav, realtime: false, loop: true, channels: [{ id, role: 'customer' }] }));
   // A short call silence makes the replay end calls too: the state "between calls" follows their clears.
-  const daemon = spawnDaemon(join(dir, `${gateway}.json`), labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, sources, { calls: { callSilenceSeconds: 3 } }));
+  const daemon = spawnDaemon(join(site.dir, `${gateway}.json`), labSiteConfig(site, gateway, sources, { calls: { callSilenceSeconds: 3 } }));
   try {
     await sub.waitFor((m) => m.topic.endsWith('/urgency') && m.json<UrgencyEvent>().seq >= 150, 40_000, '150 events');
   } finally {

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +7,10 @@ import { DEFAULT_FEATURE_CONFIG } from '../../src/features/feature-config.js';
 import { writeBundle } from '../../src/model/model-bundle.js';
 import { extractClipWindows } from '../../src/training/clip-windows.js';
 import { buildKnnModel, poolWindows } from '../../src/training/knn-trainer.js';
-import { writeWav } from './audio-fixtures.js';
+import { after, before } from 'node:test';
+import { tempDir, writeWav } from './audio-fixtures.js';
+import { MOSQUITTO_MISSING, startMosquitto, type Mosquitto, type MosquittoOptions } from './mosquitto.js';
+import { spawnProgram, type ProgramProcess } from './program-process.js';
 import { writeSyntheticDataset } from './synthetic-dataset.js';
 
 /** Where a test file's daemons run: its temporary folder, its mosquitto and its model. */
@@ -67,72 +69,47 @@ export async function writeVoiceWav(path: string, pattern: [keyof typeof VOICE_S
   return path;
 }
 
-export interface DaemonProcess {
-  child: ChildProcess;
+export interface DaemonProcess extends ProgramProcess {
   configFile: string;
-  /** JSON log lines (stderr) parsed so far. */
-  logs(): Record<string, unknown>[];
-  stdout(): string;
-  stderr(): string;
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number, what?: string): Promise<Record<string, unknown>>;
-  /** Resolves with the exit code (null when killed by a signal) and the signal. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** `node bin/ser-edge.js run --config <file>` as a child process, as systemd would run it. */
 export function spawnDaemon(configFile: string, config?: unknown, env: NodeJS.ProcessEnv = {}): DaemonProcess {
   if (config !== undefined) writeFileSync(configFile, JSON.stringify(config, null, 2));
-  const child = spawn(process.execPath, [cli, 'run', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const program = spawnProgram(process.execPath, [cli, 'run', '--config', configFile], {
+    cwd: process.cwd(),
     env: { ...process.env, SER_EDGE_MQTT_URL: '', SER_EDGE_SITE: '', SER_EDGE_GATEWAY: '', ...env },
   });
-  let out = '';
-  let err = '';
-  const parsed: Record<string, unknown>[] = [];
-  const listeners = new Set<() => void>();
-  let partial = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-    partial += d.toString();
-    const lines = partial.split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      try {
-        parsed.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // a plain error line (config errors are printed as text)
-      }
-    }
-    for (const l of listeners) l();
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  process.once('exit', () => child.kill('SIGKILL'));
   return {
-    child,
+    ...program,
     configFile,
-    logs: () => parsed,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    waitForLog(match, timeoutMs = 10_000, what = 'a matching log line') {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = parsed.find(match);
-          if (found) {
-            listeners.delete(check);
-            clearTimeout(timer);
-            resolve(found);
-          }
-        };
-        const timer = setTimeout(() => {
-          listeners.delete(check);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; daemon stderr:\n${err.slice(-3000)}`));
-        }, timeoutMs);
-        listeners.add(check);
-        check();
-        void exited.then(() => setTimeout(check, 50));
-      });
-    },
+    waitForLog: (match, timeoutMs = 10_000, what = 'a matching log line') => program.waitForLog(match, timeoutMs, what),
   };
+}
+
+/** What a daemon test file shares: its folder, a real mosquitto, the synthetic model and a call that turns angry and calm. */
+export interface DaemonTestSite extends TestSite {
+  broker: Mosquitto;
+  /** 5 s angry, then 7 s calm: looped fast, a raise and a clear every cycle. */
+  voiceWav: string;
+}
+
+/**
+ * Registers before() and after() hooks that start and stop the site of one test file, and
+ * returns it (its fields are set once before() has run) with the `skip` reason to pass to
+ * each test when mosquitto is missing.
+ */
+export function daemonTestSite(prefix: string, options: MosquittoOptions = {}): { site: DaemonTestSite; skip: string | false } {
+  const site = { dir: tempDir(prefix) } as DaemonTestSite;
+  before(async () => {
+    if (MOSQUITTO_MISSING) return;
+    [site.broker, site.modelDir] = await Promise.all([startMosquitto(options), writeSyntheticModel(site.dir)]);
+    site.brokerUrl = site.broker.url;
+    site.voiceWav = await writeVoiceWav(join(site.dir, 'angry-calm.wav'), [['angry', 5], ['calm', 7]]);
+  });
+  after(async () => {
+    await site.broker?.stop();
+  });
+  return { site, skip: MOSQUITTO_MISSING };
 }
