@@ -2,13 +2,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultModelDir, packageRoot } from './config/package-paths.js';
-import { runClassify } from './commands/classify-command.js';
-import { runDaemon } from './commands/run-command.js';
-import { runWatch } from './commands/watch-command.js';
-import { runEval } from './commands/eval-command.js';
-import { runTrain } from './commands/train-command.js';
+import type { RunCommandOptions } from './commands/run-command.js';
+import { exitTwoOnUsageError } from './commands/usage-errors.js';
+import type { WatchOptions } from './commands/watch-command.js';
 import { DATASET_FORMATS } from './datasets/scan-dataset.js';
-import { FEATURE_PRESET_NAMES } from './training/feature-presets.js';
+import { FEATURE_PRESET_NAMES } from './training/feature-preset-names.js';
+
+// Each command's module is imported in its action, never up here: `--help` (and a usage
+// error) then loads commander and these few option lists only, not the model, MQTT, the
+// daemon or zod, and answers at once. test/cli-startup.test.ts holds it to that.
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -32,7 +34,7 @@ function unitList(value: string): string {
   return value;
 }
 
-const program = new Command()
+const program = exitTwoOnUsageError(new Command())
   .name('ser-edge')
   .description('On-device speech-emotion recognition for call-centre headset gateways: urgency flags over MQTT.')
   .version(version)
@@ -47,6 +49,7 @@ program
   .addOption(new Option('--window <seconds>', 'analysis window length in seconds of speech').default(3).argParser(positiveSeconds))
   .addOption(new Option('--hop <seconds>', 'seconds of new speech between windows').default(1).argParser(positiveSeconds))
   .action(async (files: string[], opts: { model: string; json: boolean; window: number; hop: number }) => {
+    const { runClassify } = await import('./commands/classify-command.js');
     process.exitCode = await runClassify(files, opts);
   });
 
@@ -67,6 +70,7 @@ program
   .option('--shared-labels', 'keep only clips whose label the model has (otherwise they count as errors)', false)
   .option('--call-warmup <clips>', "for a model with a caller baseline: before each clip, this many other clips of its speaker are heard in the same call (0: every clip opens a call)", integerAtLeast(0, 20), 3)
   .action(async (opts) => {
+    const { runEval } = await import('./commands/eval-command.js');
     process.exitCode = await runEval(opts);
   });
 
@@ -98,6 +102,7 @@ program
   .option('--mask <steps,dims>', 'GRU: per epoch, mask a random span of up to this many steps and band of features in each training sequence, or none', 'none')
   .option('--no-progress', 'no progress bars')
   .action(async (opts) => {
+    const { runTrain } = await import('./commands/train-command.js');
     process.exitCode = await runTrain(opts);
   });
 
@@ -110,7 +115,7 @@ program
   .option('--name <name>', 'model name', 'ser-ensemble')
   .option('--model-version <v>', 'model version', '0.1.0')
   .action(async (opts) => {
-    // Imported here: composing runs TensorFlow.js for the reference outputs, which no other command should pay to load.
+    // Composing runs TensorFlow.js for the reference outputs, which no other command should pay to load.
     const { runEnsemble } = await import('./commands/ensemble-command.js');
     process.exitCode = await runEnsemble(opts);
   });
@@ -120,7 +125,8 @@ program
   .description('Run the gateway daemon: capture the configured headset channels, classify, publish urgency flags over MQTT. Without --config: one demo channel and an embedded broker.')
   .option('-c, --config <file>', 'site config (JSON, may `extends` a firmware-config/ profile); see schemas/config.schema.json')
   .option('--print-flags', 'print a human line per flag event on stdout (on by default without --config)')
-  .action(async (opts: { config?: string; printFlags?: boolean }) => {
+  .action(async (opts: RunCommandOptions) => {
+    const { runDaemon } = await import('./commands/run-command.js');
     process.exitCode = await runDaemon(opts, version);
   });
 
@@ -136,7 +142,8 @@ program
   .option('--key <file>', 'private key (PEM) of --cert')
   .option('--username-file <file>', 'file holding the broker username (never printed)')
   .option('--password-file <file>', 'file holding the broker password (never printed)')
-  .action(async (opts: Parameters<typeof runWatch>[0]) => {
+  .action(async (opts: WatchOptions) => {
+    const { runWatch } = await import('./commands/watch-command.js');
     process.exitCode = await runWatch(opts);
   });
 
