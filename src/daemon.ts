@@ -308,7 +308,7 @@ export class Daemon {
     this.bus.on('channel-level', (state: ChannelLevelEvent) => {
       // Agent channels are never flagged, so they have no urgency state to retain.
       if (state.role !== 'customer') return;
-      serially(() => publisher.setChannelState({ channel: state.channel, callId: state.callId, level: state.level, score: round(state.score), eventId: null }));
+      serially(() => publisher.setChannelState({ channel: state.channel, callId: state.callId, level: state.level, score: round(state.score), eventId: null, emotion: null }));
     });
     this.bus.on('call', (call) => logger.info(call, `call ${call.action}`));
     this.bus.on('source-running', (s) => logger.info(s, 'audio source running'));

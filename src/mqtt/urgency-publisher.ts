@@ -125,7 +125,7 @@ export class UrgencyPublisher {
       ...flag,
     };
     await outbox.append(event);
-    this.setChannelState({ channel: event.channel, callId: event.callId, level: event.level, score: event.score, eventId: event.id });
+    this.setChannelState({ channel: event.channel, callId: event.callId, level: event.level, score: event.score, eventId: event.id, emotion: event.emotion });
     return event;
   }
 
