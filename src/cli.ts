@@ -5,12 +5,16 @@ import { defaultModelDir, packageRoot } from './config/package-paths.js';
 import type { RunCommandOptions } from './commands/run-command.js';
 import { exitTwoOnUsageError } from './commands/usage-errors.js';
 import type { WatchOptions } from './commands/watch-command.js';
+import type { LogFormat } from './daemon/daemon-logger.js';
 import { DATASET_FORMATS } from './datasets/scan-dataset.js';
 import { FEATURE_PRESET_NAMES } from './training/feature-preset-names.js';
 
 // Each command's module is imported in its action, never up here: `--help` (and a usage
 // error) then loads commander and these few option lists only, not the model, MQTT, the
 // daemon or zod, and answers at once. test/cli-startup.test.ts holds it to that.
+
+/** daemon-logger's LOG_FORMATS, repeated here because importing it would load pino for --help. */
+const LOG_FORMATS = ['file', 'json', 'pretty'] as const satisfies readonly LogFormat[];
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -125,6 +129,11 @@ program
   .description('Run the gateway daemon: capture the configured headset channels, classify, publish urgency flags over MQTT. Without --config: one demo channel and an embedded broker.')
   .option('-c, --config <file>', 'site config (JSON, may `extends` a firmware-config/ profile); see schemas/config.schema.json')
   .option('--print-flags', 'print a human line per flag event on stdout (on by default without --config)')
+  .addOption(
+    new Option('--log <format>', `where the log goes: "json" lines on stderr (the default with --config, or when stderr is not a terminal), a "file" ({stateDir}/ser-edge.log; the default of the demo on a terminal, with warnings also shown), or "pretty" lines on the terminal`).choices(
+      LOG_FORMATS,
+    ),
+  )
   .action(async (opts: RunCommandOptions) => {
     const { runDaemon } = await import('./commands/run-command.js');
     process.exitCode = await runDaemon(opts, version);

@@ -73,6 +73,11 @@ export class Daemon {
     return this.deps.config.mqtt.url ?? this.broker?.url ?? '';
   }
 
+  /** Whether the MQTT link is connected now (the demo's status line). */
+  get brokerConnected(): boolean {
+    return this.link?.connected ?? false;
+  }
+
   /** Brings the stages up. A stop() while this runs makes it reject with DaemonStartAborted at its next step. */
   start(): Promise<void> {
     this.starting ??= this.bringUp();
