@@ -116,6 +116,8 @@ test('--log file writes the JSON lines to the file and shows warnings and errors
   assert.match(shown[0]!, /^\d\d:\d\d:\d\d {2}WARN {2}embedded broker port taken; using a free one\n$/);
   assert.match(shown[1]!, /^\d\d:\d\d:\d\d {2}ERROR {2}could not queue an urgency event: EACCES\n$/);
   assert.equal(warningLine('not json'), null);
+  // A fatal start-up failure is printed by run itself, once, as `ser-edge run: …`.
+  assert.equal(warningLine(JSON.stringify({ level: 60, time: new Date().toISOString(), msg: 'ser-edge could not start' })), null);
 });
 
 test('a log file that cannot be written falls back to JSON on stderr, and says why', async () => {

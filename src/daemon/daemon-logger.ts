@@ -98,9 +98,13 @@ function openLogFile(path: string): number {
   return openSync(path, 'a', 0o640);
 }
 
-const LEVEL_NAMES: Record<number, string> = { 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_NAMES: Record<number, string> = { 40: 'WARN', 50: 'ERROR' };
 
-/** For a warning or worse, one short human line (time, level, message, the error if any); null for the rest. */
+/**
+ * For a warning or an error, one short human line (time, level, message, the error if any);
+ * null for the rest, and for `fatal`: `run` prints its start-up failure itself, as the one
+ * `ser-edge run: …` line every log format shows.
+ */
 export function warningLine(jsonLine: string): string | null {
   let entry: { level?: unknown; time?: unknown; msg?: unknown; error?: unknown };
   try {
@@ -108,10 +112,10 @@ export function warningLine(jsonLine: string): string | null {
   } catch {
     return null;
   }
-  if (typeof entry.level !== 'number' || entry.level < 40) return null;
+  if (typeof entry.level !== 'number' || entry.level < 40 || entry.level >= 60) return null;
   const time = typeof entry.time === 'string' ? new Date(entry.time).toLocaleTimeString('en-GB', { hour12: false }) : '';
   const error = typeof entry.error === 'string' && !String(entry.msg).includes(entry.error) ? `: ${entry.error}` : '';
-  return `${time}  ${LEVEL_NAMES[Math.min(60, Math.floor(entry.level / 10) * 10)] ?? 'WARN'}  ${String(entry.msg ?? '')}${error}\n`;
+  return `${time}  ${LEVEL_NAMES[Math.floor(entry.level / 10) * 10] ?? 'WARN'}  ${String(entry.msg ?? '')}${error}\n`;
 }
 
 /** A broker url safe to log: any user:password@ part removed. */
