@@ -119,7 +119,7 @@ program
   .option('--name <name>', 'model name', 'ser-ensemble')
   .option('--model-version <v>', 'model version', '0.1.0')
   .action(async (opts) => {
-    // Composing runs TensorFlow.js for the reference outputs, which no other command should pay to load.
+    // Imported here: composing runs TensorFlow.js for the reference outputs, which no other command should pay to load.
     const { runEnsemble } = await import('./commands/ensemble-command.js');
     process.exitCode = await runEnsemble(opts);
   });
@@ -129,11 +129,7 @@ program
   .description('Run the gateway daemon: capture the configured headset channels, classify, publish urgency flags over MQTT. Without --config: one demo channel and an embedded broker.')
   .option('-c, --config <file>', 'site config (JSON, may `extends` a firmware-config/ profile); see schemas/config.schema.json')
   .option('--print-flags', 'print a human line per flag event on stdout (on by default without --config)')
-  .addOption(
-    new Option('--log <format>', `where the log goes: "json" lines on stderr (the default with --config, or when stderr is not a terminal), a "file" ({stateDir}/ser-edge.log; the default of the demo on a terminal, with warnings also shown), or "pretty" lines on the terminal`).choices(
-      LOG_FORMATS,
-    ),
-  )
+  .addOption(new Option('--log <format>', 'where the log goes: "json" lines on stderr (the default with --config, or off a terminal), a "file" ({stateDir}/ser-edge.log, warnings also shown; the demo\'s default on a terminal), or "pretty" lines on stderr').choices(LOG_FORMATS))
   .action(async (opts: RunCommandOptions) => {
     const { runDaemon } = await import('./commands/run-command.js');
     process.exitCode = await runDaemon(opts, version);

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join, sep } from 'node:path';
 import { ConfigError, loadDaemonConfig, type ResolvedConfig } from '../config/load-daemon-config.js';
 import { Daemon } from '../daemon.js';
-import { createDaemonLogger, type LogFormat } from '../daemon/daemon-logger.js';
+import { createDaemonLogger, loggableUrl, type LogFormat } from '../daemon/daemon-logger.js';
 import { DemoTerminal, type DemoStatus } from '../daemon/demo-terminal.js';
 import { StateDirectoryError, StateDirectoryLockedError } from '../daemon/state-dir-lock.js';
 import { LinkConfigError, redactUrl } from '../mqtt/mqtt-link.js';
@@ -77,7 +77,7 @@ export async function runDaemon(options: RunCommandOptions, version: string, ter
       channels: [...(daemon?.metrics.channels.values() ?? [])],
       windows: daemon?.metrics.windows ?? 0,
       lastFlag,
-      broker: { url: daemon?.brokerUrl || '-', connected: daemon?.brokerConnected ?? false },
+      broker: { url: daemon?.brokerUrl ? loggableUrl(daemon.brokerUrl) : '-', connected: daemon?.brokerConnected ?? false },
     }),
   });
   const logFile = join(config.stateDir, LOG_FILE_NAME);
@@ -95,7 +95,7 @@ export async function runDaemon(options: RunCommandOptions, version: string, ter
   // Said once, first: where to look when something goes wrong.
   const say = (line: string) => (config.printFlags ? process.stdout : process.stderr).write(`${line}\n`);
   if (log.fallback) say(`ser-edge run: ${log.fallback}`);
-  else if (log.writesTo !== 'stderr') say(`ser-edge ${version}: logs go to ${tilde(log.writesTo)} (JSON lines; warnings are shown here too; --log pretty shows every line here)`);
+  else if (log.writesTo !== 'stderr') say(`ser-edge ${version} starting; logs go to ${tilde(log.writesTo)} (JSON lines; warnings are shown here too; --log pretty shows every line here)`);
   daemon = new Daemon({ config, logger, version, printLine: (line) => screen.print(line) });
   daemon.bus.on('urgency', (change) => (lastFlag = { channel: change.channel, kind: change.kind, level: change.level, atMs: Date.now() }));
 
@@ -146,7 +146,7 @@ export async function runDaemon(options: RunCommandOptions, version: string, ter
   }
   if (config.printFlags && stopping === undefined) {
     const channels = config.sources.flatMap((s) => s.channels.map((c) => `${c.id} (${c.role})`));
-    const url = daemon.brokerUrl;
+    const url = loggableUrl(daemon.brokerUrl);
     process.stdout.write(
       `ser-edge ${version}: ${config.sources.length} source${config.sources.length === 1 ? '' : 's'}, channel${channels.length === 1 ? '' : 's'} ${channels.join(', ')}\n` +
         `broker ${url}${config.mqtt.url === undefined ? ' (embedded, loopback only)' : ''}; watch it with: ${commandToRun()} watch --broker ${url}\n` +
