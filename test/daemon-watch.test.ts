@@ -66,8 +66,12 @@ test("an offline gateway's channels are shown as stale, after the live ones, wit
   const table = board.render();
   const row = table.split('\n').find((l) => l.includes('lab/gw-gone/hs1'))!;
   assert.doesNotMatch(row, /HIGH\s+0\.9/, 'not shown as a live high flag');
-  assert.match(row, /lab\/gw-gone\/hs1\s+stale\s+0\.900\s+-\s+call-1\s+gateway offline since \S+; last level HIGH/);
+  assert.match(row, /lab\/gw-gone\/hs1\s+stale\s+0\.900\s+-\s+call-1\s+gateway offline; last level HIGH/);
   assert.ok(table.indexOf('lab/gw-live/calm') < table.indexOf('lab/gw-gone/hs1'), 'live channels first, even a calm one');
+  // A retained last will carries when it was registered, not when the gateway was lost: no time is made up for it.
+  assert.match(row, /gateway offline; last level HIGH/);
+  board.apply(readWatchMessage('ser/v1/lab/gw-gone/status', json(status('gw-gone', 'offline', 'lost')))!, '2025-01-01T12:34:56.000Z');
+  assert.match(board.render(), /lab\/gw-gone\/hs1\s+stale .*gateway offline since \d\d:\d\d:\d\d; last level HIGH/, 'a will seen live says when');
   // Back online: live again.
   board.apply(readWatchMessage('ser/v1/lab/gw-gone/status', json(status('gw-gone', 'online')))!);
   assert.match(board.render(), /lab\/gw-gone\/hs1\s+HIGH\s+0\.900/);
@@ -84,7 +88,7 @@ test('every column of the gateway table starts at the same place on every line, 
   assert.ok(rows.some((r) => r.includes('OFFLINE (shutdown)')), rows.join('\n'));
   for (const column of ['since', 'model']) {
     const at = header.indexOf(column);
-    for (const r of rows) assert.match(r.slice(at), /^(\d\d:\d\d:\d\d|knn@1)/, `"${column}" at column ${at} in:\n${header}\n${r}`);
+    for (const r of rows) assert.match(r.slice(at), /^(\d\d:\d\d:\d\d |- |knn@1)/, `"${column}" at column ${at} in:\n${header}\n${r}`);
   }
   assert.match(header, /host cpu%/, "cpu% is the host's load, and says so");
 });

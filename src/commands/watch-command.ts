@@ -145,7 +145,12 @@ export class UrgencyBoard {
   private readonly problems: string[] = [];
   private broker: { url: string; link: BrokerLink } | undefined;
 
-  apply(message: WatchMessage): void {
+  /**
+   * `liveAt`: when the message arrived, if it was published while watch was subscribed (not a
+   * retained one replayed at subscribe). A last will carries the time it was registered, not
+   * the moment the gateway was lost, so only a will seen live says when that was.
+   */
+  apply(message: WatchMessage, liveAt?: string): void {
     if (!message.ok) {
       this.problems.push(`${new Date().toISOString().slice(11, 19)} ${message.topic}: ${message.problem}`);
       if (this.problems.length > 5) this.problems.shift();
@@ -158,7 +163,7 @@ export class UrgencyBoard {
         row.state = p.state;
         row.reason = p.reason;
         row.model = p.model ? `${p.model.name}@${p.model.version}` : '-';
-        row.since = p.ts;
+        row.since = p.reason === 'lost' ? (liveAt ?? '') : p.ts;
         break;
       }
       case 'telemetry': {
@@ -337,7 +342,7 @@ export async function runWatch(options: WatchOptions): Promise<number> {
         'urgency events may never arrive. Use an MQTT 5 broker (mosquitto, EMQX, HiveMQ) for --group, or leave --group out.\n',
     );
   }
-  client.on('message', (topic, payload) => {
+  client.on('message', (topic, payload, packet) => {
     const message = readWatchMessage(topic, payload);
     if (message === null) return;
     if (options.json) {
@@ -345,7 +350,7 @@ export async function runWatch(options: WatchOptions): Promise<number> {
       else process.stderr.write(`invalid payload on ${topic}: ${message.problem}\n`);
       return;
     }
-    board.apply(message);
+    board.apply(message, packet.retain ? undefined : new Date().toISOString());
     redraw ??= setTimeout(draw, REDRAW_MS);
   });
 
