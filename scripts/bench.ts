@@ -10,6 +10,7 @@
  * a figure that misses its target is listed in `below_target` and does not change it.
  */
 import { Command } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,12 +27,11 @@ import { lazy, runFigures, type Figure } from './bench/figures.js';
 import { loadSpeechClips } from './bench/replay-speech.js';
 import { MOSQUITTO_MISSING, startMosquitto } from '../test/helpers/mosquitto.js';
 
-const options = new Command()
+const options = exitTwoOnUsageError(new Command())
   .name('bench')
   .description('Speed and memory figures of the whole pipeline on this machine, each held to its target (README, Benchmarks). Takes 4-5 minutes.')
   .option('--json', 'print one JSON object on stdout instead of the table', false)
   .option('--only <figures>', 'measure only these figures (comma-separated; an unknown name lists the figures there are)')
-  .exitOverride((error: { exitCode: number }) => process.exit(error.exitCode === 0 ? 0 : 2))
   .parse()
   .opts<{ json: boolean; only?: string }>();
 const json = options.json;

@@ -6,6 +6,7 @@
  *   node dist/scripts/build-knn-bundle.js --data ../shared/data/cremad --out models/default
  */
 import { Command, Option } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { scanDataset, DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
 import { splitBySpeaker } from '../src/datasets/speaker-split.js';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
@@ -18,7 +19,7 @@ import { extractClipWindows, type ClipWindows } from '../src/training/clip-windo
 import { buildKnnModel, poolWindows } from '../src/training/knn-trainer.js';
 import type { LabelledClip } from '../src/datasets/labelled-clip.js';
 
-const program = new Command()
+const program = exitTwoOnUsageError(new Command())
   .name('build-knn-bundle')
   .description('Build a KNN model bundle from labelled WAV/FLAC recordings')
   .requiredOption('--data <dir...>', 'corpus folders or CSV files (path,label,speaker[,gender])')

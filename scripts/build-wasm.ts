@@ -9,6 +9,8 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { packageRoot } from '../src/config/package-paths.js';
 
 /** Kernels live with the stage that runs them (`src/<stage>/kernels/`); paths below are relative to src/. */
@@ -61,4 +63,10 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await exitTwoOnUsageError(new Command())
+    .name('build-wasm')
+    .description('Assemble every src/{model,features}/kernels/*.wat into the <name>.wasm.ts module beside it (the bytes as base64), which is what ships')
+    .action(main)
+    .parseAsync();
+}

@@ -15,6 +15,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
 import { foldOf, scanAll, type SplitKind } from '../src/datasets/select-clips.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
@@ -35,8 +36,9 @@ process.on('uncaughtException', (error) => {
   process.exit(2);
 });
 
-const program = new Command()
+const program = exitTwoOnUsageError(new Command())
   .name('cross-validate')
+  .description('k-fold cross-validation by speaker: per fold, train on the other folds as `train` does, then classify the fold through the classify pipeline; per-fold and pooled metrics, reports in --out')
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
   .requiredOption('--out <dir>', 'where fold bundles and the summary go')
   .addOption(new Option('--kind <kind>').choices(['knn', 'gru', 'mlp']).default('knn'))

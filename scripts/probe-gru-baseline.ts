@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { seededRandom, shuffleInPlace, stringSeed } from '../src/datasets/seeded-random.js';
 import type { Normaliser } from '../src/features/normaliser.js';
 import { argMax } from '../src/model/classifier.js';
@@ -28,8 +29,9 @@ process.on('uncaughtException', (error) => {
   process.exit(2);
 });
 
-const opts = new Command()
+const opts = exitTwoOnUsageError(new Command())
   .name('probe-gru-baseline')
+  .description('Probe: does the GRU member gain from a caller baseline? Trains the shipped GRU recipe on one speaker fold with and without one; nothing is exported')
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
   .option('--fold <i/k>', 'speaker fold to test on', '0/5')
   .option('--seed <n>', 'seed of the split (as cross-validate)', (v) => Number.parseInt(v, 10), 1)

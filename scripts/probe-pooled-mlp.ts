@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
 import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';
 import { frameVectorSize, type FeatureConfig } from '../src/features/feature-config.js';
@@ -38,8 +39,9 @@ process.on('uncaughtException', (error) => {
   process.exit(2);
 });
 
-const opts = new Command()
+const opts = exitTwoOnUsageError(new Command())
   .name('probe-pooled-mlp')
+  .description('Probe: a small MLP over pooled functionals on one speaker fold, alone, averaged with a GRU, or relative to a speaker baseline; nothing is exported')
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
   .option('--fold <i/k>', 'speaker fold to test on', '0/5')
   .option('--seed <n>', 'seed of the split (as cross-validate)', (v) => Number.parseInt(v, 10), 1)

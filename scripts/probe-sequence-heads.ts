@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { seededRandom } from '../src/datasets/seeded-random.js';
 import { argMax } from '../src/model/classifier.js';
 import { sequenceInput } from '../src/model/gru/sequence-input.js';
@@ -32,8 +33,9 @@ process.on('uncaughtException', (error) => {
 const HEADS = ['last', 'attention', 'conv'] as const;
 type Head = (typeof HEADS)[number];
 
-const opts = new Command()
+const opts = exitTwoOnUsageError(new Command())
   .name('probe-sequence-heads')
+  .description('Probe: the GRU recipe\'s input through another network (last state, attention pooling, a convolutional front end) on one speaker fold; nothing is exported')
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
   .option('--fold <i/k>', 'speaker fold to test on', '0/5')
   .option('--seed <n>', 'seed of the split (as cross-validate)', (v) => Number.parseInt(v, 10), 1)

@@ -10,6 +10,7 @@
  *   node dist/scripts/simulate-calls.js --data ../shared/data/cremad --model var/cv/fold-0 --fold 0/5
  */
 import { Command, Option } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { DEFAULT_WINDOWING } from '../src/audio/speech-windower.js';
 import { DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
 import { heldOutClips, scanAll, type SplitKind } from '../src/datasets/select-clips.js';
@@ -31,7 +32,9 @@ process.on('uncaughtException', (error) => {
   process.exit(2);
 });
 
-const program = new Command()
+const program = exitTwoOnUsageError(new Command())
+  .name('simulate-calls')
+  .description('Time to flag on simulated calls (calm utterances of one speaker, then angry or sad ones, over noise) through the live path; false flags per hour on calm-only calls')
   .requiredOption('--data <dirs...>', 'corpus folders or CSV files')
   .option('-m, --model <dir>', 'model bundle', 'models/default')
   .addOption(new Option('--format <name>').choices(DATASET_FORMATS).default('auto'))

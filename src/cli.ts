@@ -2,13 +2,19 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { defaultModelDir, packageRoot } from './config/package-paths.js';
-import { runClassify } from './commands/classify-command.js';
-import { runDaemon } from './commands/run-command.js';
-import { runWatch } from './commands/watch-command.js';
-import { runEval } from './commands/eval-command.js';
-import { runTrain } from './commands/train-command.js';
+import type { RunCommandOptions } from './commands/run-command.js';
+import { exitTwoOnUsageError } from './commands/usage-errors.js';
+import type { WatchOptions } from './commands/watch-command.js';
+import type { LogFormat } from './daemon/daemon-logger.js';
 import { DATASET_FORMATS } from './datasets/scan-dataset.js';
-import { FEATURE_PRESET_NAMES } from './training/feature-presets.js';
+import { FEATURE_PRESET_NAMES } from './training/feature-preset-names.js';
+
+// Each command's module is imported in its action, never up here: `--help` (and a usage
+// error) then loads commander and these few option lists only, not the model, MQTT, the
+// daemon or zod, and answers at once. test/cli-startup.test.ts holds it to that.
+
+/** daemon-logger's LOG_FORMATS, repeated here because importing it would load pino for --help. */
+const LOG_FORMATS = ['file', 'json', 'pretty'] as const satisfies readonly LogFormat[];
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -32,7 +38,7 @@ function unitList(value: string): string {
   return value;
 }
 
-const program = new Command()
+const program = exitTwoOnUsageError(new Command())
   .name('ser-edge')
   .description('On-device speech-emotion recognition for call-centre headset gateways: urgency flags over MQTT.')
   .version(version)
@@ -47,6 +53,7 @@ program
   .addOption(new Option('--window <seconds>', 'analysis window length in seconds of speech').default(3).argParser(positiveSeconds))
   .addOption(new Option('--hop <seconds>', 'seconds of new speech between windows').default(1).argParser(positiveSeconds))
   .action(async (files: string[], opts: { model: string; json: boolean; window: number; hop: number }) => {
+    const { runClassify } = await import('./commands/classify-command.js');
     process.exitCode = await runClassify(files, opts);
   });
 
@@ -67,6 +74,7 @@ program
   .option('--shared-labels', 'keep only clips whose label the model has (otherwise they count as errors)', false)
   .option('--call-warmup <clips>', "for a model with a caller baseline: before each clip, this many other clips of its speaker are heard in the same call (0: every clip opens a call)", integerAtLeast(0, 20), 3)
   .action(async (opts) => {
+    const { runEval } = await import('./commands/eval-command.js');
     process.exitCode = await runEval(opts);
   });
 
@@ -98,6 +106,7 @@ program
   .option('--mask <steps,dims>', 'GRU: per epoch, mask a random span of up to this many steps and band of features in each training sequence, or none', 'none')
   .option('--no-progress', 'no progress bars')
   .action(async (opts) => {
+    const { runTrain } = await import('./commands/train-command.js');
     process.exitCode = await runTrain(opts);
   });
 
@@ -120,7 +129,9 @@ program
   .description('Run the gateway daemon: capture the configured headset channels, classify, publish urgency flags over MQTT. Without --config: one demo channel and an embedded broker.')
   .option('-c, --config <file>', 'site config (JSON, may `extends` a firmware-config/ profile); see schemas/config.schema.json')
   .option('--print-flags', 'print a human line per flag event on stdout (on by default without --config)')
-  .action(async (opts: { config?: string; printFlags?: boolean }) => {
+  .addOption(new Option('--log <format>', 'where the log goes: "json" lines on stderr (the default with --config, or off a terminal), a "file" ({stateDir}/ser-edge.log, warnings also shown; the demo\'s default on a terminal), or "pretty" lines on stderr').choices(LOG_FORMATS))
+  .action(async (opts: RunCommandOptions) => {
+    const { runDaemon } = await import('./commands/run-command.js');
     process.exitCode = await runDaemon(opts, version);
   });
 
@@ -136,50 +147,37 @@ program
   .option('--key <file>', 'private key (PEM) of --cert')
   .option('--username-file <file>', 'file holding the broker username (never printed)')
   .option('--password-file <file>', 'file holding the broker password (never printed)')
-  .action(async (opts: Parameters<typeof runWatch>[0]) => {
+  .action(async (opts: WatchOptions) => {
+    const { runWatch } = await import('./commands/watch-command.js');
     process.exitCode = await runWatch(opts);
   });
 
-/**
- * Usage errors (an unknown option, a bad value) exit 2, as the daemon's config errors do,
- * so a script can tell "called wrongly" from "found a problem" (exit 1).
- */
-function usageErrorsExit2(command: Command): Command {
-  return command.exitOverride((error) => {
-    process.exit(error.exitCode === 0 ? 0 : 2);
+program
+  .command('devices')
+  .description("List the capture devices (ALSA) with the string for a profile's `device`; with --listen, a live level meter per channel and which channel carries the caller.")
+  .option('--listen <device>', 'listen to an ALSA device (e.g. plughw:CARD=Headset,DEV=0), file:PATH (WAV/FLAC) or - (raw s16le PCM on stdin)')
+  .addOption(new Option('--seconds <n>', 'how long to listen (default: 15 s for a device; a file or stdin to its end)').argParser(positiveSeconds))
+  .addOption(new Option('--rate <hz>', 'stdin: the PCM\'s sample rate (required); a device: the rate to capture at').argParser(integerAtLeast(1000, 384000)))
+  .addOption(new Option('--channels <n>', 'stdin: interleaved channels (default 1); a device: channels to open (default: all it has)').argParser(integerAtLeast(1, 32)))
+  .option('--realtime', 'file: replay at wall-clock pace, as a device would deliver it (default: as fast as it decodes)')
+  .option('--json', 'print one JSON object (the devices, or the listening summary and verdict)', false)
+  .action(async (opts: { listen?: string; seconds?: number; rate?: number; channels?: number; realtime?: boolean; json: boolean }) => {
+    // Loaded here, not at the top: --help must not pay for the audio and feature modules.
+    const { runDevices } = await import('./commands/devices-command.js');
+    process.exitCode = await runDevices(opts);
   });
-}
 
-usageErrorsExit2(
-  program
-    .command('devices')
-    .description("List the capture devices (ALSA) with the string for a profile's `device`; with --listen, a live level meter per channel and which channel carries the caller.")
-    .option('--listen <device>', 'listen to an ALSA device (e.g. plughw:CARD=Headset,DEV=0), file:PATH (WAV/FLAC) or - (raw s16le PCM on stdin)')
-    .addOption(new Option('--seconds <n>', 'how long to listen (default: 15 s for a device; a file or stdin to its end)').argParser(positiveSeconds))
-    .addOption(new Option('--rate <hz>', 'stdin: the PCM\'s sample rate (required); a device: the rate to capture at').argParser(integerAtLeast(1000, 384000)))
-    .addOption(new Option('--channels <n>', 'stdin: interleaved channels (default 1); a device: channels to open (default: all it has)').argParser(integerAtLeast(1, 32)))
-    .option('--realtime', 'file: replay at wall-clock pace, as a device would deliver it (default: as fast as it decodes)')
-    .option('--json', 'print one JSON object (the devices, or the listening summary and verdict)', false)
-    .action(async (opts: { listen?: string; seconds?: number; rate?: number; channels?: number; realtime?: boolean; json: boolean }) => {
-      // Loaded here, not at the top: --help must not pay for the audio and feature modules.
-      const { runDevices } = await import('./commands/devices-command.js');
-      process.exitCode = await runDevices(opts);
-    }),
-);
-
-usageErrorsExit2(
-  program
-    .command('doctor')
-    .description("Check everything a gateway needs (Node, recorders, capture devices, model, broker, state directory, disk, clock, channel capacity); a fix for each failure, exit 1 on any.")
-    .option('-c, --config <file>', 'site config to check (default: /etc/ser-edge/config.json when it exists, else the built-in demo default)')
-    .addOption(new Option('--timeout <seconds>', 'how long the broker connection may take').default(5).argParser(positiveSeconds))
-    .addOption(new Option('--measure-seconds <seconds>', 'CPU seconds spent measuring how many channels this machine carries').default(2).argParser(positiveSeconds))
-    .option('--json', 'print one JSON object (ok, checks with status, detail and fix, summary)', false)
-    .action(async (opts: { config?: string; timeout: number; measureSeconds: number; json: boolean }) => {
-      // Loaded here: the checks pull in the model, MQTT and audio modules, which --help must not wait for.
-      const { runDoctor } = await import('./commands/doctor-command.js');
-      process.exitCode = await runDoctor(opts, version);
-    }),
-);
+program
+  .command('doctor')
+  .description("Check everything a gateway needs (Node, recorders, capture devices, model, broker, state directory, disk, clock, channel capacity); a fix for each failure, exit 1 on any.")
+  .option('-c, --config <file>', 'site config to check (default: /etc/ser-edge/config.json when it exists, else the built-in demo default)')
+  .addOption(new Option('--timeout <seconds>', 'how long the broker connection may take').default(5).argParser(positiveSeconds))
+  .addOption(new Option('--measure-seconds <seconds>', 'CPU seconds spent measuring how many channels this machine carries').default(2).argParser(positiveSeconds))
+  .option('--json', 'print one JSON object (ok, checks with status, detail and fix, summary)', false)
+  .action(async (opts: { config?: string; timeout: number; measureSeconds: number; json: boolean }) => {
+    // Loaded here: the checks pull in the model, MQTT and audio modules, which --help must not wait for.
+    const { runDoctor } = await import('./commands/doctor-command.js');
+    process.exitCode = await runDoctor(opts, version);
+  });
 
 await program.parseAsync(process.argv);

@@ -78,6 +78,11 @@ export class Daemon {
     return this.deps.config.mqtt.url ?? this.broker?.url ?? '';
   }
 
+  /** Whether the MQTT link is connected now (the demo's status line). */
+  get brokerConnected(): boolean {
+    return this.link?.connected ?? false;
+  }
+
   /** Brings the stages up. A stop() while this runs makes it reject with DaemonStartAborted at its next step. */
   start(): Promise<void> {
     this.starting ??= this.bringUp();
@@ -302,7 +307,7 @@ export class Daemon {
     this.bus.on('channel-level', (state: ChannelLevelEvent) => {
       // Agent channels are never flagged, so they have no urgency state to retain.
       if (state.role !== 'customer') return;
-      serially(() => publisher.setChannelState({ channel: state.channel, callId: state.callId, level: state.level, score: round(state.score), eventId: null }));
+      serially(() => publisher.setChannelState({ channel: state.channel, callId: state.callId, level: state.level, score: round(state.score), eventId: null, emotion: null }));
     });
     this.bus.on('call', (call) => logger.info(call, `call ${call.action}`));
     this.bus.on('source-running', (s) => logger.info(s, 'audio source running'));

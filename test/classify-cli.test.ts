@@ -12,6 +12,11 @@ import { writeBundle } from '../src/model/model-bundle.js';
 import { extractClipWindows } from '../src/training/clip-windows.js';
 import { buildKnnModel, poolWindows } from '../src/training/knn-trainer.js';
 import { handmadeWav, tempDir, writeWav } from './helpers/audio-fixtures.js';
+import { describeVerdict } from '../src/commands/classify-command.js';
+import { DEFAULT_WINDOWING } from '../src/audio/speech-windower.js';
+import type { FileVerdict } from '../src/pipeline/classify-file.js';
+import { levelForScore } from '../src/urgency/urgency-score.js';
+import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
 import { writeSyntheticDataset } from './helpers/synthetic-dataset.js';
 
 const run = promisify(execFile);
@@ -120,4 +125,75 @@ test('a hop longer than the window is refused once, naming both flags, before th
   assert.equal(lines.length, 1, stderr);
   assert.match(lines[0]!, /--hop 2 .*--window 1/);
   assert.doesNotMatch(stderr, /never-read|manifest/);
+});
+
+/** A verdict as classify makes one, for the text summary's own rules. */
+function verdictOf(overrides: { score: number; level: 'low' | 'medium' | 'high'; trackedPeak: 'low' | 'medium' | 'high'; trackedPeakScore?: number; windows?: number }): FileVerdict {
+  const window = { start: 0.2, end: 3.2, speechSeconds: 3, emotion: 'angry' as const, probabilities: { angry: overrides.score, neutral: 1 - overrides.score }, urgency: { level: overrides.level, score: overrides.score } };
+  return {
+    file: 'clip.wav',
+    durationSeconds: 3.5,
+    emotion: 'angry',
+    probabilities: { angry: overrides.score, neutral: 1 - overrides.score },
+    urgency: { level: overrides.level, score: overrides.score, trackedPeak: overrides.trackedPeak, trackedPeakScore: overrides.trackedPeakScore ?? overrides.score / 2 },
+    windows: Array.from({ length: overrides.windows ?? 1 }, (_, i) => ({ ...window, start: window.start + i, end: window.end + i })),
+  };
+}
+const settings = { tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING };
+
+test('a clip that scores high as a whole but never raised the live tracker says why, instead of "high … peak: low"', async () => {
+  const angry = join(dir, 'one-window-angry.wav');
+  await writeWav(angry, [synthesiseVoice(VOICE_STYLES.angry, 2.5, 16000, 31)], 16000, '16');
+  const json = JSON.parse((await classify('--json', angry)).stdout);
+  assert.equal(json.windows.length, 1);
+  assert.equal(json.urgency.level, 'high');
+  assert.equal(json.urgency.trackedPeak, 'low');
+  assert.ok(json.urgency.trackedPeakScore < DEFAULT_TRACKER_CONFIG.thresholds.high);
+  const { stdout } = await classify(angry);
+  const head = stdout.split('\n')[0]!;
+  assert.match(head, /whole-file score 0\.\d{3} \(high\); live tracker reached low \(it raises high after 2 windows in a row with a smoothed score ≥ 0\.7; this file has 1 window\)$/);
+  assert.doesNotMatch(stdout, /peak: low/);
+});
+
+test('the summary says what kept the tracker below the whole-file level, and says nothing when they agree', () => {
+  assert.match(describeVerdict(verdictOf({ score: 0.8, level: 'high', trackedPeak: 'medium', trackedPeakScore: 0.6612, windows: 4 }), settings), /live tracker reached medium \(it raises high after 2 windows in a row with a smoothed score ≥ 0\.7; its smoothed score peaked at 0\.661\)/);
+  assert.match(describeVerdict(verdictOf({ score: 0.8, level: 'high', trackedPeak: 'high', windows: 4 }), settings).split('\n')[0]!, /whole-file score 0\.800 \(high\); live tracker reached high$/);
+  assert.match(describeVerdict(verdictOf({ score: 0.45, level: 'low', trackedPeak: 'medium', windows: 6 }), settings), /live tracker reached medium \(a stretch of the file was more urgent than the file as a whole\)/);
+});
+
+test('a score just under a threshold is printed under it: 0.6996 reads 0.699 beside medium, never 0.70', () => {
+  const text = describeVerdict(verdictOf({ score: 0.6996, level: 'medium', trackedPeak: 'medium' }), settings);
+  assert.match(text, /whole-file score 0\.699 \(medium\)/);
+  assert.match(text, /→ medium 0\.699$/m);
+  assert.doesNotMatch(text, /0\.70\b/);
+});
+
+test('--json cuts scores to 4 decimals, so no score reaches a threshold its level did not', async () => {
+  const sad = join(dir, 'sad-for-scores.wav');
+  await writeWav(sad, [synthesiseVoice(VOICE_STYLES.sad, 6, 16000, 41)], 16000, '16');
+  const json = JSON.parse((await classify('--json', sad)).stdout);
+  for (const { level, score } of [json.urgency, ...json.windows.map((w: { urgency: unknown }) => w.urgency)] as { level: string; score: number }[]) {
+    assert.equal(Number(score.toFixed(4)), score, `${score} has at most 4 decimals`);
+    assert.equal(levelForScore(score), level, `${score} is ${level}`);
+  }
+});
+
+test('windows that share a start are those of a call still short of a full window of speech, and the text says so', async () => {
+  // 1.5 s of speech, a 1 s pause, then 5 s more: the first utterance gets its own window, and
+  // the next one, the first with 3 s of speech, holds it again across the pause.
+  const parts = [synthesiseVoice(VOICE_STYLES.angry, 1.5, 16000, 51), new Float32Array(16000), synthesiseVoice(VOICE_STYLES.angry, 5, 16000, 52)];
+  const voice = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((at, p) => (voice.set(p, at), at + p.length), 0);
+  const path = await writeWav(join(dir, 'pause.wav'), [voice], 16000, '16');
+  const { windows } = JSON.parse((await classify('--json', path)).stdout) as { windows: { start: number; end: number; speechSeconds: number }[] };
+  assert.equal(windows[0]!.start, windows[1]!.start, JSON.stringify(windows));
+  assert.ok(windows[0]!.speechSeconds < 2 && windows[0]!.end < 2.5, 'the first utterance alone');
+  assert.ok(Math.abs(windows[1]!.speechSeconds - 3) < 0.05, 'a full window of speech');
+  assert.ok(windows[1]!.end - windows[1]!.start > 3.5, 'spanning the pause');
+  assert.ok(windows.slice(2).every((w, i) => w.start > windows[i + 1]!.start), 'once the window is full, every start moves on');
+  const { stdout } = await classify(path);
+  assert.match(stdout, /1\.\d s of speech .*\n.*3\.0 s of speech/);
+  assert.match(stdout, /each window holds the last 3 s of speech, pauses left out: .* until 3 s of speech are in, each starts at the first, so some share a start/);
+  // A file whose windows all start apart gets no such note.
+  assert.doesNotMatch((await classify(join(dir, 'one-window-angry.wav'))).stdout, /share a start/);
 });

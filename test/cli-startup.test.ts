@@ -28,3 +28,43 @@ test('classify with the shipped default model runs without loading TensorFlow.js
   // The hook is live: a command that does need TensorFlow.js fails under it.
   await assert.rejects(run(process.execPath, ['--import', hooks, cli, 'ensemble', '--members', dir, dir, '--out', join(dir, 'x')]), /TensorFlow\.js was loaded/);
 });
+
+/** A module hook that fails the process as soon as anything but commander or a Node built-in is imported by name. */
+async function onlyCommanderHook(dir: string): Promise<string> {
+  const hooks = join(dir, 'only-commander.mjs');
+  const resolve =
+    'import { isBuiltin } from "node:module";\n' +
+    'export async function resolve(s, c, next) {\n' +
+    '  if (!isBuiltin(s) && !/^(\\.|\\/|file:)/.test(s) && s !== "commander") throw new Error("--help loaded " + s);\n' +
+    '  return next(s, c);\n' +
+    '}\n';
+  await writeFile(hooks, `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(resolve)}));\n`);
+  return hooks;
+}
+
+// The model, MQTT, the daemon and zod cost 0.3–0.5 s of CPU to load; a question about usage must not wait for them.
+test('--help of the program and of each of its commands loads no package but commander', async () => {
+  const hooks = await onlyCommanderHook(tempDir('ser-edge-help-'));
+  const { stdout: help } = await run(process.execPath, ['--import', hooks, cli, '--help']);
+  const commands = [...help.matchAll(/^ {2}([a-z][\w-]*)\b/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+  assert.ok(commands.includes('classify') && commands.includes('run') && commands.includes('watch'), help);
+  for (const command of commands) {
+    const { stdout } = await run(process.execPath, ['--import', hooks, cli, command, '--help']);
+    assert.match(stdout, new RegExp(`^Usage: ser-edge ${command} `), `${command} --help`);
+  }
+  // The hook is live: a command that runs loads what it needs, and fails under it.
+  await assert.rejects(run(process.execPath, ['--import', hooks, cli, 'classify', join(tempDir('ser-edge-help-'), 'x.wav')]), /--help loaded/);
+});
+
+test('a usage error (unknown command or option, missing argument) exits 2 with commander\'s message, like an invalid config', async () => {
+  for (const args of [['no-such-command'], ['classify'], ['run', '--no-such-option'], ['watch'], ['classify', '--window', 'soon', 'x.wav']]) {
+    const result = await run(process.execPath, [cli, ...args]).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.equal(result.code, 2, `ser-edge ${args.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, /^error: .*\n\(run with --help for usage\)\n$/, `ser-edge ${args.join(' ')}`);
+  }
+  const { stdout } = await run(process.execPath, [cli, '--version']);
+  assert.match(stdout, /^\d+\.\d+\.\d+/);
+});

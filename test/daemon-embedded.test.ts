@@ -31,7 +31,7 @@ test('with no broker configured, run starts an embedded loopback broker, prints 
 
     const deadline = Date.now() + 10_000;
     while (!/desk-1 {2}▲ HIGH/.test(daemon.stdout()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.match(daemon.stdout(), /desk-1 {2}▲ HIGH {4}score 0\.\d\d {2}angry \d+%  raised  call [0-9A-Z]{26}  #\d+/);
+    assert.match(daemon.stdout(), /desk-1 {2}▲ HIGH {4}score 0\.\d{3} {2}angry \d+%  raised  call [0-9A-Z]{26}  #\d+/);
 
     const prometheus = await daemon.waitForLog((l) => l.msg?.toString().startsWith('Prometheus endpoint') === true, 5000, 'the metrics endpoint');
     assert.match(String(prometheus.url), /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);

@@ -55,6 +55,7 @@ test('an angry caller replayed from a file raises a high flag on …/urgency tha
 
     const state = await sub.waitFor((m) => m.topic.endsWith('/channel/desk-1/state') && ChannelState.parse(m.json()).eventId === event.id, 5000, 'the state of that flag');
     assert.equal(ChannelState.parse(state.json()).level, 'high');
+    assert.equal(ChannelState.parse(state.json()).emotion, 'angry', "the retained state carries the flag's emotion, for a subscriber who arrives later");
     assertMatchesPublishedSchema('channel-state.schema.json', state.json());
 
     const statusMessage = await sub.waitFor((m) => m.topic === 'ser/v1/lab/gw-flag/status', 5000);
@@ -89,7 +90,8 @@ test('the end of the replayed file ends the call: the flag is cleared and the st
     const raise = sub.messages.find((m) => m.topic.endsWith('/urgency') && m.json<UrgencyEvent>().kind === 'raise')!;
     assert.equal(clear.json<UrgencyEvent>().callId, raise.json<UrgencyEvent>().callId, 'one call, raised then cleared');
     assert.ok(clear.json<UrgencyEvent>().seq > raise.json<UrgencyEvent>().seq);
-    await sub.waitFor((m) => m.topic.endsWith('/state') && m.json<ChannelState>().callId === null && sub.messages.indexOf(m) > sub.messages.indexOf(clear), 5000, 'the idle state');
+    const idle = await sub.waitFor((m) => m.topic.endsWith('/state') && m.json<ChannelState>().callId === null && sub.messages.indexOf(m) > sub.messages.indexOf(clear), 5000, 'the idle state');
+    assert.equal(idle.json<ChannelState>().emotion, null, 'no caller, no emotion');
   } finally {
     daemon.child.kill('SIGTERM');
     await daemon.exited;

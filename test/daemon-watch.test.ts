@@ -30,9 +30,88 @@ test('the board lists gateways and channels, the most urgent channel first', () 
   board.apply(readWatchMessage('ser/v1/lab/gw1/channel/calm-desk/state', json(state('calm-desk', 'low', 0.1)))!);
   board.apply(readWatchMessage('ser/v1/lab/gw1/channel/hs1/urgency', json(sampleEvent(1)))!);
   const table = board.render();
-  assert.match(table, /lab\/gw1\s+online\s+knn@1/);
+  assert.match(table, /lab\/gw1\s+online\s+\d\d:\d\d:\d\d\s+knn@1/);
   assert.ok(table.indexOf('lab/gw1/hs1') < table.indexOf('lab/gw1/calm-desk'), table);
-  assert.match(table, /lab\/gw1\/hs1\s+HIGH\s+0\.80\s+angry\s+call-1/);
+  assert.match(table, /lab\/gw1\/hs1\s+HIGH\s+0\.800\s+angry\s+call-1/);
+});
+
+const status = (gateway: string, state: 'online' | 'offline', reason?: 'shutdown' | 'lost') => ({
+  schema: 1,
+  state,
+  ts: '2025-01-01T12:00:00.000Z',
+  site: 'lab',
+  gateway,
+  ...(reason ? { reason } : {}),
+  version: '0.1.0',
+  model: { name: 'knn', version: '1' },
+  backend: 'cpu',
+});
+
+test('the board shows the emotion the retained channel state carries, before any urgency event arrives', () => {
+  const board = new UrgencyBoard();
+  board.apply(readWatchMessage('ser/v1/lab/gw1/channel/hs1/state', json({ ...state('hs1', 'high', 0.81), emotion: 'angry' }))!);
+  assert.match(board.render(), /lab\/gw1\/hs1\s+HIGH\s+0\.810\s+angry\s+call-1/);
+  // A state from an older gateway, which carries no emotion, keeps what its events said.
+  board.apply(readWatchMessage('ser/v1/lab/gw1/channel/hs2/urgency', json(sampleEvent(1, { channel: 'hs2', emotion: 'sad' })))!);
+  board.apply(readWatchMessage('ser/v1/lab/gw1/channel/hs2/state', json(state('hs2', 'high', 0.8)))!);
+  assert.match(board.render(), /lab\/gw1\/hs2\s+HIGH\s+0\.800\s+sad/);
+});
+
+test("an offline gateway's channels are shown as stale, after the live ones, with the level they last had", () => {
+  const board = new UrgencyBoard();
+  board.apply(readWatchMessage('ser/v1/lab/gw-live/status', json(status('gw-live', 'online')))!);
+  board.apply(readWatchMessage('ser/v1/lab/gw-live/channel/calm/state', json({ ...state('calm', 'low', 0.1), gateway: 'gw-live' }))!);
+  board.apply(readWatchMessage('ser/v1/lab/gw-gone/channel/hs1/state', json({ ...state('hs1', 'high', 0.9), gateway: 'gw-gone' }))!);
+  board.apply(readWatchMessage('ser/v1/lab/gw-gone/status', json(status('gw-gone', 'offline', 'lost')))!);
+  const table = board.render();
+  const row = table.split('\n').find((l) => l.includes('lab/gw-gone/hs1'))!;
+  assert.doesNotMatch(row, /HIGH\s+0\.9/, 'not shown as a live high flag');
+  assert.match(row, /lab\/gw-gone\/hs1\s+stale\s+0\.900\s+-\s+call-1\s+gateway offline; last level HIGH/);
+  assert.ok(table.indexOf('lab/gw-live/calm') < table.indexOf('lab/gw-gone/hs1'), 'live channels first, even a calm one');
+  // A retained last will carries when it was registered, not when the gateway was lost: no time is made up for it.
+  assert.match(row, /gateway offline; last level HIGH/);
+  board.apply(readWatchMessage('ser/v1/lab/gw-gone/status', json(status('gw-gone', 'offline', 'lost')))!, '2025-01-01T12:34:56.000Z');
+  assert.match(board.render(), /lab\/gw-gone\/hs1\s+stale .*gateway offline since \d\d:\d\d:\d\d; last level HIGH/, 'a will seen live says when');
+  // Back online: live again.
+  board.apply(readWatchMessage('ser/v1/lab/gw-gone/status', json(status('gw-gone', 'online')))!);
+  assert.match(board.render(), /lab\/gw-gone\/hs1\s+HIGH\s+0\.900/);
+});
+
+test('every column of the gateway table starts at the same place on every line, OFFLINE (shutdown) included', () => {
+  const board = new UrgencyBoard();
+  board.apply(readWatchMessage('ser/v1/lab/a-very-long-gateway-name-for-row-7/status', json(status('a-very-long-gateway-name-for-row-7', 'offline', 'shutdown')))!);
+  board.apply(readWatchMessage('ser/v1/lab/gw1/status', json(status('gw1', 'online')))!);
+  board.apply(readWatchMessage('ser/v1/lab/gw2/status', json(status('gw2', 'offline', 'lost')))!);
+  const lines = board.render().split('\n');
+  const header = lines.find((l) => l.includes('site/gateway') && l.includes('status'))!;
+  const rows = lines.slice(lines.indexOf(header) + 1, lines.indexOf(header) + 4);
+  assert.ok(rows.some((r) => r.includes('OFFLINE (shutdown)')), rows.join('\n'));
+  for (const column of ['since', 'model']) {
+    const at = header.indexOf(column);
+    for (const r of rows) assert.match(r.slice(at), /^(\d\d:\d\d:\d\d |- |knn@1)/, `"${column}" at column ${at} in:\n${header}\n${r}`);
+  }
+  assert.match(header, /host cpu%/, "cpu% is the host's load, and says so");
+});
+
+test('the retained model state names the active model of its gateway', () => {
+  const board = new UrgencyBoard();
+  const model = { schema: 1, ts: '2025-01-01T12:00:00.000Z', site: 'lab', gateway: 'gw1', active: { name: 'ens3', version: '2.0.0' }, previous: null, lastInstall: null };
+  const message = readWatchMessage('ser/v1/lab/gw1/model', json(model));
+  assert.equal(message?.ok && message.kind, 'model');
+  board.apply(message!);
+  assert.match(board.render(), /lab\/gw1\s+online\s+-\s+ens3@2\.0\.0/);
+  assert.equal(readWatchMessage('ser/v1/lab/gw1/model', json({ ...model, active: 'ens3' }))?.ok, false);
+});
+
+test('a lost broker is one line above the tables, which stay as they were', () => {
+  const board = new UrgencyBoard();
+  board.apply(readWatchMessage('ser/v1/lab/gw1/channel/hs1/urgency', json(sampleEvent(1)))!);
+  board.setBroker('mqtt://127.0.0.1:1883', { state: 'retrying', attempts: 3, lastError: 'connect ECONNREFUSED 127.0.0.1:1883', since: '2025-01-01T12:00:00.000Z' });
+  const lines = board.render().split('\n');
+  assert.match(lines[0]!, /^BROKER mqtt:\/\/127\.0\.0\.1:1883 unreachable, retrying \(3\)… connect ECONNREFUSED 127\.0\.0\.1:1883; the tables are as of \S+$/);
+  assert.ok(lines.some((l) => /lab\/gw1\/hs1\s+HIGH/.test(l)));
+  board.setBroker('mqtt://127.0.0.1:1883', { state: 'connected' });
+  assert.equal(board.render().split('\n')[0], 'BROKER mqtt://127.0.0.1:1883 connected');
 });
 
 test('a payload that breaks the schema becomes a line naming the topic and what is wrong', () => {
@@ -55,6 +134,7 @@ test('--group puts only the urgency events behind an MQTT 5 shared subscription'
     state: 'ser/v1/lab/+/channel/+/state',
     urgency: '$share/ops/ser/v1/lab/+/channel/+/urgency',
     telemetry: 'ser/v1/lab/+/telemetry',
+    model: 'ser/v1/lab/+/model',
   });
   assert.equal(watchFilters(undefined, undefined).urgency, 'ser/v1/+/+/channel/+/urgency');
 });
@@ -133,6 +213,67 @@ test('two watchers in one --group split the urgency events between them', { skip
     b.child.kill('SIGINT');
     await Promise.all([a.exited, b.exited]);
     await publisher.end();
+  }
+});
+
+test('a --broker without a scheme is refused before connecting, saying which scheme to add (exit 2)', async () => {
+  for (const [given, shown] of [['127.0.0.1:1883', '127.0.0.1:1883'], ['ops:s3cret@broker.example:1883', 'broker.example:1883']] as const) {
+    const watch = spawnWatchOn(given);
+    assert.equal(await watch.exited, 2);
+    assert.equal(watch.out.stderr, `ser-edge watch: --broker ${shown} has no scheme; add the scheme: mqtt://${shown} (mqtts://${shown} for TLS)\n`);
+    assert.ok(!watch.out.stderr.includes('s3cret'));
+  }
+  const http = spawnWatchOn('http://127.0.0.1:1883');
+  assert.equal(await http.exited, 2);
+  assert.match(http.out.stderr, /--broker http:\/\/127\.0\.0\.1:1883\/? is not an MQTT URL \(http:\/\/\): use mqtt:\/\/host:1883/);
+});
+
+test('watch --json includes the retained model state', { skip: MOSQUITTO_MISSING }, async () => {
+  const publisher = await connectSubscriber(broker.url, []);
+  const model = { schema: 1, ts: '2025-01-01T12:00:00.000Z', site: 'lab', gateway: 'gw-model', active: { name: 'ens3', version: '2.0.0' }, previous: null, lastInstall: null };
+  await publisher.client.publishAsync('ser/v1/lab/gw-model/model', JSON.stringify(model), { qos: 1, retain: true });
+  const watch = spawnWatch('--site', 'lab', '--json');
+  try {
+    await ready(watch, publisher, 'gw-model');
+    await until(() => watch.out.stdout.includes('"type":"model"'), 5000, 'the model line');
+    const line = watch.out.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((l) => l.type === 'model');
+    assert.equal(line.topic, 'ser/v1/lab/gw-model/model');
+    assert.deepEqual(line.payload, model);
+  } finally {
+    watch.child.kill('SIGINT');
+    assert.equal(await watch.exited, 0);
+    await publisher.client.publishAsync('ser/v1/lab/gw-model/model', '', { qos: 1, retain: true });
+    await publisher.end();
+  }
+});
+
+test('while the broker is away, watch keeps its table and says once that it is retrying; it carries on when the broker is back', { skip: MOSQUITTO_MISSING, timeout: 60_000 }, async () => {
+  const own = await startMosquitto();
+  const watch = spawnWatchOn(own.url, '--site', 'lab');
+  try {
+    const publisher = await connectSubscriber(own.url, []);
+    // Retained, so it does not matter whether watch has subscribed yet.
+    await publisher.client.publishAsync('ser/v1/lab/gw-away/channel/hs1/state', JSON.stringify({ ...state('hs1', 'high', 0.8), gateway: 'gw-away' }), { qos: 1, retain: true });
+    await until(() => /lab\/gw-away\/hs1\s+HIGH/.test(watch.out.stdout), 10_000, 'the flag in the table');
+    await publisher.end();
+    await own.stop();
+    await until(() => watch.out.stdout.includes('unreachable, retrying'), 10_000, 'the retrying line');
+    // Several reconnect attempts (one every 2 s) go by without a line each.
+    await new Promise((r) => setTimeout(r, 7000));
+    assert.equal(watch.out.stderr, '', 'no ECONNREFUSED per attempt');
+    const frames = watch.out.stdout.split(/^(?=BROKER )/m).filter((f) => f.includes('unreachable, retrying'));
+    assert.equal(frames.length, 1, 'one frame for the outage on a pipe');
+    assert.match(frames[0]!, /lab\/gw-away\/hs1\s+HIGH/, 'the table is still there');
+    await own.start();
+    await until(() => watch.out.stdout.lastIndexOf('connected') > watch.out.stdout.lastIndexOf('unreachable'), 15_000, 'the reconnection');
+    const again = await connectSubscriber(own.url, []);
+    await again.client.publishAsync('ser/v1/lab/gw-away/channel/hs2/state', JSON.stringify({ ...state('hs2', 'high', 0.8), gateway: 'gw-away' }), { qos: 1, retain: true });
+    await until(() => /lab\/gw-away\/hs2\s+HIGH/.test(watch.out.stdout), 10_000, 'an event after the reconnection (subscribed again)');
+    await again.end();
+  } finally {
+    watch.child.kill('SIGINT');
+    assert.equal(await watch.exited, 0);
+    await own.stop();
   }
 });
 

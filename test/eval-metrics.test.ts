@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { computeMetrics, tuneUrgentThreshold, type ClipOutcome } from '../src/training/evaluation.js';
-import { writeReport } from '../src/training/eval-report.js';
+import { confusionSvg, textWidth, writeReport } from '../src/training/eval-report.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 
 const o = (truth: ClipOutcome['truth'], predicted: ClipOutcome['predicted'], p: Record<string, number> = {}, gender?: 'male' | 'female'): ClipOutcome => ({ truth, predicted, probabilities: p, ...(gender ? { gender } : {}) });
@@ -62,4 +62,41 @@ test('a report is a markdown page with a confusion-matrix SVG', async () => {
   const svg = await readFile(join(dir, 'confusion.svg'), 'utf8');
   assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
   assert.equal((svg.match(/<rect x=/g) ?? []).length, 4, 'one cell per true × predicted pair');
+});
+
+/** The <text> elements of an SVG: where each starts, how it is anchored, its size and its text. */
+function svgTexts(svg: string): { x: number; anchor: string; size: number; text: string; rotated: boolean }[] {
+  return [...svg.matchAll(/<text ([^>]*)>([^<]*)<\/text>/g)].map(([, attrs, text]) => ({
+    x: Number(/\bx="([\d.]+)"/.exec(attrs!)![1]),
+    anchor: /text-anchor="(\w+)"/.exec(attrs!)?.[1] ?? 'start',
+    size: Number(/font-size="(\d+)"/.exec(attrs!)?.[1] ?? 12),
+    text: text!.replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>'),
+    rotated: attrs!.includes('rotate('),
+  }));
+}
+
+test('the confusion image shows its whole title, data line and caption within its width, and names the data evaluated', () => {
+  const m = computeMetrics([o('angry', 'angry'), o('sad', 'angry'), o('neutral', 'neutral')], ['sad', 'angry', 'neutral'], ['angry', 'sad']);
+  const data = 'data: /srv/corpora/emotional-speech/crema-d/AudioWAV-16k-mono-normalised, /srv/corpora/emotional-speech/ravdess/Actor_01-24 (3 clips) · each clip after 3 of its speaker\'s other clips in one call';
+  const title = 'ser-ensemble-with-a-rather-long-name@1.2.3-rc.4 — telephone (speaker fold 3/5, seed 1)';
+  const svg = confusionSvg(m, { title, data });
+  const width = Number(/<svg [^>]*width="(\d+)"/.exec(svg)![1]);
+  const texts = svgTexts(svg).filter((t) => !t.rotated);
+  for (const t of texts) {
+    const w = textWidth(t.text, t.size);
+    const [from, to] = t.anchor === 'middle' ? [t.x - w / 2, t.x + w / 2] : t.anchor === 'end' ? [t.x - w, t.x] : [t.x, t.x + w];
+    assert.ok(from >= 0 && to <= width, `"${t.text}" spans ${from.toFixed(0)}–${to.toFixed(0)} px of ${width}`);
+  }
+  const all = texts.map((t) => t.text).join(' ');
+  const squash = (x: string) => x.replace(/\s+/g, '');
+  for (const whole of [title, data, "cells: count and share of the true label's clips"]) assert.ok(squash(all).includes(squash(whole)), `"${whole}" is all there`);
+});
+
+test("a report's confusion image names the data set and the clips counted", async () => {
+  const dir = tempDir('ser-edge-report-');
+  const m = computeMetrics([o('angry', 'angry'), o('sad', 'angry')], ['sad', 'angry'], ['angry', 'sad']);
+  await writeReport(dir, m, { model: 'm@1.0.0', data: ['../shared/data/cremad'], channel: 'telephone', callWarmup: 3, command: 'ser-edge eval' });
+  const svg = await readFile(join(dir, 'confusion.svg'), 'utf8');
+  const text = svgTexts(svg).map((t) => t.text).join(' ');
+  assert.ok(text.includes("data: ../shared/data/cremad (2 clips) · each clip after 3 of its speaker's other clips in one call"), text);
 });

@@ -127,6 +127,7 @@ describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
     assert.equal(got.retain, false);
     const state = await sub.waitFor((m) => m.topic === link.topics.state('hs2'), 3000, 'the channel state');
     assert.equal(ChannelState.parse(state.json()).eventId, event.id);
+    assert.equal(ChannelState.parse(state.json()).emotion, event.emotion);
     for (let i = 0; i < 50 && outbox.depth > 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(outbox.depth, 0);
 

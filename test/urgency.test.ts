@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_URGENCY_THRESHOLDS, DEFAULT_URGENCY_WEIGHTS, levelForScore, resolveWeights, urgencyScore, weightsForLabels } from '../src/urgency/urgency-score.js';
 import { UrgencyTracker } from '../src/urgency/urgency-tracker.js';
+import { scoreText, truncateScore } from '../src/urgency/score-text.js';
 
 const labels = ['angry', 'disgust', 'fearful', 'happy', 'neutral', 'sad'] as const;
 const w = weightsForLabels(labels, DEFAULT_URGENCY_WEIGHTS);
@@ -60,4 +61,24 @@ test('reset forgets the call', () => {
   t.reset();
   assert.equal(t.level, 'low');
   assert.equal(t.score, 0);
+});
+
+test('a printed score is cut, never rounded up, so it sits on the same side of every threshold as the score', () => {
+  assert.equal(scoreText(0.696), '0.696');
+  assert.equal(scoreText(0.6999), '0.699');
+  assert.equal(scoreText(0.7), '0.700');
+  assert.equal(scoreText(0.5), '0.500');
+  assert.equal(scoreText(1), '1.000');
+  assert.equal(scoreText(0), '0.000');
+  assert.equal(truncateScore(0.69996, 4), 0.6999);
+  // Near every threshold a config can hold (two decimals), and at random: the number shown gives the level the score gave.
+  const near = Array.from({ length: 101 }, (_, i) => i / 100).flatMap((t) => [t, t - 1e-12, t + 1e-12, t - 1e-4, t - 6e-4, t + 4e-4].filter((x) => x >= 0 && x <= 1));
+  const random = Array.from({ length: 5000 }, (_, i) => Math.abs(Math.sin(i * 12.9898)) % 1);
+  for (const score of [...near, ...random]) {
+    for (const digits of [2, 3, 4]) {
+      const shown = Number(scoreText(score, digits));
+      for (let t = 0; t <= 100; t++) assert.equal(shown >= t / 100, score >= t / 100, `${score} shown as ${shown} against ${t / 100}`);
+    }
+    assert.equal(levelForScore(Number(scoreText(score))), levelForScore(score));
+  }
 });

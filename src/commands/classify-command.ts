@@ -1,9 +1,10 @@
 import type { Classifier } from '../model/classifier.js';
 import { loadClassifier } from '../model/load-classifier.js';
 import { classifyFile, type FileVerdict } from '../pipeline/classify-file.js';
-import { resolveWeights, weightsForLabels } from '../urgency/urgency-score.js';
-import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
-import { DEFAULT_WINDOWING } from '../audio/speech-windower.js';
+import { levelRank, resolveWeights, weightsForLabels, type UrgencyLevel } from '../urgency/urgency-score.js';
+import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from '../urgency/urgency-tracker.js';
+import { scoreText } from '../urgency/score-text.js';
+import { DEFAULT_WINDOWING, type WindowingConfig } from '../audio/speech-windower.js';
 
 export interface ClassifyCommandOptions {
   model: string;
@@ -12,11 +13,26 @@ export interface ClassifyCommandOptions {
   hop: number;
 }
 
-function describe(v: FileVerdict): string {
+/**
+ * A file's verdict for a person. The summary keeps apart the two things it reports, so they
+ * cannot read as a contradiction: the whole file's score (its mean probabilities, scored once),
+ * and the level a live call's tracker would have reached over its windows, with the reason
+ * when that is lower (a short clip may never give the tracker the windows it needs).
+ */
+export function describeVerdict(v: FileVerdict, settings: { tracker: TrackerConfig; windowing: WindowingConfig }): string {
   const lines = [];
-  const head = v.emotion
-    ? `${v.emotion} ${(v.probabilities[v.emotion]! * 100).toFixed(0)}%  urgency ${v.urgency.level} (${v.urgency.score.toFixed(2)}; live tracker peak: ${v.urgency.trackedPeak})`
-    : 'no speech found';
+  const { tracker, windowing } = settings;
+  let head = 'no speech found';
+  if (v.emotion) {
+    head = `${v.emotion} ${(v.probabilities[v.emotion]! * 100).toFixed(0)}%  whole-file score ${scoreText(v.urgency.score)} (${v.urgency.level}); live tracker reached ${v.urgency.trackedPeak}`;
+    if (levelRank(v.urgency.trackedPeak) < levelRank(v.urgency.level)) {
+      const level = v.urgency.level as Exclude<UrgencyLevel, 'low'>;
+      const why = v.windows.length < tracker.raiseWindows ? `this file has ${v.windows.length} window${v.windows.length === 1 ? '' : 's'}` : `its smoothed score peaked at ${scoreText(v.urgency.trackedPeakScore)}`;
+      head += ` (it raises ${level} after ${tracker.raiseWindows} window${tracker.raiseWindows === 1 ? '' : 's'} in a row with a smoothed score ≥ ${tracker.thresholds[level]}; ${why})`;
+    } else if (levelRank(v.urgency.trackedPeak) > levelRank(v.urgency.level)) {
+      head += ' (a stretch of the file was more urgent than the file as a whole)';
+    }
+  }
   lines.push(`${v.file}  ${v.durationSeconds.toFixed(1)} s  ${head}`);
   for (const w of v.windows) {
     const top = Object.entries(w.probabilities)
@@ -24,7 +40,14 @@ function describe(v: FileVerdict): string {
       .slice(0, 3)
       .map(([l, p]) => `${l} ${(p * 100).toFixed(0)}%`)
       .join(', ');
-    lines.push(`  ${w.start.toFixed(2).padStart(7)}–${w.end.toFixed(2).padEnd(7)} s  ${top}  → ${w.urgency.level}`);
+    lines.push(`  ${w.start.toFixed(2).padStart(7)}–${`${w.end.toFixed(2)} s`.padEnd(8)}  ${w.speechSeconds.toFixed(1)} s of speech  ${top}  → ${w.urgency.level} ${scoreText(w.urgency.score)}`);
+  }
+  if (v.windows.some((w, i) => i > 0 && w.start === v.windows[i - 1]!.start)) {
+    // The windower's design, not a fault: a short utterance still gets a verdict, and the next window holds it again with more speech.
+    lines.push(
+      `  (each window holds the last ${windowing.windowSeconds} s of speech, pauses left out: one every ${windowing.hopSeconds} s of new speech and one at each pause; ` +
+        `until ${windowing.windowSeconds} s of speech are in, each starts at the first, so some share a start)`,
+    );
   }
   return lines.join('\n');
 }
@@ -60,7 +83,7 @@ export async function runClassify(files: string[], options: ClassifyCommandOptio
   for (const file of files) {
     try {
       const verdict = await classifyFile(file, classifier, { labelWeights, thresholds: DEFAULT_TRACKER_CONFIG.thresholds, tracker: DEFAULT_TRACKER_CONFIG, windowing });
-      process.stdout.write((options.json ? JSON.stringify(verdict) : describe(verdict)) + '\n');
+      process.stdout.write((options.json ? JSON.stringify(verdict) : describeVerdict(verdict, { tracker: DEFAULT_TRACKER_CONFIG, windowing })) + '\n');
     } catch (err) {
       failed++;
       process.stderr.write(`ser-edge classify: ${(err as Error).message}\n`);

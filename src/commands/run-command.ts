@@ -1,13 +1,42 @@
 import { accessSync, constants, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, sep } from 'node:path';
 import { ConfigError, loadDaemonConfig, type ResolvedConfig } from '../config/load-daemon-config.js';
 import { Daemon } from '../daemon.js';
-import { createDaemonLogger } from '../daemon/daemon-logger.js';
+import { createDaemonLogger, loggableUrl, type LogFormat } from '../daemon/daemon-logger.js';
+import { DemoTerminal, type DemoStatus } from '../daemon/demo-terminal.js';
 import { StateDirectoryError, StateDirectoryLockedError } from '../daemon/state-dir-lock.js';
 import { LinkConfigError, redactUrl } from '../mqtt/mqtt-link.js';
+import { commandToRun } from './program-invocation.js';
 
 export interface RunCommandOptions {
   config?: string;
   printFlags?: boolean;
+  /** Where the log goes; by default `file` for the demo on a terminal, else `json` on stderr. */
+  log?: LogFormat;
+}
+
+/** What `run` knows about where it prints; process.stdout/stderr by default, given by tests. */
+export interface RunTerminal {
+  stdoutIsTTY: boolean;
+  stderrIsTTY: boolean;
+}
+
+/** The log file of a `--log file` run, in the state directory beside the outbox. */
+export const LOG_FILE_NAME = 'ser-edge.log';
+
+/**
+ * How `run` presents itself. JSON on stderr is what systemd's journal, log shippers and the
+ * tests read, so it stays the default whenever there is a config or stderr is not a
+ * terminal. Only the demo (no --config) on a terminal sends its JSON to a file by default,
+ * so that its few flag lines are what the person who just typed `ser-edge run` sees.
+ * The status line needs the flag lines on a terminal.
+ */
+export function terminalView(options: Pick<RunCommandOptions, 'config' | 'log'>, printFlags: boolean, terminal: RunTerminal): { log: LogFormat; statusLine: boolean } {
+  return {
+    log: options.log ?? (options.config === undefined && terminal.stderrIsTTY ? 'file' : 'json'),
+    statusLine: printFlags && terminal.stdoutIsTTY,
+  };
 }
 
 /**
@@ -23,7 +52,7 @@ const HARD_EXIT_MS = 4500;
  * (config, and a state directory that is locked or cannot be written) or 1 (anything
  * else: model, broker, outbox).
  */
-export async function runDaemon(options: RunCommandOptions, version: string): Promise<number> {
+export async function runDaemon(options: RunCommandOptions, version: string, terminal: RunTerminal = { stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY) }): Promise<number> {
   let loaded;
   try {
     loaded = loadDaemonConfig(options.config === undefined ? {} : { file: options.config });
@@ -37,8 +66,38 @@ export async function runDaemon(options: RunCommandOptions, version: string): Pr
     process.stderr.write(`ser-edge run: invalid config${options.config === undefined ? '' : ` ${options.config}`}: ${problem}\n`);
     return 2;
   }
-  const logger = createDaemonLogger({ level: config.logLevel, site: config.site, gateway: config.gateway });
-  const daemon = new Daemon({ config, logger, version });
+  const view = terminalView(options, config.printFlags, terminal);
+  let daemon: Daemon | undefined;
+  let lastFlag: DemoStatus['lastFlag'] = null;
+  const screen = new DemoTerminal({
+    out: process.stdout,
+    err: process.stderr,
+    statusLine: view.statusLine,
+    read: () => ({
+      channels: [...(daemon?.metrics.channels.values() ?? [])],
+      windows: daemon?.metrics.windows ?? 0,
+      lastFlag,
+      broker: { url: daemon?.brokerUrl ? loggableUrl(daemon.brokerUrl) : '-', connected: daemon?.brokerConnected ?? false },
+    }),
+  });
+  const logFile = join(config.stateDir, LOG_FILE_NAME);
+  const log = await createDaemonLogger({
+    level: config.logLevel,
+    site: config.site,
+    gateway: config.gateway,
+    format: view.log,
+    file: logFile,
+    colour: terminal.stderrIsTTY && !process.env.NO_COLOR,
+    // Through the screen when it keeps a status line, so the two never share a line.
+    ...(view.statusLine ? { terminal: (text: string) => screen.print(text, 'err') } : {}),
+  });
+  const { logger } = log;
+  // Said once, first: where to look when something goes wrong.
+  const say = (line: string) => (config.printFlags ? process.stdout : process.stderr).write(`${line}\n`);
+  if (log.fallback) say(`ser-edge run: ${log.fallback}`);
+  else if (log.writesTo !== 'stderr') say(`ser-edge ${version} starting; logs go to ${tilde(log.writesTo)} (JSON lines; warnings are shown here too; --log pretty shows every line here)`);
+  daemon = new Daemon({ config, logger, version, printLine: (line) => screen.print(line) });
+  daemon.bus.on('urgency', (change) => (lastFlag = { channel: change.channel, kind: change.kind, level: change.level, atMs: Date.now() }));
 
   let stopping: Promise<number> | undefined;
   // A signal during start-up lands here too: daemon.stop() makes the start give up at its
@@ -51,6 +110,7 @@ export async function runDaemon(options: RunCommandOptions, version: string): Pr
       setTimeout(() => {
         if (stopped) logger.warn({}, `something the shutdown gave up on was still running after ${HARD_EXIT_MS} ms; exiting`);
         else logger.error({}, `shutdown took longer than ${HARD_EXIT_MS} ms; exiting anyway (the outbox keeps what was not acknowledged)`);
+        screen.stop();
         process.exit(0);
       }, HARD_EXIT_MS).unref();
       try {
@@ -59,6 +119,7 @@ export async function runDaemon(options: RunCommandOptions, version: string): Pr
         logger.error({ error: (error as Error).message }, 'error during shutdown');
       } finally {
         stopped = true;
+        screen.stop();
       }
       return 0;
     })();
@@ -83,14 +144,23 @@ export async function runDaemon(options: RunCommandOptions, version: string): Pr
     // too, and so is a state directory that is taken or cannot be written.
     return error instanceof LinkConfigError || error instanceof StateDirectoryLockedError || error instanceof StateDirectoryError ? 2 : 1;
   }
-  if (config.printFlags) {
+  if (config.printFlags && stopping === undefined) {
+    const channels = config.sources.flatMap((s) => s.channels.map((c) => `${c.id} (${c.role})`));
+    const url = loggableUrl(daemon.brokerUrl);
     process.stdout.write(
-      `ser-edge ${version}: ${config.sources.length} source(s), channels ${config.sources.flatMap((s) => s.channels.map((c) => `${c.id} (${c.role})`)).join(', ')}\n` +
-        `broker ${daemon.brokerUrl} — watch it with: npx ser-edge watch --broker ${daemon.brokerUrl}\n` +
+      `ser-edge ${version}: ${config.sources.length} source${config.sources.length === 1 ? '' : 's'}, channel${channels.length === 1 ? '' : 's'} ${channels.join(', ')}\n` +
+        `broker ${url}${config.mqtt.url === undefined ? ' (embedded, loopback only)' : ''}; watch it with: ${commandToRun()} watch --broker ${url}\n` +
         'flags appear below as they are raised and cleared; Ctrl-C stops.\n',
     );
+    screen.start();
   }
   return done;
+}
+
+/** A path under the home directory as ~/…, as a person would type it. */
+function tilde(path: string): string {
+  const home = homedir();
+  return home.length > 1 && path.startsWith(home + sep) ? `~${path.slice(home.length)}` : path;
 }
 
 /**

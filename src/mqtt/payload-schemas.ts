@@ -79,6 +79,11 @@ export const ChannelState = z
     score: unit,
     /** The event that set this level; null after a reset at a call boundary. */
     eventId: ulid.nullable(),
+    emotion: z
+      .enum(EMOTIONS)
+      .nullable()
+      .optional()
+      .describe("Top emotion of the window behind the event that set this level; null at a call boundary (no flag in this call yet, or between calls); absent from older gateways, so consumers must not require it"),
   })
   .meta({ $id: 'channel-state.schema.json', title: 'ser-edge channel state (…/channel/{channel}/state, retained)' });
 export type ChannelState = z.infer<typeof ChannelState>;

@@ -129,7 +129,7 @@ export class UrgencyPublisher {
     };
     await outbox.append(event);
     this.newestStored.set(event.channel, Math.max(event.seq, this.newestStored.get(event.channel) ?? 0));
-    this.setChannelState({ channel: event.channel, callId: event.callId, level: event.level, score: event.score, eventId: event.id });
+    this.setChannelState({ channel: event.channel, callId: event.callId, level: event.level, score: event.score, eventId: event.id, emotion: event.emotion });
     return event;
   }
 

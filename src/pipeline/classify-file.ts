@@ -5,6 +5,7 @@ import { argMax } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
 import { levelForScore, levelRank, urgencyScore, type UrgencyLevel, type UrgencyThresholds } from '../urgency/urgency-score.js';
 import { UrgencyTracker, type TrackerConfig } from '../urgency/urgency-tracker.js';
+import { truncateScore } from '../urgency/score-text.js';
 import { loadMono, streamWindows, type FileAudio } from './file-features.js';
 import { judgeWindow, probabilityRecord, type WindowVerdict } from './window-verdict.js';
 
@@ -14,11 +15,20 @@ export interface FileVerdict {
   /** Top emotion over the whole file; null when no speech was found. */
   emotion: Emotion | null;
   probabilities: Record<string, number>;
-  /** `trackedPeak`: the highest level the live per-call tracker (smoothing, hysteresis) reached on this file. */
-  urgency: { level: UrgencyLevel; score: number; trackedPeak: UrgencyLevel };
+  /**
+   * `level` and `score`: the whole file's mean probabilities, scored as one window. `trackedPeak`:
+   * the highest level the live per-call tracker (smoothing, hysteresis, `raiseWindows` in a row)
+   * reached over the file's windows, and `trackedPeakScore` its highest smoothed score. The two
+   * answer different questions (what is this clip? would a live call have been flagged?), so a
+   * short clip can score high as a whole and never raise the tracker.
+   */
+  urgency: { level: UrgencyLevel; score: number; trackedPeak: UrgencyLevel; trackedPeakScore: number };
   windows: {
+    /** Where the window's first speech frame starts and its last one ends, in seconds of the file; a window can span a pause. */
     start: number;
     end: number;
+    /** Seconds of speech in the window (pauses left out): the window length once that much speech was heard, less before. */
+    speechSeconds: number;
     emotion: Emotion;
     probabilities: Record<string, number>;
     urgency: { level: UrgencyLevel; score: number };
@@ -39,6 +49,8 @@ export interface ClassifyOptions {
 }
 
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+/** Scores are cut, not rounded, so a score beside its level never reads as the next level's threshold. */
+const score4 = (x: number) => truncateScore(x, 4);
 
 /**
  * Classifies a recorded file: its speech windows, and a summary whose probabilities are
@@ -57,7 +69,8 @@ export async function classifyFile(path: string, classifier: Classifier, options
 export function classifySignal(path: string, audio: FileAudio, classifier: Classifier, options: ClassifyOptions): FileVerdict {
   const verdicts: { v: WindowVerdict; frames: number }[] = [];
   const call = options.call ?? classifier.newCallContext();
-  streamWindows(audio.samples, { features: classifier.manifest.features, windowing: options.windowing, vad: options.vad }, (w) =>
+  const { features } = classifier.manifest;
+  streamWindows(audio.samples, { features, windowing: options.windowing, vad: options.vad }, (w) =>
     verdicts.push({ v: judgeWindow(classifier, w, options.labelWeights, call), frames: w.frames }),
   );
 
@@ -66,11 +79,13 @@ export function classifySignal(path: string, audio: FileAudio, classifier: Class
   let weight = 0;
   const tracker = new UrgencyTracker(options.tracker);
   let peak: UrgencyLevel = 'low';
+  let peakScore = 0;
   for (const { v, frames } of verdicts) {
     for (let i = 0; i < mean.length; i++) mean[i]! += v.probabilities[i]! * frames;
     weight += frames;
     tracker.update(v.score);
     if (levelRank(tracker.level) > levelRank(peak)) peak = tracker.level;
+    peakScore = Math.max(peakScore, tracker.score);
   }
   if (weight > 0) for (let i = 0; i < mean.length; i++) mean[i]! /= weight;
   const score = weight > 0 ? urgencyScore(mean, options.labelWeights) : 0;
@@ -79,13 +94,14 @@ export function classifySignal(path: string, audio: FileAudio, classifier: Class
     durationSeconds: round(audio.durationSeconds),
     emotion: weight > 0 ? labels[argMax(mean)]! : null,
     probabilities: weight > 0 ? probabilityRecord(labels, mean) : {},
-    urgency: { level: levelForScore(score, options.thresholds), score: round(score, 4), trackedPeak: peak },
-    windows: verdicts.map(({ v }) => ({
+    urgency: { level: levelForScore(score, options.thresholds), score: score4(score), trackedPeak: peak, trackedPeakScore: score4(peakScore) },
+    windows: verdicts.map(({ v, frames }) => ({
       start: round(v.startSeconds),
       end: round(v.endSeconds),
+      speechSeconds: round((frames * features.hopSize) / features.sampleRate, 2),
       emotion: v.emotion,
       probabilities: probabilityRecord(labels, v.probabilities),
-      urgency: { level: levelForScore(v.score, options.thresholds), score: round(v.score, 4) },
+      urgency: { level: levelForScore(v.score, options.thresholds), score: score4(v.score) },
     })),
   };
 }

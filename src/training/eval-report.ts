@@ -6,18 +6,77 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /**
+ * Average advance of a sans-serif glyph, in ems. Generous (Helvetica and DejaVu Sans average
+ * nearer 0.55), so a line measured with it fits whatever font the viewer substitutes.
+ */
+const GLYPH_EM = 0.6;
+
+/** Estimated width in px of `text` at `fontSize` (see GLYPH_EM). */
+export function textWidth(text: string, fontSize: number): number {
+  return [...text].length * fontSize * GLYPH_EM;
+}
+
+/**
+ * Breaks `text` into lines no wider than `maxWidth` at `fontSize`: between words, and within
+ * a word too long for a line (a data path) after a `/` or `,` where it can, else anywhere.
+ */
+export function wrapText(text: string, fontSize: number, maxWidth: number): string[] {
+  const max = Math.max(8, Math.floor(maxWidth / (fontSize * GLYPH_EM)));
+  const pieces = text.split(/\s+/).filter(Boolean).flatMap((word) => {
+    const parts: string[] = [];
+    let rest = word;
+    while ([...rest].length > max) {
+      const head = rest.slice(0, max);
+      const cut = Math.max(head.lastIndexOf('/'), head.lastIndexOf(','));
+      const at = cut > 0 ? cut + 1 : max;
+      parts.push(rest.slice(0, at));
+      rest = rest.slice(at);
+    }
+    return [...parts, rest];
+  });
+  const lines: string[] = [];
+  for (const piece of pieces) {
+    const last = lines.at(-1);
+    if (last !== undefined && [...last].length + 1 + [...piece].length <= max) lines[lines.length - 1] = `${last} ${piece}`;
+    else lines.push(piece);
+  }
+  return lines.length > 0 ? lines : [''];
+}
+
+/** What the image says above the matrix: the model, and the data it was measured on. */
+export interface ConfusionHeading {
+  title: string;
+  /** The data set evaluated and how (channel, clips), e.g. "data: ../shared/data/cremad (1488 clips) · telephone". */
+  data: string;
+}
+
+/**
  * The confusion matrix as an SVG heat map: rows are true labels, columns predictions,
  * each cell shaded by its share of the row (recall on the diagonal) and showing the count.
+ * Title, data line and caption wrap to the image's width (which grows for a long label set
+ * only), so none of them is cut off.
  */
-export function confusionSvg(m: EvalMetrics, title: string): string {
-  const cell = 64, left = 110, top = 90;
+export function confusionSvg(m: EvalMetrics, heading: ConfusionHeading): string {
+  const cell = 64, left = 110, margin = 16;
   const rows = m.confusion_labels, cols = m.confusion_columns;
-  const width = left + cols.length * cell + 20, height = top + rows.length * cell + 50;
+  const width = Math.max(480, left + cols.length * cell + 20);
+  const textMax = width - 2 * margin;
+  const title = wrapText(heading.title, 14, textMax);
+  const data = wrapText(heading.data, 12, textMax);
+  const caption = wrapText(`accuracy ${pct(m.accuracy)} · macro-F1 ${m.macro_f1.toFixed(3)} · n = ${m.n} · cells: count and share of the true label's clips`, 11, textMax);
+  const headingBottom = 20 + (title.length - 1) * 18 + data.length * 16;
+  const predictedY = headingBottom + 20;
+  const top = predictedY + 26;
+  const matrixBottom = top + rows.length * cell;
+  const height = matrixBottom + 16 + caption.length * 14 + 8;
+  const lines = (texts: string[], x: number, y: number, step: number, attrs: string) =>
+    texts.map((t, i) => `<text x="${x}" y="${y + i * step}" ${attrs}>${esc(t)}</text>`);
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
-    `<text x="${left + (cols.length * cell) / 2}" y="44" text-anchor="middle">predicted</text>`,
+    ...lines(title, width / 2, 20, 18, 'text-anchor="middle" font-size="14" font-weight="bold"'),
+    ...lines(data, width / 2, 20 + (title.length - 1) * 18 + 16, 16, 'text-anchor="middle"'),
+    `<text x="${left + (cols.length * cell) / 2}" y="${predictedY}" text-anchor="middle">predicted</text>`,
     `<text x="16" y="${top + (rows.length * cell) / 2}" text-anchor="middle" transform="rotate(-90 16 ${top + (rows.length * cell) / 2})">true</text>`,
   ];
   cols.forEach((c, j) => parts.push(`<text x="${left + j * cell + cell / 2}" y="${top - 8}" text-anchor="middle">${esc(c)}</text>`));
@@ -38,7 +97,7 @@ export function confusionSvg(m: EvalMetrics, title: string): string {
       parts.push(`<text x="${x + cell / 2}" y="${y + cell / 2 + 14}" text-anchor="middle" fill="${ink}" font-size="10">${(share * 100).toFixed(0)}%</text>`);
     });
   });
-  parts.push(`<text x="${left}" y="${height - 16}" font-size="11">accuracy ${pct(m.accuracy)} · macro-F1 ${m.macro_f1.toFixed(3)} · n = ${m.n} · cells: count and share of the true label's clips</text>`);
+  parts.push(...lines(caption, margin, matrixBottom + 26, 14, 'font-size="11"'));
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }
@@ -86,6 +145,7 @@ export function reportMarkdown(m: EvalMetrics, ctx: ReportContext): string {
 export async function writeReport(dir: string, m: EvalMetrics, ctx: ReportContext): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'report.md'), reportMarkdown(m, ctx));
-  await writeFile(join(dir, 'confusion.svg'), confusionSvg(m, `${ctx.model} — ${ctx.channel}`));
+  const warmup = ctx.callWarmup ? ` · each clip after ${ctx.callWarmup} of its speaker's other clips in one call` : '';
+  await writeFile(join(dir, 'confusion.svg'), confusionSvg(m, { title: `${ctx.model} — ${ctx.channel}`, data: `data: ${ctx.data.join(', ')} (${m.n} clips)${warmup}` }));
   await writeFile(join(dir, 'metrics.json'), JSON.stringify(m, null, 1) + '\n');
 }

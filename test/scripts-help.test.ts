@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { tempDir } from './helpers/audio-fixtures.js';
+
+const run = promisify(execFile);
+const scriptsDir = fileURLToPath(new URL('../scripts/', import.meta.url));
+const schemasDir = fileURLToPath(new URL('../../schemas/', import.meta.url));
+
+/**
+ * Not entry points of their own: bench.js has its own options (the lead's), and
+ * sequence-probe.js is the probes' shared code. Every other script is found by listing
+ * dist/scripts, so a new one is held to the same rules without being named here.
+ */
+const NOT_COMMANDS = new Set(['bench.js', 'sequence-probe.js']);
+const scripts = readdirSync(scriptsDir).filter((f) => f.endsWith('.js') && !NOT_COMMANDS.has(f));
+
+async function runScript(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  // From an empty folder: a script that did its work anyway would write nothing where it is expected.
+  const options = { cwd: tempDir('ser-edge-script-help-'), timeout: 60_000 };
+  return run(process.execPath, [join(scriptsDir, script), ...args], options).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  );
+}
+
+const schemaTimes = () => Object.fromEntries(readdirSync(schemasDir).map((f) => [f, statSync(join(schemasDir, f)).mtimeMs]));
+
+test('the scripts are found', () => {
+  for (const known of ['export-schemas.js', 'build-wasm.js', 'bundle.js', 'cross-validate.js', 'simulate-calls.js']) assert.ok(scripts.includes(known), `${known} in ${scripts.join(', ')}`);
+});
+
+for (const script of scripts) {
+  test(`${script} --help prints its usage and exits 0 without doing its work`, async () => {
+    const before = schemaTimes();
+    const { code, stdout, stderr } = await runScript(script, ['--help']);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^Usage: /);
+    assert.equal(stderr, '', 'no progress or result lines: nothing ran');
+    assert.deepEqual(schemaTimes(), before, 'schemas/ untouched');
+  });
+
+  test(`${script} with an unknown option is a usage error: it says what is wrong and exits 2`, async () => {
+    const before = schemaTimes();
+    const { code, stderr } = await runScript(script, ['--no-such-option']);
+    assert.equal(code, 2, stderr);
+    // Commander names a missing required option first, when there is one; either is a usage error.
+    assert.match(stderr, /(unknown (option|argument) '?--no-such-option|required option .* not specified)/);
+    assert.deepEqual(schemaTimes(), before, 'schemas/ untouched');
+  });
+}
