@@ -124,7 +124,9 @@ export class Daemon {
       dir: config.outbox.dir,
       maxBytes: config.outbox.maxBytes,
       ...(config.outbox.segmentBytes !== undefined ? { segmentBytes: config.outbox.segmentBytes } : {}),
-      logger, onPublished: (ms) => this.metrics.latency.publish.record(ms) });
+      logger,
+      onPublished: (ms) => this.metrics.latency.publish.record(ms),
+    });
     await this.outbox.start();
     this.continueStarting();
     this.link = new MqttLink({
