@@ -122,3 +122,19 @@ test('the channel search stops at its ceiling when every count keeps up', async 
   const found = await searchChannels(fakeProbe(Infinity, []), { start: 128, max: 1024, step: 16 });
   assert.equal(found.channels, 1024);
 });
+
+test('a count the bench itself failed to measure is probed again, not taken as the daemon falling behind', async () => {
+  const asked: number[] = [];
+  const honest = fakeProbe(600, asked);
+  let failedOnce = false;
+  const flaky = async (n: number) => {
+    if (n === 256 && !failedOnce) {
+      failedOnce = true;
+      return { ...(await honest(n)), keptUp: false, why: 'only 7 of 8 capture devices reported', harnessFailed: true };
+    }
+    return honest(n);
+  };
+  const found = await searchChannels(flaky, { start: 128, max: 2048, step: 16 });
+  assert.deepEqual(asked.slice(0, 4), [128, 256, 256, 512]);
+  assert.ok(found.channels >= 600 * (7 / 8), `found ${found.channels}`);
+});
