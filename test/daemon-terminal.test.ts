@@ -144,6 +144,11 @@ test('the watch hint names the command the user has: ser-edge when installed, no
   mkdirSync(join(dir, 'clone', 'bin'), { recursive: true });
   writeFileSync(checkout, '');
   assert.equal(commandToRun({ script: checkout, cwd: join(dir, 'clone'), path: '/usr/bin', bundle: false }), 'npx ser-edge');
+  // `npx ser-edge` in the checkout: npx puts its node_modules/.bin, with a ser-edge linking to the launcher, on the PATH it runs us with.
+  mkdirSync(join(dir, 'clone', 'node_modules', '.bin'), { recursive: true });
+  chmodSync(checkout, 0o755);
+  symlinkSync(checkout, join(dir, 'clone', 'node_modules', '.bin', 'ser-edge'));
+  assert.equal(commandToRun({ script: checkout, cwd: join(dir, 'clone'), path: `${join(dir, 'clone', 'node_modules', '.bin')}:/usr/bin`, bundle: false }), 'npx ser-edge');
   // A copied bundle, run from its folder or from above it.
   const bundle = join(dir, 'app', 'ser-edge.mjs');
   mkdirSync(join(dir, 'app'));

@@ -46,7 +46,8 @@ function runsScript(onPath: string, script: string): boolean {
 
 function findOnPath(name: string, path: string | undefined): string | undefined {
   for (const dir of (path ?? '').split(delimiter)) {
-    if (dir === '') continue;
+    // npx and npm scripts put node_modules/.bin on the PATH they run us with; the user's shell does not have it.
+    if (dir === '' || /[\\/]node_modules[\\/]\.bin[\\/]?$/.test(dir)) continue;
     const candidate = join(dir, name);
     try {
       accessSync(candidate, constants.X_OK);
