@@ -1,32 +1,18 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
 import { TelemetryPayload } from '../src/mqtt/payload-schemas.js';
-import { tempDir, writeWav } from './helpers/audio-fixtures.js';
-import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
-import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { writeWav } from './helpers/audio-fixtures.js';
+import { daemonTestSite, labSiteConfig, spawnDaemon } from './helpers/daemon-process.js';
+import { connectSubscriber } from './helpers/mosquitto.js';
 
-const dir = tempDir('ser-edge-channel-mapping-');
-let broker: Mosquitto;
-let modelDir: string;
-let angryWav: string;
-const skip = MOSQUITTO_MISSING;
+const { site, skip } = daemonTestSite('ser-edge-channel-mapping-', { call: [['angry', 8]] });
 
-before(async () => {
-  if (MOSQUITTO_MISSING) return;
-  [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
-  angryWav = await writeVoiceWav(join(dir, 'angry.wav'), [['angry', 8]]);
-});
-
-after(async () => {
-  await broker?.stop();
-});
-
-const siteConfig = (gateway: string, sources: unknown[]) => labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, gateway, sources, { retry: { initialMs: 100, maxMs: 200 } });
+const siteConfig = (gateway: string, sources: unknown[]) => labSiteConfig(site, gateway, sources, { retry: { initialMs: 100, maxMs: 200 } });
 
 test('a microphone channel index beyond its channelCount stops start-up with one line naming the key, the channel and the count (exit 2)', { skip }, async () => {
-  const file = join(dir, 'gw-mic.json');
+  const file = join(site.dir, 'gw-mic.json');
   const daemon = spawnDaemon(
     file,
     siteConfig('gw-mic', [
@@ -49,13 +35,13 @@ test('a microphone channel index beyond its channelCount stops start-up with one
 });
 
 test("a file channel index beyond the file's channels is refused once, shown as failed in telemetry, and the other sources run on", { skip, timeout: 30_000 }, async () => {
-  const mono = await writeWav(join(dir, 'mono.wav'), [synthesiseVoice(VOICE_STYLES.calm, 2, 16000, 9)], 16000, '16');
-  const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-file/telemetry', 'ser/v1/lab/gw-file/channel/+/urgency']);
+  const mono = await writeWav(join(site.dir, 'mono.wav'), [synthesiseVoice(VOICE_STYLES.calm, 2, 16000, 9)], 16000, '16');
+  const sub = await connectSubscriber(site.broker.url, ['ser/v1/lab/gw-file/telemetry', 'ser/v1/lab/gw-file/channel/+/urgency']);
   const daemon = spawnDaemon(
-    join(dir, 'gw-file.json'),
+    join(site.dir, 'gw-file.json'),
     siteConfig('gw-file', [
       { type: 'file', path: mono, realtime: false, loop: true, channels: [{ index: 0, id: 'desk-1' }, { index: 1, id: 'desk-2' }] },
-      { type: 'file', path: angryWav, realtime: false, loop: true, channels: [{ index: 0, id: 'desk-3' }] },
+      { type: 'file', path: site.voiceWav, realtime: false, loop: true, channels: [{ index: 0, id: 'desk-3' }] },
     ]),
   );
   try {

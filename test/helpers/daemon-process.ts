@@ -91,7 +91,7 @@ export function spawnDaemon(configFile: string, config?: unknown, env: NodeJS.Pr
 /** What a daemon test file shares: its folder, a real mosquitto, the synthetic model and a call that turns angry and calm. */
 export interface DaemonTestSite extends TestSite {
   broker: Mosquitto;
-  /** 5 s angry, then 7 s calm: looped fast, a raise and a clear every cycle. */
+  /** The call (`call`; default 5 s angry, then 7 s calm: looped fast, a raise and a clear every cycle). */
   voiceWav: string;
 }
 
@@ -100,13 +100,17 @@ export interface DaemonTestSite extends TestSite {
  * returns it (its fields are set once before() has run) with the `skip` reason to pass to
  * each test when mosquitto is missing.
  */
-export function daemonTestSite(prefix: string, options: MosquittoOptions = {}): { site: DaemonTestSite; skip: string | false } {
+export function daemonTestSite(
+  prefix: string,
+  options: MosquittoOptions & { call?: [keyof typeof VOICE_STYLES, number][] } = {},
+): { site: DaemonTestSite; skip: string | false } {
+  const { call = [['angry', 5], ['calm', 7]], ...mosquitto } = options;
   const site = { dir: tempDir(prefix) } as DaemonTestSite;
   before(async () => {
     if (MOSQUITTO_MISSING) return;
-    [site.broker, site.modelDir] = await Promise.all([startMosquitto(options), writeSyntheticModel(site.dir)]);
+    [site.broker, site.modelDir] = await Promise.all([startMosquitto(mosquitto), writeSyntheticModel(site.dir)]);
     site.brokerUrl = site.broker.url;
-    site.voiceWav = await writeVoiceWav(join(site.dir, 'angry-calm.wav'), [['angry', 5], ['calm', 7]]);
+    site.voiceWav = await writeVoiceWav(join(site.dir, 'call.wav'), call);
   });
   after(async () => {
     await site.broker?.stop();
