@@ -186,7 +186,9 @@ const SCRIPT_MISSING = spawnSync('script', ['--version'], { encoding: 'utf8' }).
  * for stdout and stderr, and what it prints there is what the person sees.
  */
 function runOnTerminal(args: string, env: NodeJS.ProcessEnv) {
-  const child = spawn('script', ['-qfec', `'${process.execPath}' '${cli}' run ${args}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // exec: script(1) runs the line with $SHELL -c, and a shell left waiting in between (dash,
+  // when SHELL is unset or /bin/sh) takes the Ctrl-C as well and exits 130 whatever ser-edge did.
+  const child = spawn('script', ['-qfec', `exec '${process.execPath}' '${cli}' run ${args}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let screen = '';
   child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
