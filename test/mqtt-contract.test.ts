@@ -68,10 +68,14 @@ describe('MQTT payload schemas', () => {
     assert.equal(CallCommand.safeParse({ schema: 1, action: 'start', chanel: 'hs1', callId: 'c1' }).success, false);
   });
 
-  test('a model bundle file name with a directory in it is refused', () => {
-    const bundle = { manifest: 'e30=', files: { '../knn.bin': 'AAAA' }, signature: 'AAAA' };
-    assert.equal(ModelInstallCommand.safeParse({ schema: 1, bundle }).success, false);
-    assert.equal(ModelInstallCommand.safeParse({ schema: 1, bundle: { ...bundle, files: { 'knn.bin': 'AAAA' } } }).success, true);
+  test('a model install carries its bundle inline or as an http(s) url with its size and sha256, never both', () => {
+    const sha256 = 'a'.repeat(64);
+    assert.equal(ModelInstallCommand.safeParse({ schema: 1, bundle: { inline: 'AAAA' } }).success, true);
+    assert.equal(ModelInstallCommand.safeParse({ schema: 1, bundle: { url: 'https://models.example/m.tar', bytes: 10, sha256 } }).success, true);
+    assert.equal(ModelInstallCommand.safeParse({ schema: 1, bundle: { url: 'https://models.example/m.tar', sha256 } }).success, false, 'no size');
+    assert.equal(ModelInstallCommand.safeParse({ schema: 1, bundle: { url: 'ftp://models.example/m.tar', bytes: 10, sha256 } }).success, false, 'not http(s)');
+    assert.equal(ModelInstallCommand.safeParse({ schema: 1, bundle: { inline: 'AAAA', url: 'https://models.example/m.tar', bytes: 10, sha256 } }).success, false, 'both');
+    assert.equal(ModelInstallCommand.safeParse({ schema: 1, bundle: { inline: 'AAAA' }, shadowMinutes: 5 }).success, false, 'a trial length without shadow mode');
   });
 });
 

@@ -146,17 +146,107 @@ export const TelemetryPayload = z
   .meta({ $id: 'telemetry.schema.json', title: 'ser-edge telemetry (ser/v1/{site}/{gateway}/telemetry, retained)' });
 export type TelemetryPayload = z.infer<typeof TelemetryPayload>;
 
+/** A bundle as the model store names it: its manifest's name and version, and the sha256 of its manifest.json. */
+const bundleRef = modelRef.extend({ sha256: z.string().regex(/^[0-9a-f]{64}$/).optional().describe('sha256 of the bundle\'s manifest.json (which lists every file\'s sha256)') });
+
+/**
+ * What a shadow trial has seen so far: the staged model ran on the same live windows as
+ * the active one, without publishing. Agreement is the share of windows where the two
+ * named the same top emotion, and where their smoothed urgency levels were the same.
+ */
+export const ShadowTrialReport = z
+  .object({
+    startedAt: timestamp,
+    endsAt: timestamp.describe('When the trial stops comparing; the staged model waits for promote or discard after it'),
+    done: z.boolean().describe('The trial time is over'),
+    windows: z.number().int().min(0).describe('Windows both models classified'),
+    agreement: z.object({ emotion: unit.nullable(), level: unit.nullable() }).describe('Shares of those windows where both agreed; null before the first window'),
+    flagsPerHour: z
+      .object({ active: z.number().min(0), shadow: z.number().min(0) })
+      .describe('Raises each model made or would have made, per hour of trial time'),
+    flags: z.object({ active: z.number().int().min(0), shadow: z.number().int().min(0) }),
+  })
+  .describe('Shadow trial of the staged model');
+export type ShadowTrialReport = z.infer<typeof ShadowTrialReport>;
+
+/** Why an install, a rollback or a start-up switch ended as it did; every failed step has its own code. */
+export const INSTALL_REASONS = [
+  // success
+  'installed',
+  'staged',
+  'promoted',
+  'discarded',
+  'rolled_back',
+  // transport
+  'too_large',
+  'download_failed',
+  'download_timeout',
+  'size_mismatch',
+  'sha256_mismatch',
+  'bad_archive',
+  'unsafe_archive',
+  // trust
+  'unsigned',
+  'unknown_key',
+  'bad_signature',
+  // contents
+  'invalid_manifest',
+  'file_mismatch',
+  'incompatible_features',
+  'self_test_failed',
+  'load_failed',
+  // policy and state
+  'not_newer',
+  'already_active',
+  'busy',
+  'no_previous',
+  'no_staged',
+  'store_failed',
+  'failed_start',
+] as const;
+export type InstallReason = (typeof INSTALL_REASONS)[number];
+const installReason = z.enum(INSTALL_REASONS);
+
 export const ModelState = z
   .object({
     schema,
     ts: timestamp,
     site: id,
     gateway: id,
-    active: modelRef.extend({ sha256: z.string().optional(), activatedAt: timestamp.optional() }).nullable(),
-    previous: modelRef.extend({ sha256: z.string().optional() }).nullable(),
-    lastInstall: z
-      .object({ ok: z.boolean(), ts: timestamp, name: z.string().optional(), version: z.string().optional(), error: errorInfo.optional() })
+    active: bundleRef
+      .extend({
+        activatedAt: timestamp.optional(),
+        source: z.enum(['config', 'store']).optional().describe('config: the bundle model.dir names; store: one installed remotely, kept in the state directory'),
+      })
       .nullable(),
+    previous: bundleRef.nullable().describe('Where model.rollback returns to'),
+    staged: bundleRef
+      .extend({ stagedAt: timestamp, mode: z.literal('shadow'), shadow: ShadowTrialReport.optional() })
+      .nullable()
+      .optional()
+      .describe('A model under shadow trial, waiting for model.promote or model.discard'),
+    lastInstall: z
+      .object({
+        ok: z.boolean(),
+        reason: installReason.describe('installed/staged/promoted/discarded/rolled_back when ok, else the step that failed'),
+        ts: timestamp,
+        name: z.string().optional(),
+        version: z.string().optional(),
+        message: z.string().optional().describe('What went wrong and what to do, when not ok'),
+        /** Older gateways sent the failure here. */
+        error: errorInfo.optional(),
+      })
+      .nullable(),
+    lastRollback: z
+      .object({
+        ts: timestamp,
+        cause: z.enum(['command', 'failed_start']).describe('command: model.rollback; failed_start: the new model did not come up'),
+        from: bundleRef,
+        to: bundleRef,
+        message: z.string().optional(),
+      })
+      .nullable()
+      .optional(),
   })
   .meta({ $id: 'model-state.schema.json', title: 'ser-edge model state (ser/v1/{site}/{gateway}/model, retained)' });
 export type ModelState = z.infer<typeof ModelState>;
@@ -178,18 +268,20 @@ export type CommandReply = z.infer<typeof CommandReply>;
 // ---------------------------------------------------------------- accepted by the gateway
 
 /**
- * The largest command payload read at all. A base64 model bundle is the only big command;
- * 4 MiB of bundle is 5.3 MiB of base64, far above today's int8 KNN and GRU bundles.
+ * The largest command payload read at all: a model bundle inline. The default
+ * `update.maxInlineBytes` (8 MiB of packed bundle) is this much base64 with room for the
+ * rest of the command; the link takes its limit from the config.
  */
-export const MAX_COMMAND_BYTES = 6 * 1024 * 1024;
-/** Decoded bundle size cap, checked again (with hashes and signature) by the update stage. */
-export const MAX_MODEL_BUNDLE_BYTES = 4 * 1024 * 1024;
+export const MAX_COMMAND_BYTES = commandBytesFor(8 * 1024 * 1024);
+
+/** The command payload size that carries `inlineBytes` of packed bundle as base64, with 64 KiB for the rest. */
+export function commandBytesFor(inlineBytes: number): number {
+  return Math.ceil(inlineBytes / 3) * 4 + 64 * 1024;
+}
 
 const correlationId = z.string().min(1).max(128).optional().describe('Echoed in the reply; MQTT 3.1.1 callers match replies by it');
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
-const bundleFileName = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'a plain file name (no directories, not starting with a dot)');
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits');
 
 export const PingCommand = z.strictObject({ schema, correlationId }).meta({ $id: 'command-ping.schema.json', title: 'ser-edge command: ping (…/cmd/ping)' });
 
@@ -197,22 +289,51 @@ export const ModelInstallCommand = z
   .strictObject({
     schema,
     correlationId,
-    bundle: z.strictObject({
-      /** Bytes, not parsed JSON, so the signature covers exactly what was signed. */
-      manifest: base64.describe('manifest.json, base64'),
-      files: z.record(bundleFileName, base64).describe('Bundle file name to base64 content'),
-      signature: base64.describe('ed25519 signature, base64'),
-    }),
+    /**
+     * The packed bundle (`ser-edge model pack`: a tar of the signed bundle directory),
+     * inline or where the gateway downloads it. The signature inside it is what makes it
+     * trusted; the url's size and sha256 only guard the transfer.
+     */
+    bundle: z.union([
+      z.strictObject({ inline: base64.min(1).describe('The packed bundle, base64 (at most update.maxInlineBytes decoded)') }),
+      z.strictObject({
+        url: z.url({ protocol: /^https?$/ }).describe('http(s) URL of the packed bundle'),
+        bytes: z.number().int().positive().describe('Its exact size in bytes'),
+        sha256: sha256Hex.describe('Its sha256'),
+      }),
+    ]),
+    /** activate (default): switch to it now; shadow: stage it and run it beside the active one without publishing. */
+    mode: z.enum(['activate', 'shadow']).optional(),
+    shadowMinutes: z.number().positive().max(7 * 24 * 60).optional().describe('Length of the shadow trial (mode shadow; default 60)'),
+    /** Install even when the version is not newer than the active one (a deliberate downgrade). */
+    force: z.boolean().optional(),
   })
-  .refine((c) => bundleBytes(c.bundle) <= MAX_MODEL_BUNDLE_BYTES, {
-    message: `model bundle is larger than ${MAX_MODEL_BUNDLE_BYTES} bytes decoded`,
-    path: ['bundle'],
-  })
+  .refine((c) => c.shadowMinutes === undefined || c.mode === 'shadow', { message: 'shadowMinutes needs mode "shadow"', path: ['shadowMinutes'] })
   .meta({ $id: 'command-model-install.schema.json', title: 'ser-edge command: model.install (…/cmd/model.install)' });
+export type ModelInstallCommand = z.infer<typeof ModelInstallCommand>;
 
 export const ModelRollbackCommand = z
   .strictObject({ schema, correlationId })
   .meta({ $id: 'command-model-rollback.schema.json', title: 'ser-edge command: model.rollback (…/cmd/model.rollback)' });
+
+export const ModelPromoteCommand = z
+  .strictObject({ schema, correlationId })
+  .meta({ $id: 'command-model-promote.schema.json', title: 'ser-edge command: model.promote, activate the model under shadow trial (…/cmd/model.promote)' });
+
+export const ModelDiscardCommand = z
+  .strictObject({ schema, correlationId })
+  .meta({ $id: 'command-model-discard.schema.json', title: 'ser-edge command: model.discard, drop the model under shadow trial (…/cmd/model.discard)' });
+
+/** The `result` of a successful model.install, promote, discard or rollback reply. */
+export const ModelCommandResult = z
+  .object({
+    reason: installReason,
+    active: bundleRef.nullable(),
+    previous: bundleRef.nullable(),
+    staged: bundleRef.nullable(),
+  })
+  .meta({ $id: 'model-command-result.schema.json', title: 'ser-edge model command reply result (the `result` of a model.* reply)' });
+export type ModelCommandResult = z.infer<typeof ModelCommandResult>;
 
 export const ConfigReloadCommand = z
   .strictObject({ schema, correlationId })
@@ -227,6 +348,8 @@ export const COMMAND_SCHEMAS = {
   ping: PingCommand,
   'model.install': ModelInstallCommand,
   'model.rollback': ModelRollbackCommand,
+  'model.promote': ModelPromoteCommand,
+  'model.discard': ModelDiscardCommand,
   'config.reload': ConfigReloadCommand,
   call: CallCommand,
 } as const;
@@ -239,10 +362,6 @@ export function isCommandName(name: string): name is CommandName {
   return Object.hasOwn(COMMAND_SCHEMAS, name);
 }
 
-function bundleBytes(bundle: { manifest: string; files: Record<string, string>; signature: string }): number {
-  const decoded = (b64: string) => Math.floor((b64.length * 3) / 4);
-  return decoded(bundle.manifest) + Object.values(bundle.files).reduce((n, f) => n + decoded(f), 0);
-}
 
 /** Every schema exported to `schemas/`, by file name. */
 export const EXPORTED_SCHEMAS: Record<string, { schema: z.ZodType; io: 'input' | 'output' }> = {
@@ -255,6 +374,9 @@ export const EXPORTED_SCHEMAS: Record<string, { schema: z.ZodType; io: 'input' |
   'command-ping.schema.json': { schema: PingCommand, io: 'input' },
   'command-model-install.schema.json': { schema: ModelInstallCommand, io: 'input' },
   'command-model-rollback.schema.json': { schema: ModelRollbackCommand, io: 'input' },
+  'command-model-promote.schema.json': { schema: ModelPromoteCommand, io: 'input' },
+  'command-model-discard.schema.json': { schema: ModelDiscardCommand, io: 'input' },
+  'model-command-result.schema.json': { schema: ModelCommandResult, io: 'input' },
   'command-config-reload.schema.json': { schema: ConfigReloadCommand, io: 'input' },
   'command-call.schema.json': { schema: CallCommand, io: 'input' },
 };
