@@ -2,7 +2,7 @@ import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { MANIFEST_FILE, type BundleManifest } from '../model/bundle-manifest.js';
+import { MANIFEST_FILE } from '../model/bundle-manifest.js';
 import { parseManifest } from '../model/model-bundle.js';
 import { keyIdOf, readPrivateSigningKey } from './signing-keys.js';
 
@@ -37,13 +37,14 @@ export type SignatureCheck =
   | { ok: false; reason: 'unsigned' | 'unknown_key' | 'bad_signature'; message: string };
 
 /**
- * What is signed: the manifest as parsed (so whitespace or key order in the file does not
- * matter, and nothing the schema would drop can ride along), written with its object keys
- * sorted at every level. Name, version, labels, feature config, normaliser, self-test
- * vectors and every file's sha256 are all in it.
+ * What is signed: the manifest's JSON value written with its object keys sorted at every
+ * level and no whitespace, so neither formatting nor key order in the file matters while
+ * every value does: name, version, labels, feature config, normaliser, self-test vectors
+ * and every file's sha256. It is taken from the JSON as parsed, before the schema sees it,
+ * so the signature is checked before anything else in the manifest is trusted.
  */
-export function canonicalManifestBytes(manifest: BundleManifest): Buffer {
-  return Buffer.from(canonicalJson(manifest), 'utf8');
+export function canonicalManifestBytes(manifestJson: unknown): Buffer {
+  return Buffer.from(canonicalJson(manifestJson), 'utf8');
 }
 
 function canonicalJson(value: unknown): string {
@@ -61,7 +62,10 @@ function canonicalJson(value: unknown): string {
 /** Signs a bundle directory with an ed25519 private key (PEM) and writes its signature.json. */
 export async function signBundleDir(dir: string, privateKeyFile: string): Promise<BundleSignature> {
   const where = resolve(dir);
-  const manifest = parseManifest(await readFile(join(where, MANIFEST_FILE), 'utf8'), where);
+  const text = await readFile(join(where, MANIFEST_FILE), 'utf8');
+  // Checked first: a manifest the schema refuses is never signed.
+  parseManifest(text, where);
+  const manifest: unknown = JSON.parse(text);
   const privateKey = await readPrivateSigningKey(privateKeyFile);
   const payload: BundleSignature = {
     schema: 1,
@@ -77,10 +81,11 @@ export async function signBundleDir(dir: string, privateKeyFile: string): Promis
 }
 
 /**
- * Checks a bundle's signature against the trusted keys. `signatureText` is signature.json's
- * content, or undefined when the bundle has none.
+ * Checks a bundle's signature against the trusted keys. `manifest` is manifest.json's
+ * parsed JSON (a BundleManifest will do); `signatureText` is signature.json's content, or
+ * undefined when the bundle has none.
  */
-export function verifyBundleSignature(manifest: BundleManifest, signatureText: string | Buffer | undefined, trusted: readonly TrustedKey[]): SignatureCheck {
+export function verifyBundleSignature(manifest: unknown, signatureText: string | Buffer | undefined, trusted: readonly TrustedKey[]): SignatureCheck {
   if (signatureText === undefined) {
     return { ok: false, reason: 'unsigned', message: `the bundle has no ${SIGNATURE_FILE}: sign it with \`ser-edge model sign DIR --key FILE\`` };
   }
