@@ -51,7 +51,8 @@ function recordingLogger() {
 }
 
 function modelConfig(overrides: Partial<ResolvedConfig['model']>): ResolvedConfig['model'] {
-  return { dir: gruDir, runtime: 'tfjs', backends: ['wasm', 'cpu'], threads: 1, ...overrides };
+  // The tiny GRU is unsigned: signatures are test/model-trust.test.ts's subject.
+  return { dir: gruDir, runtime: 'tfjs', backends: ['wasm', 'cpu'], threads: 1, trustedKeys: [], allowUnsigned: true, ...overrides };
 }
 
 test('with model.runtime "tfjs" a GRU bundle runs on the first of model.backends, not on TensorFlow.js\'s own preference', async () => {

@@ -115,6 +115,12 @@ export const SHUTDOWN_DEADLINE_MS = 4000;
 /** Kept back from stopping capture and flushing the outbox, for the goodbye: the `offline` status and closing the outbox. */
 export const SHUTDOWN_GOODBYE_MS = 1000;
 
+/**
+ * The largest `update.maxInlineBytes`: its command (base64, a third larger) must stay well
+ * within what an MQTT packet can carry (256 MiB) and what the link accepts (mqtt-link.ts).
+ */
+export const MAX_INLINE_BYTES = 64 * 1024 * 1024;
+
 /** A token bucket for commands: `burst` at once, then `ratePerMinute`. */
 const commandRateSchema = (defaults: { ratePerMinute: number; burst: number }) =>
   z
@@ -204,6 +210,26 @@ export const daemonConfigSchema = z
         backends: z.array(z.enum(['tensorflow', 'wasm', 'cpu'])).min(1).default(['wasm', 'cpu']),
         /** Threads asked of the TensorFlow.js backend; the log says when the backend cannot use them. */
         threads: z.number().int().min(1).max(64).default(1),
+        /**
+         * Public-key files (`ser-edge model keygen`'s .pub, PEM) whose signatures this gateway
+         * trusts: a signed model.dir bundle must verify against one of them, and so must every
+         * bundle installed remotely. Relative to the config file that names them.
+         */
+        trustedKeys: z
+          .array(z.string().min(1, 'expected the path of a public-key file (the .pub `ser-edge model keygen` wrote)'))
+          .max(32)
+          .default([])
+          .superRefine((files, ctx) => {
+            files.forEach((file, at) => {
+              if (files.indexOf(file) !== at) ctx.addIssue({ code: 'custom', path: [at], message: `${file} is listed twice; list each public key once` });
+            });
+          }),
+        /**
+         * Whether a model.dir bundle without a signature may load (with a warning at every
+         * start). Absent: true only for the shipped models/default. Never applies to a bundle
+         * installed remotely, which must be signed.
+         */
+        allowUnsigned: z.boolean().optional(),
       })
       .strict()
       .prefault({}),
@@ -290,6 +316,27 @@ export const daemonConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /** Remote model installs (`…/cmd/model.install`): how large, how long, and how a new model is tried. */
+    update: z
+      .object({
+        /** Largest packed bundle carried inline in the command (base64 in the MQTT payload, which is a third larger). */
+        maxInlineBytes: z.number().int().min(0).max(MAX_INLINE_BYTES, 'at most 64 MiB (67108864): install a larger bundle by url').default(8 * 1024 * 1024),
+        /** Largest packed bundle downloaded by url; a download that grows past it is cut off. */
+        maxBundleBytes: z.number().int().min(1024).max(1024 * 1024 * 1024, 'at most 1 GiB (1073741824)').default(64 * 1024 * 1024),
+        /** The whole download, from the request to its last byte. */
+        downloadTimeoutSeconds: z.number().positive().max(3600).default(60),
+        /** PEM CA certificate(s) that https downloads are checked against; absent: the system's CAs. Relative to the config file. */
+        caFile: z.string().min(1, 'expected the path of a PEM CA certificate file; leave the key out for the system\'s CAs').optional(),
+        /** Length of a shadow trial when the install command gives none. */
+        shadowMinutes: z.number().positive().max(7 * 24 * 60, 'at most a week (10080 minutes)').default(60),
+        /** A newly activated model that fails to come up this many times within startWindowSeconds is rolled back. */
+        startAttempts: z.number().int().min(1).max(100).default(3),
+        startWindowSeconds: z.number().positive().max(86_400).default(300),
+        /** A newly activated model is confirmed (no longer rolled back by itself) once the daemon has run this long with it. */
+        confirmAfterSeconds: z.number().positive().max(86_400).default(120),
+      })
+      .strict()
+      .prefault({}),
     sources: z.array(sourceSchema).default([]),
   })
   .strict();
@@ -301,6 +348,7 @@ export type ChannelAssignmentConfig = z.infer<typeof channelAssignmentSchema>;
 export const PATH_KEYS: readonly (readonly string[])[] = [
   ['stateDir'],
   ['model', 'dir'],
+  ['update', 'caFile'],
   ['outbox', 'dir'],
   ['mqtt', 'tls', 'ca'],
   ['mqtt', 'tls', 'cert'],
@@ -308,6 +356,9 @@ export const PATH_KEYS: readonly (readonly string[])[] = [
   ['mqtt', 'usernameFile'],
   ['mqtt', 'passwordFile'],
 ];
+
+/** Config keys holding lists of file paths, resolved like PATH_KEYS. */
+export const PATH_LIST_KEYS: readonly (readonly string[])[] = [['model', 'trustedKeys']];
 
 /** The configuration as JSON Schema (draft 2020-12), for editors and for schemas/config.schema.json. */
 export function daemonConfigJsonSchema(): Record<string, unknown> {

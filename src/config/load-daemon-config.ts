@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { homedir, hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { z } from 'zod';
-import { daemonConfigSchema, PATH_KEYS, type DaemonConfig } from './daemon-config.js';
-import { defaultModelDir, firmwareConfigDir } from './package-paths.js';
+import { daemonConfigSchema, PATH_KEYS, PATH_LIST_KEYS, type DaemonConfig } from './daemon-config.js';
+import { defaultModelDir, firmwareConfigDir, isShippedModelDir } from './package-paths.js';
 
 /** A config that cannot be used, naming where (file and key) and what is wrong. */
 export class ConfigError extends Error {
@@ -17,7 +17,8 @@ export class ConfigError extends Error {
 export type ResolvedConfig = DaemonConfig & {
   gateway: string;
   stateDir: string;
-  model: DaemonConfig['model'] & { dir: string };
+  /** `allowUnsigned` as it applies: the config's, else true only for the shipped models/default. */
+  model: DaemonConfig['model'] & { dir: string; allowUnsigned: boolean };
   outbox: DaemonConfig['outbox'] & { dir: string };
 };
 
@@ -91,12 +92,14 @@ export function loadDaemonConfig(options: LoadOptions = {}): LoadedConfig {
   const conflict = settingsConflict(config);
   if (conflict !== null) throw new ConfigError(`invalid config: ${originOf(conflict.path, layers)}: ${formatPath(conflict.path)}: ${conflict.message}`);
   const stateDir = config.stateDir ?? env.STATE_DIRECTORY?.split(':')[0] ?? join(env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'ser-edge');
+  const modelDir = config.model.dir ?? defaultModelDir();
   return {
     config: {
       ...config,
       gateway: config.gateway ?? topicSafeHostname(),
       stateDir,
-      model: { ...config.model, dir: config.model.dir ?? defaultModelDir() },
+      // The shipped bundle comes with the program itself: whoever could change it could change the code too.
+      model: { ...config.model, dir: modelDir, allowUnsigned: config.model.allowUnsigned ?? isShippedModelDir(modelDir) },
       outbox: { ...config.outbox, dir: config.outbox.dir ?? join(stateDir, 'outbox') },
     },
     layers: layers.map((l) => l.name),
@@ -200,6 +203,13 @@ function resolvePaths(values: Record<string, unknown>, dir: string): void {
     if (isPlainObject(parent) && typeof parent[key] === 'string' && parent[key] !== '' && !isAbsolute(parent[key])) {
       parent[key] = resolve(dir, parent[key] as string);
     }
+  }
+  for (const path of PATH_LIST_KEYS) {
+    const list = getPath(values, path);
+    if (!Array.isArray(list)) continue;
+    list.forEach((entry, at) => {
+      if (typeof entry === 'string' && entry !== '' && !isAbsolute(entry)) list[at] = resolve(dir, entry);
+    });
   }
   if (Array.isArray(values.sources)) {
     for (const source of values.sources) {

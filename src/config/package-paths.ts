@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -32,6 +32,20 @@ export function packageRoot(): string {
 }
 
 export const defaultModelDir = (): string => join(packageRoot(), 'models', 'default');
+/**
+ * Whether `dir` is the shipped models/default of this program (through a symlink too), the
+ * only bundle that may load unsigned without the config saying so.
+ */
+export function isShippedModelDir(dir: string): boolean {
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return resolve(path);
+    }
+  };
+  return real(dir) === real(defaultModelDir());
+}
 export const firmwareConfigDir = (): string => join(packageRoot(), 'firmware-config');
 /** The JSON Schemas of the MQTT payloads, the config and the model manifest. */
 export const schemasDir = (): string => join(packageRoot(), 'schemas');

@@ -1,8 +1,9 @@
 import type { ResolvedConfig } from '../config/load-daemon-config.js';
 import type { MqttLinkDeps } from '../mqtt/mqtt-link.js';
+import { commandBytesFor } from '../mqtt/payload-schemas.js';
 
 /** What the config says about the gateway's MQTT connection, in the link's terms. */
-export type LinkSettings = Pick<MqttLinkDeps, 'url' | 'clientId' | 'site' | 'gateway' | 'requireTls' | 'backoff' | 'tls' | 'commands' | 'usernameFile' | 'passwordFile'>;
+export type LinkSettings = Pick<MqttLinkDeps, 'url' | 'clientId' | 'site' | 'gateway' | 'requireTls' | 'backoff' | 'tls' | 'commands' | 'usernameFile' | 'passwordFile' | 'maxCommandBytes'>;
 
 /**
  * The link the daemon connects with, built in one place so that `ser-edge doctor` checks
@@ -28,6 +29,8 @@ export function linkSettings(config: ResolvedConfig, url: string): LinkSettings 
         }
       : {}),
     commands: { enabled: config.commands.enabled, replyTopics: config.commands.replyTopics, rate: config.commands.other },
+    // The largest command is a model.install carrying update.maxInlineBytes of bundle as base64.
+    maxCommandBytes: commandBytesFor(config.update.maxInlineBytes),
     ...(config.mqtt.usernameFile ? { usernameFile: config.mqtt.usernameFile } : {}),
     ...(config.mqtt.passwordFile ? { passwordFile: config.mqtt.passwordFile } : {}),
   };

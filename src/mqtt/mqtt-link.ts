@@ -363,7 +363,9 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
         retain: true,
       },
     };
-    if (protocolVersion === 5) options.properties = { maximumPacketSize: MAX_INCOMING_PACKET_BYTES, sessionExpiryInterval: 0 };
+    // Above the command limit (update.maxInlineBytes), so a command over it still arrives and gets its payload_too_large reply.
+    const maximumPacketSize = Math.max(MAX_INCOMING_PACKET_BYTES, Math.ceil((this.deps.maxCommandBytes ?? MAX_COMMAND_BYTES) * 1.5));
+    if (protocolVersion === 5) options.properties = { maximumPacketSize, sessionExpiryInterval: 0 };
     this.log.debug({ url: redactUrl(this.deps.url), protocolVersion }, 'connecting to MQTT broker');
     const client = mqtt.connect(this.deps.url, options);
     this.client = client;
