@@ -180,4 +180,48 @@ program
     process.exitCode = await runDoctor(opts, version);
   });
 
+const model = program
+  .command('model')
+  .description('Model bundles for field techs: signing keys, signatures, packed bundles.');
+
+model
+  .command('keygen')
+  .description('Write a new ed25519 signing key pair: DIR/model-signing.key (private, 0600; keep it off the gateways) and DIR/model-signing.pub (for model.trustedKeys).')
+  .requiredOption('--out <dir>', 'directory to write the two key files to (created; existing keys are never overwritten)')
+  .action(async (opts: { out: string }) => {
+    const { runModelKeygen } = await import('./commands/model-command.js');
+    process.exitCode = await runModelKeygen(opts);
+  });
+
+model
+  .command('sign')
+  .description('Sign a model bundle (its manifest, which holds every file\'s sha256) after checking that it loads and passes its self-test; writes signature.json into it.')
+  .argument('<bundle-dir>', 'model bundle directory')
+  .requiredOption('--key <file>', 'private signing key (model-signing.key from `model keygen`)')
+  .action(async (dir: string, opts: { key: string }) => {
+    const { runModelSign } = await import('./commands/model-command.js');
+    process.exitCode = await runModelSign(dir, opts);
+  });
+
+model
+  .command('verify')
+  .description('Check that a bundle is signed by one of the given public keys and that it loads: exit 0 with its name, version and key id, else 1 with the reason.')
+  .argument('<bundle-dir>', 'model bundle directory')
+  .requiredOption('--pub <files...>', 'trusted public keys (.pub files), as in model.trustedKeys')
+  .action(async (dir: string, opts: { pub: string[] }) => {
+    const { runModelVerify } = await import('./commands/model-command.js');
+    process.exitCode = await runModelVerify(dir, opts);
+  });
+
+model
+  .command('pack')
+  .description('Pack a signed bundle into one file (a tar) for cmd/model.install; prints its size and sha256, which an install by url needs.')
+  .argument('<bundle-dir>', 'model bundle directory')
+  .requiredOption('--out <file>', 'the packed bundle to write')
+  .option('--allow-unsigned', 'pack a bundle that has no signature (gateways refuse to install it remotely)', false)
+  .action(async (dir: string, opts: { out: string; allowUnsigned: boolean }) => {
+    const { runModelPack } = await import('./commands/model-command.js');
+    process.exitCode = await runModelPack(dir, opts);
+  });
+
 await program.parseAsync(process.argv);

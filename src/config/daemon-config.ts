@@ -120,6 +120,8 @@ export const SHUTDOWN_GOODBYE_MS = 1000;
  * within what an MQTT packet can carry (256 MiB) and what the link accepts (mqtt-link.ts).
  */
 export const MAX_INLINE_BYTES = 64 * 1024 * 1024;
+/** The default `update.maxInlineBytes`, which the contract's MAX_COMMAND_BYTES is sized for. */
+export const DEFAULT_INLINE_BYTES = 8 * 1024 * 1024;
 
 /** A token bucket for commands: `burst` at once, then `ratePerMinute`. */
 const commandRateSchema = (defaults: { ratePerMinute: number; burst: number }) =>
@@ -320,7 +322,7 @@ export const daemonConfigSchema = z
     update: z
       .object({
         /** Largest packed bundle carried inline in the command (base64 in the MQTT payload, which is a third larger). */
-        maxInlineBytes: z.number().int().min(0).max(MAX_INLINE_BYTES, 'at most 64 MiB (67108864): install a larger bundle by url').default(8 * 1024 * 1024),
+        maxInlineBytes: z.number().int().min(0).max(MAX_INLINE_BYTES, 'at most 64 MiB (67108864): install a larger bundle by url').default(DEFAULT_INLINE_BYTES),
         /** Largest packed bundle downloaded by url; a download that grows past it is cut off. */
         maxBundleBytes: z.number().int().min(1024).max(1024 * 1024 * 1024, 'at most 1 GiB (1073741824)').default(64 * 1024 * 1024),
         /** The whole download, from the request to its last byte. */
