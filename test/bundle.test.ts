@@ -183,7 +183,7 @@ test("a GRU on the TensorFlow.js runtime starts the wasm backend from the bundle
       stateDir: join(gateway, 'state-tfjs'),
       mqtt: { embedded: { port: 0 } },
       // wasm alone: if the bundle could not start it, the daemon would refuse to start.
-      model: { dir: modelDir, runtime: 'tfjs', backends: ['wasm'], threads: 1 },
+      model: { dir: modelDir, runtime: 'tfjs', backends: ['wasm'], threads: 1, allowUnsigned: true },
       sources: [{ type: 'demo', channels: [{ index: 0, id: 'demo', role: 'customer' }] }],
     }),
   );

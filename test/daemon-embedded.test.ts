@@ -17,7 +17,7 @@ test('with no broker configured, run starts an embedded loopback broker, prints 
     stateDir: join(dir, 'state'),
     printFlags: true,
     mqtt: { embedded: { port: 0 } },
-    model: { dir: modelDir },
+    model: { dir: modelDir, allowUnsigned: true },
     telemetry: { prometheus: { enabled: true, port: 0 } },
     sources: [{ type: 'file', path: wav, realtime: false, loop: true, channels: [{ id: 'desk-1' }] }],
   });

@@ -5,6 +5,7 @@ import { ConfigError, loadDaemonConfig, type ResolvedConfig } from '../config/lo
 import { Daemon } from '../daemon.js';
 import { createDaemonLogger, loggableUrl, type LogFormat } from '../daemon/daemon-logger.js';
 import { DemoTerminal, type DemoStatus } from '../daemon/demo-terminal.js';
+import { ModelTrustError } from '../daemon/model-trust.js';
 import { StateDirectoryError, StateDirectoryLockedError } from '../daemon/state-dir-lock.js';
 import { LinkConfigError, redactUrl } from '../mqtt/mqtt-link.js';
 import { commandToRun } from './program-invocation.js';
@@ -49,8 +50,8 @@ const HARD_EXIT_MS = 4500;
 /**
  * `ser-edge run`: loads the config, starts the daemon, and stops it in order on SIGTERM
  * or SIGINT (exit 0). Start-up failures print one line naming what to fix and exit 2
- * (config, and a state directory that is locked or cannot be written) or 1 (anything
- * else: model, broker, outbox).
+ * (config, a state directory that is locked or cannot be written, a model bundle whose
+ * signature does not let it run) or 1 (anything else: model, broker, outbox).
  */
 export async function runDaemon(options: RunCommandOptions, version: string, terminal: RunTerminal = { stdoutIsTTY: Boolean(process.stdout.isTTY), stderrIsTTY: Boolean(process.stderr.isTTY) }): Promise<number> {
   let loaded;
@@ -141,8 +142,9 @@ export async function runDaemon(options: RunCommandOptions, version: string, ter
     process.stderr.write(`ser-edge run: ${(error as Error).message}\n`);
     await daemon.stop({ flushMs: 0 }).catch(() => {});
     // What the link refuses before connecting (e.g. a certificate without its key) is config
-    // too, and so is a state directory that is taken or cannot be written.
-    return error instanceof LinkConfigError || error instanceof StateDirectoryLockedError || error instanceof StateDirectoryError ? 2 : 1;
+    // too, and so is a state directory that is taken or cannot be written, and a model its
+    // signature does not let run (retrying would refuse it again).
+    return error instanceof LinkConfigError || error instanceof StateDirectoryLockedError || error instanceof StateDirectoryError || error instanceof ModelTrustError ? 2 : 1;
   }
   if (config.printFlags && stopping === undefined) {
     const channels = config.sources.flatMap((s) => s.channels.map((c) => `${c.id} (${c.role})`));

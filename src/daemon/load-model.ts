@@ -1,22 +1,36 @@
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/load-daemon-config.js';
 import type { Classifier } from '../model/classifier.js';
-import { loadClassifier } from '../model/load-classifier.js';
+import { selfTestedClassifier } from '../model/load-classifier.js';
+import { loadBundle } from '../model/model-bundle.js';
+import { configuredTrust, verifyModelTrust, type ModelTrustPolicy } from './model-trust.js';
+
+export interface LoadModelOptions {
+  /** The keys and the unsigned policy; by default model.trustedKeys (read now) and model.allowUnsigned. */
+  trust?: ModelTrustPolicy;
+  /** false: no signature check at all (doctor checks it as a row of its own). Default true. */
+  verifyTrust?: boolean;
+}
 
 /**
- * Loads the configured model bundle with the profile's runtime settings: with
- * `model.runtime: "tfjs"`, a GRU bundle runs on TensorFlow.js with `model.backends` (the
- * first that loads here) and `model.threads`. Where the profile's backends or threads
- * cannot take effect, one log line says so, rather than the settings being ignored quietly.
+ * Loads the configured model bundle with the profile's runtime settings: every file against
+ * its sha256, then its signature (a signed bundle by a trusted key, an unsigned one only
+ * under model.allowUnsigned, with a warning at every start), then the model and its
+ * self-test. With `model.runtime: "tfjs"`, a GRU bundle runs on TensorFlow.js with
+ * `model.backends` (the first that loads here) and `model.threads`. Where the profile's
+ * backends or threads cannot take effect, one log line says so, rather than the settings
+ * being ignored quietly.
  */
-export async function loadModel(model: ResolvedConfig['model'], logger: Logger): Promise<Classifier> {
+export async function loadModel(model: ResolvedConfig['model'], logger: Logger, options: LoadModelOptions = {}): Promise<Classifier> {
+  const bundle = await loadBundle(model.dir);
+  if (options.verifyTrust !== false) await verifyModelTrust(bundle, options.trust ?? (await configuredTrust(model)), logger);
   const tfjs = model.runtime === 'tfjs';
   if (tfjs && model.backends.includes('wasm')) {
     // Taken only when the wasm backend initialises, so it must come before the model loads.
     const wasm = await import('../model/tfjs-wasm-backend.js');
     wasm.setThreadsCount(model.threads);
   }
-  const classifier = await loadClassifier(model.dir, tfjs ? { gruRuntime: 'tfjs', tfBackends: model.backends } : {});
+  const classifier = await selfTestedClassifier(bundle, tfjs ? { gruRuntime: 'tfjs', tfBackends: model.backends } : {});
   const settings = { backends: model.backends, threads: model.threads, runtime: model.runtime, backend: classifier.backend };
   if (!tfjs || classifier.manifest.kind !== 'gru') {
     const why =

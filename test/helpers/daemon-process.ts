@@ -33,7 +33,8 @@ export function labSiteConfig(site: TestSite, gateway: string, sources: unknown[
     gateway,
     stateDir: join(site.dir, gateway),
     mqtt: { url: site.brokerUrl, backoff: { initialMs: 100, maxMs: 1000 }, ...mqtt },
-    model: { dir: site.modelDir },
+    // The synthetic bundle is unsigned; test/model-trust.test.ts is where signatures are tested.
+    model: { dir: site.modelDir, allowUnsigned: true },
     telemetry: { intervalSeconds: 1 },
     ...rest,
     sources,
