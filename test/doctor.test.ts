@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -8,6 +8,8 @@ import { after, before, test } from 'node:test';
 import type { CheckResult } from '../src/daemon/checks/check-result.js';
 import { clockCheck, parseChronyTracking, parseNtpqPeers, parseTimedatectl } from '../src/daemon/checks/clock-check.js';
 import { serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
+import { signBundleDir } from '../src/update/bundle-signature.js';
+import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
 import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
@@ -18,12 +20,18 @@ const dir = tempDir('ser-edge-doctor-');
 const skip = MOSQUITTO_MISSING;
 let broker: Mosquitto;
 let modelDir: string;
+/** The same bundle, signed, and the public key that verifies it: what a gateway in the field runs. */
+let signed: { modelDir: string; publicKey: string };
 let voiceWav: string;
 
 before(async () => {
   if (MOSQUITTO_MISSING) return;
   [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
   voiceWav = await writeVoiceWav(join(dir, 'calm.wav'), [['calm', 4]]);
+  const keys = await generateSigningKeys(join(dir, 'signing'));
+  signed = { modelDir: join(dir, 'signed-model'), publicKey: keys.publicFile };
+  cpSync(modelDir, signed.modelDir, { recursive: true });
+  await signBundleDir(signed.modelDir, keys.privateFile);
 });
 
 after(async () => {
@@ -61,7 +69,8 @@ const HOST_ROWS = new Set(['clock']);
 
 /** One doctor run on the good config, read by the tests that need one. */
 let goodRun: ReturnType<typeof doctor> | undefined;
-const good = () => (goodRun ??= doctor('gw-good', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-good', sources())));
+const good = () =>
+  (goodRun ??= doctor('gw-good', labSiteConfig({ dir, brokerUrl: broker.url, modelDir: signed.modelDir }, 'gw-good', sources(), { model: { dir: signed.modelDir, trustedKeys: [signed.publicKey] } })));
 
 test('a good config passes every check, with the hardware rows skipped for file and demo sources', { skip }, async () => {
   const { code, report, stderr } = await good();
@@ -76,6 +85,8 @@ test('a good config passes every check, with the hardware rows skipped for file 
       'capture sources[0]': 'skip',
       'capture sources[1]': 'skip',
       model: 'pass',
+      'model-signature': 'pass',
+      'model-keys': 'pass',
       broker: 'pass',
       'state-dir': 'pass',
       disk: 'pass',
@@ -121,7 +132,8 @@ test('the table shows each check with its status, and the fix under each failure
   assert.match(stdout, /^SKIP  capture +sources\[1\]: demo source/m);
   // The fix sits under the finding, indented to the detail column.
   assert.match(stdout, /^FAIL  broker( +)cannot connect to mqtt:\/\/127\.0\.0\.1:\d+: nothing listens on 127\.0\.0\.1:\d+ \(ECONNREFUSED\)\n {12}\1fix: check mqtt\.url's host and port/m);
-  assert.match(stdout, /\n\d+ failed, .*\d+ passed, 3 skipped\. Fix the failures above and run doctor again\.\n$/);
+  // The recorder, both capture rows, and model-keys (no model.trustedKeys) are skipped.
+  assert.match(stdout, /\n\d+ failed, .*\d+ passed, 4 skipped\. Fix the failures above and run doctor again\.\n$/);
 });
 
 test('an unreachable broker fails with the fix, and doctor exits 1', { skip }, async () => {

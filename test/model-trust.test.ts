@@ -1,8 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { CheckResult } from '../src/daemon/checks/check-result.js';
 import { MANIFEST_FILE } from '../src/model/bundle-manifest.js';
 import { CommandReply, commandBytesFor } from '../src/mqtt/payload-schemas.js';
 import { loadTrustedKeys, signBundleDir } from '../src/update/bundle-signature.js';
@@ -18,6 +22,8 @@ import { connectSubscriber, MOSQUITTO_MISSING, startMosquitto, type Mosquitto } 
  * the start (exit 2), an unsigned bundle runs only under model.allowUnsigned, with a warning.
  */
 
+const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
+const execute = promisify(execFile);
 const dir = tempDir('ser-edge-model-trust-');
 let unsignedDir: string;
 let signedDir: string;
@@ -192,6 +198,85 @@ describe('ser-edge run with a model.dir bundle', () => {
     const { code, line } = await refusedStart('gw-strict', { allowUnsigned: false });
     assert.equal(code, 2, line);
     assert.match(line, /models\/default: it is unsigned .* and model\.allowUnsigned is false/);
+  });
+});
+
+describe('ser-edge doctor on the model trust rows', () => {
+  interface Report {
+    ok: boolean;
+    checks: CheckResult[];
+  }
+  async function doctor(name: string, model: Record<string, unknown>): Promise<{ code: number; rows: (check: string) => CheckResult[] }> {
+    const file = join(dir, `doctor-${name}.json`);
+    writeFileSync(file, JSON.stringify(gatewayConfig(`doctor-${name}`, model)));
+    const env = { ...process.env, SER_EDGE_MQTT_URL: '', SER_EDGE_STATE_DIR: '', SER_EDGE_MODEL_DIR: '' };
+    const { code, stdout } = await execute(process.execPath, [cli, 'doctor', '--config', file, '--json', '--measure-seconds', '0.2'], { env }).then(
+      (r) => ({ code: 0, ...r }),
+      (error: { code: number; stdout: string }) => error,
+    );
+    const report = JSON.parse(stdout) as Report;
+    return { code, rows: (check) => report.checks.filter((c) => c.check === check) };
+  }
+
+  test('a bundle signed by a trusted key passes, naming the key; each trusted key file passes with its key id', { timeout: 60_000 }, async () => {
+    const { rows } = await doctor('signed', { dir: signedDir, trustedKeys: [stranger.publicFile, keys.publicFile] });
+    const [signature] = rows('model-signature');
+    assert.equal(signature?.status, 'pass', JSON.stringify(signature));
+    assert.match(signature!.detail, new RegExp(`^synthetic 0\\.0\\.1 is signed by trusted key ${keys.keyId} \\(${keys.publicFile}\\), on \\d{4}-`));
+    assert.deepEqual(
+      rows('model-keys').map((r) => [r.subject, r.status, r.data?.keyId]),
+      [
+        [stranger.publicFile, 'pass', stranger.keyId],
+        [keys.publicFile, 'pass', keys.keyId],
+      ],
+    );
+  });
+
+  test('a refused bundle fails its row with the reason and exits 1, while the model row says it loads', { timeout: 60_000 }, async () => {
+    const { code, rows } = await doctor('tampered', { dir: tampered(), trustedKeys: [keys.publicFile] });
+    assert.equal(code, 1);
+    assert.equal(rows('model')[0]?.status, 'pass', 'the files match the (edited) manifest and the self-test passes');
+    const [signature] = rows('model-signature');
+    assert.equal(signature?.status, 'fail');
+    assert.match(signature!.detail, /is refused \(bad_signature\): the signature by key .* does not match the manifest.*`ser-edge run` would exit 2/);
+    assert.match(signature!.fix ?? '', /copy the bundle again from its release/);
+  });
+
+  test('an unsigned bundle allowed by model.allowUnsigned warns; the shipped one passes; a refused one fails', { timeout: 90_000 }, async () => {
+    const allowed = await doctor('allowed', { dir: unsignedDir, allowUnsigned: true });
+    assert.equal(allowed.rows('model-signature')[0]?.status, 'warn');
+    assert.match(allowed.rows('model-signature')[0]!.fix ?? '', /ser-edge model sign .* model\.trustedKeys and remove model\.allowUnsigned/);
+    const shipped = await doctor('shipped', {});
+    assert.equal(shipped.rows('model-signature')[0]?.status, 'pass');
+    assert.match(shipped.rows('model-signature')[0]!.detail, /is unsigned, and loads: it is the shipped models\/default/);
+    const refused = await doctor('unsigned', { dir: unsignedDir });
+    assert.equal(refused.rows('model-signature')[0]?.status, 'fail');
+    assert.match(refused.rows('model-signature')[0]!.detail, /refused \(unsigned\): it is unsigned \(it has no signature\.json\) and model\.allowUnsigned is false/);
+    assert.equal(refused.code, 1);
+  });
+
+  test('a trusted key file that cannot be read fails its own row; one others can write warns; none configured is skipped', { timeout: 60_000 }, async () => {
+    const writable = join(dir, 'writable.pub');
+    cpSync(keys.publicFile, writable);
+    chmodSync(writable, 0o666);
+    const { rows } = await doctor('keys', { dir: signedDir, trustedKeys: [join(dir, 'nowhere.pub'), writable] });
+    const [missing, open] = rows('model-keys');
+    assert.equal(missing?.status, 'fail');
+    assert.match(missing!.detail, /cannot read trusted model key .*nowhere\.pub \(ENOENT\)/);
+    assert.equal(open?.status, 'warn');
+    assert.match(open!.detail, /writable by anyone \(mode 666\)/);
+    assert.equal(open!.fix, `chmod go-w ${writable}`);
+    assert.equal(rows('model-signature')[0]?.status, 'pass', 'the key that reads still verifies the bundle');
+    const none = await doctor('nokeys', {});
+    assert.equal(none.rows('model-keys')[0]?.status, 'skip');
+    assert.match(none.rows('model-keys')[0]!.detail, /no model\.trustedKeys: .*every remote model install is refused/);
+  });
+
+  test('a bundle that does not load skips its signature row rather than guess', { timeout: 60_000 }, async () => {
+    const { rows } = await doctor('noload', { dir: join(dir, 'no-bundle-here'), trustedKeys: [keys.publicFile] });
+    assert.equal(rows('model')[0]?.status, 'fail');
+    assert.equal(rows('model-signature')[0]?.status, 'skip');
+    assert.equal(rows('model-keys')[0]?.status, 'pass', 'the keys are checked all the same');
   });
 });
 
