@@ -289,17 +289,23 @@ describe('the command size limit', { skip: MOSQUITTO_MISSING }, () => {
     await broker?.stop();
   });
 
-  /** Sends one ping of `bytes` bytes to a gateway with the given update section and returns its reply. */
-  async function pingReply(name: string, update: Record<string, unknown>, bytes: number): Promise<CommandReply> {
+  /** Sends pings of `sizes` bytes, one after the other, to a gateway with the given update section, and returns their replies. */
+  async function pingReplies(name: string, update: Record<string, unknown>, sizes: number[]): Promise<CommandReply[]> {
     const base = `ser/v1/lab/${name}`;
     const sub = await connectSubscriber(broker.url, [`${base}/#`]);
     const daemon = spawnDaemon(join(dir, `${name}.json`), { ...gatewayConfig(name, { dir: signedDir, trustedKeys: [keys.publicFile] }), mqtt: { url: broker.url }, update });
     try {
       await sub.waitFor((m) => m.topic === `${base}/status` && m.json<{ state: string }>().state === 'online', 30_000, 'the gateway online');
-      const payload = JSON.stringify({ schema: 1, correlationId: 'big', pad: 'x'.repeat(bytes) });
-      await sub.client.publishAsync(`${base}/cmd/ping`, payload, { qos: 1 });
-      const reply = await sub.waitFor((m) => m.topic === `${base}/cmd/ping/reply`, 15_000, 'the ping reply');
-      return CommandReply.parse(reply.json());
+      const replies: CommandReply[] = [];
+      for (const [i, bytes] of sizes.entries()) {
+        const payload = JSON.stringify({ schema: 1, pad: 'x'.repeat(bytes) });
+        await sub.client.publishAsync(`${base}/cmd/ping`, payload, { qos: 1 });
+        // One at a time, so the i-th reply is this ping's (a refusal before parsing carries no correlationId).
+        const answered = () => sub.messages.filter((m) => m.topic === `${base}/cmd/ping/reply`);
+        await sub.waitFor(() => answered().length > i, 30_000, `the reply to ping ${i}`);
+        replies.push(CommandReply.parse(answered()[i]!.json()));
+      }
+      return replies;
     } finally {
       await stop(daemon);
       await sub.end();
@@ -307,10 +313,17 @@ describe('the command size limit', { skip: MOSQUITTO_MISSING }, () => {
   }
 
   test('a command over what update.maxInlineBytes allows gets payload_too_large, naming the limit; under the default it is read', { timeout: 90_000 }, async () => {
-    const limited = await pingReply('gw-small-inline', { maxInlineBytes: 1024 }, 100_000);
-    assert.equal(limited.error?.code, 'payload_too_large', JSON.stringify(limited));
-    assert.match(limited.error!.message, new RegExp(`exceeds the ${commandBytesFor(1024)}-byte limit`));
-    const read = await pingReply('gw-default-inline', {}, 100_000);
-    assert.notEqual(read.error?.code, 'payload_too_large', JSON.stringify(read));
+    const [limited] = await pingReplies('gw-small-inline', { maxInlineBytes: 1024 }, [100_000]);
+    assert.equal(limited!.error?.code, 'payload_too_large', JSON.stringify(limited));
+    assert.match(limited!.error!.message, new RegExp(`exceeds the ${commandBytesFor(1024)}-byte limit`));
+    const [read] = await pingReplies('gw-default-inline', {}, [100_000]);
+    assert.notEqual(read!.error?.code, 'payload_too_large', JSON.stringify(read));
+  });
+
+  test('a larger update.maxInlineBytes lets commands past the 16 MiB the broker was told before, and still answers one over it', { timeout: 120_000 }, async () => {
+    const limit = commandBytesFor(16 * 1024 * 1024);
+    const [within, over] = await pingReplies('gw-large-inline', { maxInlineBytes: 16 * 1024 * 1024 }, [limit - 1024, limit + 1024]);
+    assert.notEqual(within!.error?.code, 'payload_too_large', 'read, and refused for what it is');
+    assert.equal(over!.error?.code, 'payload_too_large');
   });
 });
