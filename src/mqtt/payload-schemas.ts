@@ -110,6 +110,7 @@ export const TelemetryPayload = z
       backend: z.string(),
       latencyMs: z.record(z.string(), percentiles).describe('Stage name to latency percentiles'),
       windowsPerSecond: z.number().min(0),
+      windows: z.number().int().min(0).optional().describe('Windows classified since start, all channels (a model switch neither loses nor repeats one)'),
       droppedWindows: z.number().int().min(0).describe('Windows not classified since start, all channels (each channel has its own count)'),
       outboxDepth: z.number().int().min(0),
       outboxDropped: droppedCounts.describe('Events dropped because the outbox was full, by level'),

@@ -101,6 +101,7 @@ export class TelemetryReporter {
         backend: this.deps.backend(),
         latencyMs,
         windowsPerSecond: round(windowsPerSecond, 3),
+        windows: metrics.windows,
         droppedWindows: metrics.droppedWindows,
         outboxDepth: this.deps.outbox.depth,
         outboxDropped: { ...this.deps.outbox.droppedCounts },

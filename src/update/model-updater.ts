@@ -201,7 +201,7 @@ export class ModelUpdater {
       }
       this.deps.live.activate(classifier, refOf(previous));
       clearTimeout(this.confirmTimer);
-      this.deps.logger.warn({ from: refOf(active), to: refOf(previous) }, 'model rolled back by command');
+      this.deps.logger.info({ from: refOf(active), to: refOf(previous) }, 'model rolled back by command');
       return this.result('rolled_back');
     });
   }
@@ -232,7 +232,8 @@ export class ModelUpdater {
     } catch (error) {
       const reason: InstallReason = error instanceof InstallError ? error.reason : 'store_failed';
       const message = (error as Error).message;
-      this.deps.logger.warn({ command: name, reason, error: message }, 'model command failed; the active model is unchanged');
+      // Info: the link logs the refusal as `command refused` at warn, throttled.
+      this.deps.logger.info({ command: name, reason, error: message }, 'model command failed; the active model is unchanged');
       // `busy` says nothing about the model: the operation under way records its own outcome.
       if (reason !== 'busy') {
         await this.commit({ lastInstall: this.outcome(false, reason, undefined, message) }).catch((e: Error) =>
