@@ -38,6 +38,17 @@ function unitList(value: string): string {
   return value;
 }
 
+/** The broker, TLS and credential options of every command that connects as an operator (watch, model publish…). */
+function brokerOptions(command: Command): Command {
+  return command
+    .requiredOption('-b, --broker <url>', 'broker url, e.g. mqtt://broker:1883 or mqtts://broker:8883')
+    .option('--ca <file>', 'CA certificate (PEM) to trust for an mqtts:// broker')
+    .option('--cert <file>', 'client certificate (PEM), with --key, for a broker that requires one')
+    .option('--key <file>', 'private key (PEM) of --cert')
+    .option('--username-file <file>', 'file holding the broker username (never printed)')
+    .option('--password-file <file>', 'file holding the broker password (never printed)');
+}
+
 const program = exitTwoOnUsageError(new Command())
   .name('ser-edge')
   .description('On-device speech-emotion recognition for call-centre headset gateways: urgency flags over MQTT.')
@@ -135,18 +146,11 @@ program
     process.exitCode = await runDaemon(opts, version);
   });
 
-program
-  .command('watch')
+brokerOptions(program.command('watch'))
   .description('Live table of gateways, channels and urgency for central operators (or --json lines).')
-  .requiredOption('-b, --broker <url>', 'broker url, e.g. mqtt://broker:1883 or mqtts://broker:8883')
   .option('-s, --site <site>', 'only this site (default: all sites)')
   .option('-g, --group <group>', 'MQTT 5 shared-subscription group: consumers in one group split the urgency events')
   .option('--json', 'print one JSON line per received message instead of the table', false)
-  .option('--ca <file>', 'CA certificate (PEM) to trust for an mqtts:// broker')
-  .option('--cert <file>', 'client certificate (PEM), with --key, for a broker that requires one')
-  .option('--key <file>', 'private key (PEM) of --cert')
-  .option('--username-file <file>', 'file holding the broker username (never printed)')
-  .option('--password-file <file>', 'file holding the broker password (never printed)')
   .action(async (opts: WatchOptions) => {
     const { runWatch } = await import('./commands/watch-command.js');
     process.exitCode = await runWatch(opts);
