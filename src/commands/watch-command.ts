@@ -1,5 +1,6 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { z } from 'zod';
+import { table } from './text-table.js';
 import { brokerConnectionOptions, connectOperatorClient, operatorClientId, type BrokerConnectionFlags } from './broker-connection.js';
 import { ChannelState, ModelState, StatusPayload, TelemetryPayload, UrgencyEvent, describeIssues } from '../mqtt/payload-schemas.js';
 import { redactUrl } from '../mqtt/mqtt-link.js';
@@ -235,13 +236,6 @@ export class UrgencyBoard {
     if (!row) this.channels.set(key, (row = { site, gateway, channel, level: 'low', score: 0, callId: null }));
     return row;
   }
-}
-
-/** Rows under a header, each column as wide as its widest cell ('l'eft or 'r'ight aligned), indented by two. */
-function table(header: string[], rows: string[][], align: string): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `  ${cells.map((c, i) => (align[i] === 'r' ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')}`.trimEnd();
-  return [line(header), ...rows.map(line)];
 }
 
 /** Local wall-clock time of an ISO timestamp, as the operator's own clock reads. */
