@@ -1,0 +1,447 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt, { type MqttClient } from 'mqtt';
+import { defaultModelDir } from '../src/config/package-paths.js';
+import { EmbeddedBroker } from '../src/daemon/embedded-broker.js';
+import { MANIFEST_FILE } from '../src/model/bundle-manifest.js';
+import { ModelInstallCommand, ModelRollbackCommand, type ModelState } from '../src/mqtt/payload-schemas.js';
+import { packBundle } from '../src/update/bundle-archive.js';
+import { signBundleDir } from '../src/update/bundle-signature.js';
+import { generateSigningKeys } from '../src/update/signing-keys.js';
+import { tempDir } from './helpers/audio-fixtures.js';
+import { MOSQUITTO_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+
+/*
+ * The field tech's fleet commands against a real mosquitto. The gateways here are
+ * responders written with mqtt.js: each publishes a retained status and model state as a
+ * gateway does, records the commands that reach it, and answers per the contract, so the
+ * tests say what the tool sends and how it reads what comes back.
+ */
+
+const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+const TS = '2026-12-01T10:00:00.000Z';
+
+let signedBundle: string;
+let unsignedBundle: string;
+let largeBundle: string;
+
+before(async () => {
+  const dir = tempDir('ser-edge-fleet-');
+  const keys = await generateSigningKeys(join(dir, 'keys'));
+  const copy = (name: string) => {
+    const to = join(dir, name);
+    for (const file of ['manifest.json', ...Object.keys(JSON.parse(readFileSync(join(defaultModelDir(), MANIFEST_FILE), 'utf8')).files)]) cpSync(join(defaultModelDir(), file), join(to, file));
+    return to;
+  };
+  unsignedBundle = copy('unsigned');
+  signedBundle = copy('signed');
+  await signBundleDir(signedBundle, keys.privateFile);
+  // 9 MiB more than the shipped model: over what a command carries inline.
+  largeBundle = copy('large');
+  const padding = randomBytes(9 * 1024 * 1024);
+  writeFileSync(join(largeBundle, 'padding.bin'), padding);
+  const manifest = JSON.parse(readFileSync(join(largeBundle, MANIFEST_FILE), 'utf8'));
+  manifest.files['padding.bin'] = { sha256: sha256(padding), bytes: padding.length };
+  writeFileSync(join(largeBundle, MANIFEST_FILE), JSON.stringify(manifest, null, 2));
+  await signBundleDir(largeBundle, keys.privateFile);
+});
+
+interface ToolRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runTool(args: string[], timeoutMs = 60_000): Promise<ToolRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ser-edge ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface Received {
+  name: string;
+  payload: Record<string, unknown>;
+  responseTopic: string | undefined;
+  correlationData: Buffer | undefined;
+  at: number;
+}
+
+type Answer = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string } } | null;
+
+const ref = (version: string) => ({ name: 'ser-ensemble', version, sha256: 'a'.repeat(64) });
+
+function modelState(site: string, gateway: string, overrides: Partial<ModelState> = {}): ModelState {
+  return { schema: 1, ts: TS, site, gateway, active: { ...ref('1.0.0'), source: 'config' }, previous: null, staged: null, lastInstall: null, ...overrides };
+}
+
+/** A stand-in gateway: retained status and model, commands recorded, answered by `answer` (null: silent). */
+class Responder {
+  readonly received: Received[] = [];
+  private client!: MqttClient;
+
+  constructor(
+    readonly site: string,
+    readonly gateway: string,
+    private readonly answer: (command: Received) => Answer,
+    private readonly options: { state?: 'online' | 'offline'; model?: ModelState | null; protocolVersion?: 5 | 4 } = {},
+  ) {}
+
+  async start(url: string): Promise<this> {
+    this.client = await mqtt.connectAsync(url, { protocolVersion: this.options.protocolVersion ?? 5, clientId: `responder-${this.site}-${this.gateway}`, reconnectPeriod: 0 });
+    const base = `ser/v1/${this.site}/${this.gateway}`;
+    const state = this.options.state ?? 'online';
+    await this.client.publishAsync(
+      `${base}/status`,
+      JSON.stringify({ schema: 1, state, ts: TS, site: this.site, gateway: this.gateway, ...(state === 'offline' ? { reason: 'lost' } : {}), version: '0.1.0', model: { name: 'ser-ensemble', version: '1.0.0' }, backend: 'int8' }),
+      { qos: 1, retain: true },
+    );
+    const model = this.options.model === undefined ? modelState(this.site, this.gateway) : this.options.model;
+    if (model !== null) await this.client.publishAsync(`${base}/model`, JSON.stringify(model), { qos: 1, retain: true });
+    if (state === 'offline') return this;
+    this.client.on('message', (topic, payload, packet) => {
+      const name = topic.slice(`${base}/cmd/`.length);
+      const command: Received = {
+        name,
+        payload: JSON.parse(payload.toString('utf8')),
+        responseTopic: packet.properties?.responseTopic,
+        correlationData: packet.properties?.correlationData ? Buffer.from(packet.properties.correlationData) : undefined,
+        at: Date.now(),
+      };
+      this.received.push(command);
+      const body = this.answer(command);
+      if (body === null) return;
+      // As the daemon does: the response topic when it is an operators' inbox, else the command's own reply topic.
+      const to = command.responseTopic?.startsWith(`ser/v1/${this.site}/ops/replies/`) ? command.responseTopic : `${base}/cmd/${name}/reply`;
+      const reply = { schema: 1, command: name, correlationId: command.payload.correlationId, ts: new Date().toISOString(), ...body };
+      void this.client.publishAsync(to, JSON.stringify(reply), { qos: 1, ...(command.correlationData ? { properties: { correlationData: command.correlationData } } : {}) });
+    });
+    await this.client.subscribeAsync(`${base}/cmd/+`, { qos: 1 });
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
+
+const installed = (version = '1.1.0'): Answer => ({ ok: true, result: { reason: 'installed', active: ref(version), previous: ref('1.0.0'), staged: null } });
+const failed = (code: string, message: string): Answer => ({ ok: false, error: { code, message } });
+
+let sites = 0;
+/** A site of its own per test: retained messages of one test never reach another. */
+const newSite = () => `fleet-${process.pid}-${++sites}`;
+
+describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
+  let broker: Mosquitto;
+  const responders: Responder[] = [];
+  before(async () => {
+    broker = await startMosquitto();
+  });
+  after(async () => {
+    await Promise.all(responders.map((r) => r.stop()));
+    await broker?.stop();
+  });
+  const gateways = async (site: string, specs: [string, (c: Received) => Answer, Responder['options']?][]) => {
+    const started = await Promise.all(specs.map(([gw, answer, options]) => new Responder(site, gw, answer, options).start(broker.url)));
+    responders.push(...started);
+    return started;
+  };
+
+  test('publish --all --canary 1 stops after a failing canary: the rest are not sent and the exit code is 1', async () => {
+    const site = newSite();
+    const [a, b, c] = await gateways(site, [
+      ['gw-a', () => failed('sha256_mismatch', 'the bundle does not match its sha256')],
+      ['gw-b', () => installed()],
+      ['gw-c', () => installed()],
+    ]);
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '1', '--json']);
+    assert.equal(run.code, 1, run.stderr);
+    const doc = JSON.parse(run.stdout);
+    assert.equal(doc.ok, false);
+    assert.deepEqual(
+      doc.gateways.map((g: { gateway: string; result: string; reason: string; canary: boolean }) => [g.gateway, g.result, g.reason, g.canary]),
+      [
+        ['gw-a', 'failed', 'sha256_mismatch', true],
+        ['gw-b', 'not_sent', 'canary_failed', false],
+        ['gw-c', 'not_sent', 'canary_failed', false],
+      ],
+    );
+    assert.equal(doc.gateways[0].message, 'the bundle does not match its sha256');
+    assert.equal(doc.gateways[0].active.version, '1.0.0', 'the active model after, from the retained …/model');
+    assert.equal(a!.received.length, 1);
+    assert.equal(b!.received.length + c!.received.length, 0, 'nothing reached the gateways after the failed canary');
+  });
+
+  test('the install command is a schema-valid model.install carrying the packed bundle inline, with a response topic in the operators\' inbox and correlation data', async () => {
+    const site = newSite();
+    const [gw] = await gateways(site, [['gw1', () => installed('1.2.0')]]);
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
+    assert.equal(run.code, 0, run.stderr);
+    const command = gw!.received[0]!;
+    assert.equal(command.name, 'model.install');
+    const parsed = ModelInstallCommand.parse(command.payload);
+    assert.ok('inline' in parsed.bundle);
+    assert.ok(Buffer.from(parsed.bundle.inline, 'base64').equals(await packBundle(signedBundle)), 'the inline bundle is the packed directory');
+    assert.equal(parsed.mode, 'activate');
+    assert.equal(parsed.force, false);
+    assert.match(command.responseTopic ?? '', new RegExp(`^ser/v1/${site}/ops/replies/[^/+#]+`));
+    assert.equal(command.correlationData?.toString(), parsed.correlationId);
+    assert.match(run.stdout, /gw1\s+ok\s+installed\s+ser-ensemble 1\.2\.0/);
+    assert.match(run.stdout, /1 ok \(of 1\)/);
+  });
+
+  test('with healthy canaries the rest are sent only after every canary has replied', async () => {
+    const site = newSite();
+    const [a, b, c] = await gateways(site, [
+      ['gw-3', () => installed()],
+      ['gw-1', () => installed()],
+      ['gw-2', () => installed()],
+    ]);
+    // Given out of order: the canaries are the first two as given.
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw-3,gw-1', '--gateway', 'gw-2', '--canary', '2', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const doc = JSON.parse(run.stdout);
+    assert.deepEqual(doc.gateways.map((g: { gateway: string; canary: boolean; result: string }) => [g.gateway, g.canary, g.result]), [
+      ['gw-3', true, 'ok'],
+      ['gw-1', true, 'ok'],
+      ['gw-2', false, 'ok'],
+    ]);
+    const lastCanaryReply = Math.max(...[a!, b!].map((r) => Date.parse(doc.gateways.find((g: { gateway: string }) => g.gateway === r.gateway).repliedAt)));
+    assert.ok(c!.received[0]!.at >= lastCanaryReply, 'gw-2 got the command after both canaries had answered');
+  });
+
+  test('a gateway that does not answer is a timeout, and the exit code is 1', async () => {
+    const site = newSite();
+    await gateways(site, [
+      ['gw-ok', () => installed()],
+      ['gw-silent', () => null],
+    ]);
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--timeout', '2']);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stdout, /gw-ok\s+ok\s+installed/);
+    assert.match(run.stdout, /gw-silent\s+timeout\s+timeout\s+ser-ensemble 1\.0\.0\s+no reply within 2 s/);
+    assert.match(run.stdout, /1 ok, 1 timeout \(of 2\)/);
+  });
+
+  test('--all finds the gateways from their retained status; an offline one is listed as offline and not sent to', async () => {
+    const site = newSite();
+    const [on, off] = await gateways(site, [
+      ['gw-on', () => installed()],
+      ['gw-off', () => installed(), { state: 'offline' }],
+    ]);
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--json']);
+    assert.equal(run.code, 1, 'not every gateway of the site got it');
+    const doc = JSON.parse(run.stdout);
+    assert.deepEqual(doc.gateways.map((g: { gateway: string; result: string; reason: string }) => [g.gateway, g.result, g.reason]), [
+      ['gw-off', 'offline', 'offline'],
+      ['gw-on', 'ok', 'installed'],
+    ]);
+    assert.match(doc.gateways[0].message, /^offline \(its connection was lost\), so it was not sent: the broker keeps no commands for an offline gateway\. Run this again once it is back online$/);
+    assert.equal(on!.received.length, 1);
+    assert.equal(off!.received.length, 0);
+  });
+
+  test('a --gateway the broker has no status for is reported at once, naming the gateways the site has', async () => {
+    const site = newSite();
+    await gateways(site, [['gw1', () => installed()]]);
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--gateway', 'gw-typo']);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /gw-typo\s+offline\s+no_status\s+-\s+no retained .*is the gateway id right\? The site's gateways are gw1/);
+  });
+
+  test('--canary larger than the online gateways --all finds is a usage error (exit 2), and nothing is sent', async () => {
+    const site = newSite();
+    const [a] = await gateways(site, [
+      ['gw1', () => installed()],
+      ['gw2', () => installed(), { state: 'offline' }],
+    ]);
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '2']);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /--canary 2 is more than the 1 gateway to send to \(1 of the 2 targeted is offline or unknown\)/);
+    assert.equal(a!.received.length, 0);
+  });
+
+  test('--shadow, --force and --url go into the command: the url with the packed file\'s size and sha256', async () => {
+    const site = newSite();
+    const [gw] = await gateways(site, [['gw1', () => ({ ok: true, result: { reason: 'staged', active: ref('1.0.0'), previous: null, staged: ref('1.1.0') } })]]);
+    const packed = join(tempDir('ser-edge-fleet-pack-'), 'bundle.tar');
+    writeFileSync(packed, await packBundle(signedBundle));
+    const run = await runTool(['model', 'publish', packed, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--shadow', '30', '--force', '--url', 'https://models.example/bundle.tar']);
+    assert.equal(run.code, 0, run.stderr);
+    const parsed = ModelInstallCommand.parse(gw!.received[0]!.payload);
+    const bytes = readFileSync(packed);
+    assert.deepEqual(parsed.bundle, { url: 'https://models.example/bundle.tar', bytes: bytes.length, sha256: sha256(bytes) });
+    assert.equal(parsed.mode, 'shadow');
+    assert.equal(parsed.shadowMinutes, 30);
+    assert.equal(parsed.force, true);
+    assert.match(run.stdout, /gw1\s+ok\s+staged\s+ser-ensemble 1\.0\.0/);
+  });
+
+  test('a gateway that already runs the bundle counts as done', async () => {
+    const site = newSite();
+    await gateways(site, [['gw1', () => failed('already_active', 'ser-ensemble 1.1.0 is already active')]]);
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
+    assert.equal(run.code, 0, run.stdout);
+    assert.match(run.stdout, /gw1\s+ok\s+already_active/);
+  });
+
+  test('a refused response topic is answered on the gateway\'s own reply topic, and the tool reads it there', async () => {
+    const site = newSite();
+    const [gw] = await gateways(site, [['gw1', () => null]]);
+    // As a gateway whose commands.replyTopics leaves out the operators' inbox: the refusal goes to …/cmd/{name}/reply.
+    const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 });
+    try {
+      const answered = new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          const command = gw!.received[0];
+          if (!command) return;
+          clearInterval(timer);
+          const reply = { schema: 1, command: 'model.rollback', correlationId: command.payload.correlationId, ts: new Date().toISOString(), ok: false, error: { code: 'reply_topic_refused', message: 'response topic refused' } };
+          void client.publishAsync(`ser/v1/${site}/gw1/cmd/model.rollback/reply`, JSON.stringify(reply), { qos: 1, properties: { correlationData: command.correlationData! } }).then(() => resolve());
+        }, 20);
+      });
+      const [run] = await Promise.all([runTool(['model', 'rollback', '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--timeout', '30']), answered]);
+      assert.equal(run.code, 1);
+      assert.match(run.stdout, /gw1\s+failed\s+reply_topic_refused\s+ser-ensemble 1\.0\.0\s+response topic refused/);
+    } finally {
+      await client.endAsync(true);
+    }
+  });
+
+  test('rollback, promote and discard send their schema-valid commands and report each gateway\'s answer', async () => {
+    const site = newSite();
+    const [a, b] = await gateways(site, [
+      ['gw1', (c) => (c.name === 'model.rollback' ? { ok: true, result: { reason: 'rolled_back', active: ref('0.9.0'), previous: ref('1.0.0'), staged: null } } : { ok: true, result: { reason: c.name === 'model.promote' ? 'promoted' : 'discarded', active: ref('1.0.0'), previous: null, staged: null } })],
+      ['gw2', () => failed('no_previous', 'there is no previous model to return to')],
+    ]);
+    const run = await runTool(['model', 'rollback', '--broker', broker.url, '--site', site, '--all']);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /gw1\s+ok\s+rolled_back\s+ser-ensemble 0\.9\.0/);
+    assert.match(run.stdout, /gw2\s+failed\s+no_previous\s+ser-ensemble 1\.0\.0\s+there is no previous model to return to/);
+    ModelRollbackCommand.parse(a!.received[0]!.payload);
+    assert.equal(b!.received[0]!.name, 'model.rollback');
+    for (const verb of ['promote', 'discard']) {
+      const r = await runTool(['model', verb, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const doc = JSON.parse(r.stdout);
+      assert.equal(doc.command, `model.${verb}`);
+      assert.equal(doc.gateways[0].reason, verb === 'promote' ? 'promoted' : 'discarded');
+    }
+    assert.deepEqual(a!.received.map((c) => c.name), ['model.rollback', 'model.promote', 'model.discard']);
+  });
+
+  test('status reads every gateway\'s retained model: active, previous, staged with its shadow trial, last install', async () => {
+    const site = newSite();
+    await gateways(site, [
+      [
+        'gw1',
+        () => null,
+        {
+          model: modelState(site, 'gw1', {
+            previous: ref('0.9.0'),
+            staged: {
+              ...ref('1.1.0'),
+              stagedAt: TS,
+              mode: 'shadow',
+              shadow: { startedAt: TS, endsAt: '2026-12-01T11:00:00.000Z', done: true, windows: 1200, agreement: { emotion: 0.93, level: 0.975 }, flagsPerHour: { active: 4, shadow: 5.5 }, flags: { active: 4, shadow: 6 } },
+            },
+            lastInstall: { ok: true, reason: 'staged', ts: TS, name: 'ser-ensemble', version: '1.1.0' },
+          }),
+        },
+      ],
+      ['gw2', () => null, { state: 'offline', model: modelState(site, 'gw2', { lastInstall: { ok: false, reason: 'bad_signature', ts: TS, version: '1.1.0', message: 'the signature does not match the manifest' } }) }],
+    ]);
+    const run = await runTool(['model', 'status', '--broker', broker.url, '--site', site]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`site ${site}: 2 gateways, 1 online`));
+    assert.match(run.stdout, /gw1\s+online\s+ser-ensemble 1\.0\.0\s+ser-ensemble 0\.9\.0\s+ser-ensemble 1\.1\.0 \(shadow\)\s+ok staged 1\.1\.0/);
+    assert.match(run.stdout, /shadow trial of 1\.1\.0: done \(60 min.*1200 windows; agreement emotion 93%, level 98%; flags\/h active 4\.0, shadow 5\.5; promote or discard it/);
+    assert.match(run.stdout, /gw2\s+OFFLINE \(lost\)\s+ser-ensemble 1\.0\.0\s+-\s+-\s+FAILED bad_signature 1\.1\.0/);
+    assert.match(run.stdout, /last install failed \(bad_signature\): the signature does not match the manifest/);
+    const json = await runTool(['model', 'status', '--broker', broker.url, '--site', site, '--json']);
+    const doc = JSON.parse(json.stdout);
+    assert.deepEqual(doc.gateways.map((g: { gateway: string; state: string }) => [g.gateway, g.state]), [['gw1', 'online'], ['gw2', 'offline']]);
+    assert.equal(doc.gateways[0].model.staged.shadow.windows, 1200);
+  });
+
+  test('status of a site with no gateway on the broker says so and exits 1', async () => {
+    const run = await runTool(['model', 'status', '--broker', broker.url, '--site', newSite()]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /no gateway of site fleet-\S+ has a retained status or model .*is --site right/);
+  });
+});
+
+test('against an MQTT 3.1.1 broker the replies are read on the gateways\' own reply topics, matched by correlationId', { timeout: 60_000 }, async () => {
+  const aedes = new EmbeddedBroker({ port: 0 });
+  await aedes.start();
+  const site = newSite();
+  const gw = await new Responder(site, 'gw1', () => installed('1.3.0'), { protocolVersion: 4 }).start(aedes.url);
+  try {
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', aedes.url, '--site', site, '--gateway', 'gw1']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(gw.received[0]!.responseTopic, undefined);
+    assert.match(run.stdout, /gw1\s+ok\s+installed\s+ser-ensemble 1\.3\.0/);
+  } finally {
+    await gw.stop();
+    await aedes.stop();
+  }
+});
+
+describe('command lines that cannot run are refused before connecting, with exit 2', () => {
+  // Nothing listens on port 9 of loopback: any attempt to connect would fail with exit 1, not 2.
+  const broker = 'mqtt://127.0.0.1:9';
+  const cases: [string, () => string[], RegExp][] = [
+    ['no such bundle', () => ['publish', '/nonexistent/bundle', '--broker', broker, '--site', 's', '--gateway', 'g'], /BUNDLE \/nonexistent\/bundle: no such file or directory/],
+    ['an unsigned bundle', () => ['publish', unsignedBundle, '--broker', broker, '--site', 's', '--gateway', 'g'], /is not signed.*sign it with ser-edge model sign/],
+    ['a file that is not a packed bundle', () => ['publish', join(unsignedBundle, MANIFEST_FILE), '--broker', broker, '--site', 's', '--gateway', 'g'], /is not a packed model bundle/],
+    ['a bundle over 8 MiB inline', () => ['publish', largeBundle, '--broker', broker, '--site', 's', '--gateway', 'g'], /is 9\.\d MiB packed, more than the 8\.0 MiB a command carries inline.*--url URL/],
+    ['a --url that is not http(s)', () => ['publish', signedBundle, '--broker', broker, '--site', 's', '--gateway', 'g', '--url', 'ftp://x/b.tar'], /--url ftp:\/\/x\/b\.tar is not http\(s\)/],
+    ['a broker URL without a scheme', () => ['publish', signedBundle, '--broker', '127.0.0.1:1883', '--site', 's', '--gateway', 'g'], /--broker 127\.0\.0\.1:1883 has no scheme/],
+    ['neither --gateway nor --all', () => ['publish', signedBundle, '--broker', broker, '--site', 's'], /name the gateways: --gateway G/],
+    ['both --gateway and --all', () => ['rollback', '--broker', broker, '--site', 's', '--gateway', 'g', '--all'], /either --gateway G \(one or more\) or --all, not both/],
+    ['--canary larger than the gateways named', () => ['publish', signedBundle, '--broker', broker, '--site', 's', '--gateway', 'g1,g2', '--canary', '3'], /--canary 3 is more than the 2 gateways named/],
+    ['a gateway named twice', () => ['promote', '--broker', broker, '--site', 's', '--gateway', 'g1', '--gateway', 'g1'], /--gateway g1 is given twice/],
+    ['a gateway id with a wildcard', () => ['discard', '--broker', broker, '--site', 's', '--gateway', 'gw+'], /--gateway "gw\+" is not a site or gateway id/],
+    ['a site id with a slash', () => ['status', '--broker', broker, '--site', 'a/b'], /--site "a\/b" is not a site or gateway id/],
+    ['a certificate without its key', () => ['status', '--broker', 'mqtts://127.0.0.1:9', '--site', 's', '--cert', '/etc/hostname'], /--key is missing/],
+    ['--shadow of no minutes', () => ['publish', signedBundle, '--broker', broker, '--site', 's', '--gateway', 'g', '--shadow', '0'], /--shadow.*expected minutes above 0/],
+    ['--canary 0', () => ['publish', signedBundle, '--broker', broker, '--site', 's', '--gateway', 'g', '--canary', '0'], /--canary.*at least 1/],
+    ['no --site', () => ['status', '--broker', broker], /required option '-s, --site <site>' not specified/],
+  ];
+  for (const [what, args, message] of cases) {
+    test(`${what}`, async () => {
+      const run = await runTool(['model', ...args()]);
+      assert.equal(run.code, 2, `${what}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.equal(run.stdout, '');
+    });
+  }
+});
+
+test('a broker that cannot be reached exits 1, saying which', async () => {
+  const run = await runTool(['model', 'status', '--broker', 'mqtt://127.0.0.1:9', '--site', 's']);
+  assert.equal(run.code, 1);
+  assert.match(run.stderr, /ser-edge model status: cannot connect to mqtt:\/\/127\.0\.0\.1:9/);
+});
+
+after(() => {
+  for (const dir of [signedBundle, unsignedBundle, largeBundle]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
