@@ -1,20 +1,22 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
-import { defaultModelDir } from '../src/config/package-paths.js';
+import { defaultModelDir, packageRoot } from '../src/config/package-paths.js';
 import { EmbeddedBroker } from '../src/daemon/embedded-broker.js';
 import { MANIFEST_FILE } from '../src/model/bundle-manifest.js';
+import { CommandError } from '../src/mqtt/mqtt-link.js';
 import { ModelInstallCommand, ModelRollbackCommand, type ModelState } from '../src/mqtt/payload-schemas.js';
 import { packBundle } from '../src/update/bundle-archive.js';
 import { signBundleDir } from '../src/update/bundle-signature.js';
 import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { MOSQUITTO_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { publishingGateway } from './helpers/publishing-gateway.js';
 
 /*
  * The field tech's fleet commands against a real mosquitto. The gateways here are
@@ -387,6 +389,54 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
     assert.equal(run.code, 1);
     assert.match(run.stderr, /no gateway of site fleet-\S+ has a retained status or model .*is --site right/);
   });
+});
+
+const PASSWD_MISSING = MOSQUITTO_MISSING || (spawnSync('mosquitto_passwd', ['-h']).error ? 'mosquitto_passwd is not installed (Debian package mosquitto)' : false);
+
+test('under the example ACL, with the operator\'s login from files, the commands reach real gateway links and the replies come back to the operator\'s own inbox', { skip: PASSWD_MISSING, timeout: 60_000 }, async () => {
+  const dir = tempDir('ser-edge-fleet-acl-');
+  const passwd = join(dir, 'passwd');
+  for (const [i, user] of ['desk-row-a', 'desk-row-b', 'model-operator'].entries()) {
+    const made = spawnSync('mosquitto_passwd', [...(i === 0 ? ['-c'] : []), '-b', passwd, user, `password-${user}`], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    writeFileSync(join(dir, `${user}.username`), `${user}\n`);
+    writeFileSync(join(dir, `${user}.password`), `password-${user}\n`);
+  }
+  const broker = await startMosquitto({ extraConfig: ['allow_anonymous false', `password_file ${passwd}`, `acl_file ${join(packageRoot(), 'firmware-config', 'mosquitto-acl.conf')}`] });
+  const site = 'lyon-2';
+  const links = await Promise.all(
+    ['desk-row-a', 'desk-row-b'].map((gateway) => publishingGateway(broker.url, gateway, { site, usernameFile: join(dir, `${gateway}.username`), passwordFile: join(dir, `${gateway}.password`) })),
+  );
+  const seen: { gateway: string; name: string; payload: unknown }[] = [];
+  const login = ['--username-file', join(dir, 'model-operator.username'), '--password-file', join(dir, 'model-operator.password')];
+  try {
+    for (const [i, gw] of links.entries()) {
+      const gateway = i === 0 ? 'desk-row-a' : 'desk-row-b';
+      gw.link.onCommand((command) => {
+        seen.push({ gateway, name: command.name, payload: command.payload });
+        if (command.name === 'model.install' && gateway === 'desk-row-b') throw new CommandError('bad_signature', 'the signature does not match the manifest');
+        return { reason: command.name === 'model.install' ? 'installed' : 'promoted', active: ref('1.1.0'), previous: ref('1.0.0'), staged: null };
+      });
+      await gw.start();
+      await gw.link.publishModelState(modelState(site, gateway));
+    }
+    const publish = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '1', ...login]);
+    assert.equal(publish.code, 1, publish.stderr);
+    assert.match(publish.stdout, /desk-row-a \(canary\)\s+ok\s+installed\s+ser-ensemble 1\.1\.0/);
+    assert.match(publish.stdout, /desk-row-b\s+failed\s+bad_signature\s+ser-ensemble 1\.0\.0\s+command model\.install failed: the signature does not match the manifest/);
+    assert.deepEqual(seen.map((s) => [s.gateway, s.name]), [['desk-row-a', 'model.install'], ['desk-row-b', 'model.install']]);
+    ModelInstallCommand.parse(seen[0]!.payload);
+
+    const promote = await runTool(['model', 'promote', '--broker', broker.url, '--site', site, '--gateway', 'desk-row-a', ...login]);
+    assert.equal(promote.code, 0, promote.stderr);
+    const status = await runTool(['model', 'status', '--broker', broker.url, '--site', site, ...login]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /desk-row-a\s+online\s+ser-ensemble 1\.0\.0/);
+    assert.match(status.stdout, /desk-row-b\s+online/);
+  } finally {
+    await Promise.all(links.map((l) => l.stop()));
+    await broker.stop();
+  }
 });
 
 test('against an MQTT 3.1.1 broker the replies are read on the gateways\' own reply topics, matched by correlationId', { timeout: 60_000 }, async () => {
