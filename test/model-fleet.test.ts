@@ -15,7 +15,7 @@ import { packBundle } from '../src/update/bundle-archive.js';
 import { signBundleDir } from '../src/update/bundle-signature.js';
 import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
-import { MOSQUITTO_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { MOSQUITTO_MISSING, OPENSSL_MISSING, generateTestCertificates, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 import { publishingGateway } from './helpers/publishing-gateway.js';
 
 /*
@@ -106,8 +106,8 @@ class Responder {
     private readonly options: { state?: 'online' | 'offline'; model?: ModelState | null; protocolVersion?: 5 | 4 } = {},
   ) {}
 
-  async start(url: string): Promise<this> {
-    this.client = await mqtt.connectAsync(url, { protocolVersion: this.options.protocolVersion ?? 5, clientId: `responder-${this.site}-${this.gateway}`, reconnectPeriod: 0 });
+  async start(url: string, connection: import('mqtt').IClientOptions = {}): Promise<this> {
+    this.client = await mqtt.connectAsync(url, { protocolVersion: this.options.protocolVersion ?? 5, clientId: `responder-${this.site}-${this.gateway}`, reconnectPeriod: 0, ...connection });
     const base = `ser/v1/${this.site}/${this.gateway}`;
     const state = this.options.state ?? 'online';
     await this.client.publishAsync(
@@ -350,6 +350,28 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
     assert.deepEqual(a!.received.map((c) => c.name), ['model.rollback', 'model.promote', 'model.discard']);
   });
 
+  test('Ctrl-C while waiting stops at once: the table says which replies were not awaited, and nothing more is sent', async () => {
+    const site = newSite();
+    const [a, b] = await gateways(site, [
+      ['gw1', () => null],
+      ['gw2', () => installed()],
+    ]);
+    const child = spawn(process.execPath, [cli, 'model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '1', '--timeout', '300'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + 30_000;
+    while (a!.received.length === 0) {
+      assert.ok(Date.now() < deadline, 'the canary never got the command');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGINT');
+    assert.equal(await exited, 1);
+    assert.match(stdout, /gw1 \(canary\)\s+timeout\s+interrupted\s+ser-ensemble 1\.0\.0\s+stopped waiting for its reply \(interrupted\)/);
+    assert.match(stdout, /gw2\s+not_sent\s+interrupted/);
+    assert.equal(b!.received.length, 0);
+  });
+
   test('status reads every gateway\'s retained model: active, previous, staged with its shadow trial, last install', async () => {
     const site = newSite();
     await gateways(site, [
@@ -439,6 +461,39 @@ test('under the example ACL, with the operator\'s login from files, the commands
   }
 });
 
+test('over TLS with a client certificate, the replies come to the inbox of the certificate\'s name', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING, timeout: 60_000 }, async () => {
+  const certs = generateTestCertificates();
+  const broker = await startMosquitto({ tls: { caFile: certs.caFile, certFile: certs.serverCertFile, keyFile: certs.serverKeyFile, requireCertificate: true } });
+  const site = newSite();
+  const gw = await new Responder(site, 'gw1', () => installed()).start(broker.url, { ca: readFileSync(certs.caFile), cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile) });
+  try {
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--ca', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile]);
+    assert.equal(run.code, 0, run.stderr);
+    // mosquitto's use_identity_as_username makes the certificate's CN (gw-test) the username the ACL's %u reads.
+    assert.match(gw.received[0]!.responseTopic ?? '', new RegExp(`^ser/v1/${site}/ops/replies/gw-test/ser-edge-model-`));
+  } finally {
+    await gw.stop();
+    await broker.stop();
+  }
+});
+
+test('a broker that takes smaller packets than the install command is named before anything is sent, with --url as the way out', { skip: MOSQUITTO_MISSING, timeout: 60_000 }, async () => {
+  const broker = await startMosquitto({ extraConfig: ['max_packet_size 100000'] });
+  const site = newSite();
+  const gw = await new Responder(site, 'gw1', () => installed()).start(broker.url);
+  try {
+    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /the broker takes packets of at most 100000 bytes and this install command is about \d+: serve the packed bundle over http\(s\) and give --url URL/);
+    assert.equal(gw.received.length, 0);
+    const byUrl = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--url', 'https://models.example/b.tar']);
+    assert.equal(byUrl.code, 0, byUrl.stderr);
+  } finally {
+    await gw.stop();
+    await broker.stop();
+  }
+});
+
 test('against an MQTT 3.1.1 broker the replies are read on the gateways\' own reply topics, matched by correlationId', { timeout: 60_000 }, async () => {
   const aedes = new EmbeddedBroker({ port: 0 });
   await aedes.start();
@@ -494,4 +549,38 @@ test('a broker that cannot be reached exits 1, saying which', async () => {
 
 after(() => {
   for (const dir of [signedBundle, unsignedBundle, largeBundle]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the site roster and its report', () => {
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+  const status = (gateway: string, state: 'online' | 'offline') => ({ schema: 1, state, ts: TS, site: 'lab', gateway, version: '0.1.0', model: { name: 'ser-ensemble', version: '1.0.0' }, backend: 'int8' });
+
+  test('a retained payload that breaks the contract is listed with its topic and leaves the gateway out; other sites and topics are not taken', async () => {
+    const { SiteRoster } = await import('../src/commands/fleet/site-roster.js');
+    const { renderSiteStatus } = await import('../src/commands/fleet/fleet-report.js');
+    const roster = new SiteRoster('lab');
+    assert.equal(roster.apply('ser/v1/lab/gw1/status', json(status('gw1', 'online'))), true);
+    assert.equal(roster.apply('ser/v1/lab/gw2/status', json({ schema: 1, state: 'sleeping' })), true);
+    assert.equal(roster.apply('ser/v1/lab/gw3/model', Buffer.from('{not json')), true);
+    assert.equal(roster.apply('ser/v1/other/gw9/status', json(status('gw9', 'online'))), false);
+    assert.equal(roster.apply('ser/v1/lab/gw1/telemetry', json({})), false);
+    assert.deepEqual(roster.withStatus, ['gw1']);
+    const text = renderSiteStatus(roster);
+    assert.match(text, /INVALID RETAINED PAYLOADS\n {2}ser\/v1\/lab\/gw2\/status: state: .*\n {2}ser\/v1\/lab\/gw3\/model: not JSON/);
+  });
+
+  test('an empty retained publish (a cleared topic) forgets what the topic said', async () => {
+    const { SiteRoster } = await import('../src/commands/fleet/site-roster.js');
+    const roster = new SiteRoster('lab');
+    roster.apply('ser/v1/lab/gw1/status', json(status('gw1', 'online')));
+    roster.apply('ser/v1/lab/gw1/status', Buffer.alloc(0));
+    assert.deepEqual(roster.gateways, []);
+  });
+
+  test('a running shadow trial shows how far it is, and agreement before any window is a dash', async () => {
+    const { shadowText } = await import('../src/commands/fleet/fleet-report.js');
+    const now = Date.parse('2026-12-01T10:20:00.000Z');
+    const text = shadowText('1.1.0', { startedAt: TS, endsAt: '2026-12-01T11:00:00.000Z', done: false, windows: 0, agreement: { emotion: null, level: null }, flagsPerHour: { active: 0, shadow: 0 }, flags: { active: 0, shadow: 0 } }, now);
+    assert.equal(text, 'shadow trial of 1.1.0: 20 of 60 min, 0 windows; agreement emotion -, level -; flags/h active 0.0, shadow 0.0');
+  });
 });
