@@ -82,13 +82,14 @@ export function planTargets(roster: SiteRoster, selection: TargetSelection): Tar
 
 /** Checks --canary against the plan: the canaries must leave a decision to make about the rest. */
 export function checkCanary(plan: TargetPlan, canary: number | undefined): void {
-  if (canary === undefined) return;
+  // With no gateway online there is nothing to decide: the table lists them all as offline.
+  if (canary === undefined || plan.send.length === 0) return;
   if (canary > plan.send.length) {
     const offline = plan.order.length - plan.send.length;
     throw new TargetError(
       `--canary ${canary} is more than the ${plan.send.length} gateway${plan.send.length === 1 ? '' : 's'} to send to` +
         (offline > 0 ? ` (${offline} of the ${plan.order.length} targeted ${offline === 1 ? 'is' : 'are'} offline or unknown)` : '') +
-        `: give at most --canary ${Math.max(plan.send.length, 1)}`,
+        `: give at most --canary ${plan.send.length}`,
     );
   }
 }
