@@ -32,6 +32,7 @@ const TS = '2026-12-01T10:00:00.000Z';
 let signedBundle: string;
 let unsignedBundle: string;
 let largeBundle: string;
+let nearLimitBundle: string;
 
 before(async () => {
   const dir = tempDir('ser-edge-fleet-');
@@ -44,14 +45,20 @@ before(async () => {
   unsignedBundle = copy('unsigned');
   signedBundle = copy('signed');
   await signBundleDir(signedBundle, keys.privateFile);
+  const padded = async (name: string, bytes: number) => {
+    const to = copy(name);
+    const padding = randomBytes(bytes);
+    writeFileSync(join(to, 'padding.bin'), padding);
+    const manifest = JSON.parse(readFileSync(join(to, MANIFEST_FILE), 'utf8'));
+    manifest.files['padding.bin'] = { sha256: sha256(padding), bytes: padding.length };
+    writeFileSync(join(to, MANIFEST_FILE), JSON.stringify(manifest, null, 2));
+    await signBundleDir(to, keys.privateFile);
+    return to;
+  };
   // 9 MiB more than the shipped model: over what a command carries inline.
-  largeBundle = copy('large');
-  const padding = randomBytes(9 * 1024 * 1024);
-  writeFileSync(join(largeBundle, 'padding.bin'), padding);
-  const manifest = JSON.parse(readFileSync(join(largeBundle, MANIFEST_FILE), 'utf8'));
-  manifest.files['padding.bin'] = { sha256: sha256(padding), bytes: padding.length };
-  writeFileSync(join(largeBundle, MANIFEST_FILE), JSON.stringify(manifest, null, 2));
-  await signBundleDir(largeBundle, keys.privateFile);
+  largeBundle = await padded('large', 9 * 1024 * 1024);
+  // The shipped model's half MiB and 7 MiB more: under it.
+  nearLimitBundle = await padded('near-limit', 7 * 1024 * 1024);
 });
 
 interface ToolRun {
@@ -208,6 +215,18 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
     assert.equal(command.correlationData?.toString(), parsed.correlationId);
     assert.match(run.stdout, /gw1\s+ok\s+installed\s+ser-ensemble 1\.2\.0/);
     assert.match(run.stdout, /1 ok \(of 1\)/);
+  });
+
+  test('a bundle of nearly 8 MiB packed goes inline and arrives byte for byte', async () => {
+    const site = newSite();
+    const [gw] = await gateways(site, [['gw1', () => installed()]]);
+    const run = await runTool(['model', 'publish', nearLimitBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
+    assert.equal(run.code, 0, run.stderr);
+    const parsed = ModelInstallCommand.parse(gw!.received[0]!.payload);
+    assert.ok('inline' in parsed.bundle);
+    const packed = await packBundle(nearLimitBundle);
+    assert.ok(packed.length > 7 * 1024 * 1024 && packed.length <= 8 * 1024 * 1024, `${packed.length} bytes`);
+    assert.ok(Buffer.from(parsed.bundle.inline, 'base64').equals(packed));
   });
 
   test('with healthy canaries the rest are sent only after every canary has replied', async () => {
@@ -548,7 +567,7 @@ test('a broker that cannot be reached exits 1, saying which', async () => {
 });
 
 after(() => {
-  for (const dir of [signedBundle, unsignedBundle, largeBundle]) if (dir) rmSync(dir, { recursive: true, force: true });
+  for (const dir of [signedBundle, unsignedBundle, largeBundle, nearLimitBundle]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('the site roster and its report', () => {
