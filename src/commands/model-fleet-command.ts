@@ -127,6 +127,8 @@ async function openSession(options: FleetOptions, command: string, timeoutSecond
     if (!inbox.handle(topic, payload, packet)) roster.apply(topic, payload);
   });
   const close = async () => {
+    // Not waiting for a broker that is away: the session then ends at its expiry.
+    if (!client.connected) return client.endAsync(true);
     // The session was kept for the run only; DISCONNECT ends it now rather than at its expiry.
     await client.endAsync(false, protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0 } } : {}).catch(() => client.endAsync(true));
   };
