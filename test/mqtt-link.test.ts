@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Aedes } from 'aedes';
 import { CommandError, MqttLink, type MqttLinkDeps } from '../src/mqtt/mqtt-link.js';
 import { Outbox } from '../src/mqtt/outbox.js';
-import { ChannelState, CommandReply, StatusPayload, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
+import { ChannelState, CommandReply, MAX_COMMAND_BYTES, StatusPayload, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
 import { gatewayTopics } from '../src/mqtt/topics.js';
 import { UrgencyPublisher } from '../src/mqtt/urgency-publisher.js';
 import type { Logger } from '../src/mqtt/logger.js';
@@ -208,8 +208,8 @@ describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       assert.equal(reply.error?.code, 'unsupported_schema');
     });
 
-    test('a 10 MB payload gets a payload_too_large reply without being parsed', async () => {
-      const reply = await command('model.install', Buffer.alloc(10 * 1024 * 1024, 0x7b));
+    test('a payload over the command limit (an 8 MiB bundle as base64, and a little) gets a payload_too_large reply without being parsed', async () => {
+      const reply = await command('model.install', Buffer.alloc(MAX_COMMAND_BYTES + 1, 0x7b));
       assert.equal(reply.error?.code, 'payload_too_large');
     });
 
