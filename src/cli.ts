@@ -38,6 +38,17 @@ function unitList(value: string): string {
   return value;
 }
 
+/** The broker, TLS and credential options of every command that connects as an operator (watch, model publish…). */
+function brokerOptions(command: Command): Command {
+  return command
+    .requiredOption('-b, --broker <url>', 'broker url, e.g. mqtt://broker:1883 or mqtts://broker:8883')
+    .option('--ca <file>', 'CA certificate (PEM) to trust for an mqtts:// broker')
+    .option('--cert <file>', 'client certificate (PEM), with --key, for a broker that requires one')
+    .option('--key <file>', 'private key (PEM) of --cert')
+    .option('--username-file <file>', 'file holding the broker username (never printed)')
+    .option('--password-file <file>', 'file holding the broker password (never printed)');
+}
+
 const program = exitTwoOnUsageError(new Command())
   .name('ser-edge')
   .description('On-device speech-emotion recognition for call-centre headset gateways: urgency flags over MQTT.')
@@ -135,18 +146,11 @@ program
     process.exitCode = await runDaemon(opts, version);
   });
 
-program
-  .command('watch')
+brokerOptions(program.command('watch'))
   .description('Live table of gateways, channels and urgency for central operators (or --json lines).')
-  .requiredOption('-b, --broker <url>', 'broker url, e.g. mqtt://broker:1883 or mqtts://broker:8883')
   .option('-s, --site <site>', 'only this site (default: all sites)')
   .option('-g, --group <group>', 'MQTT 5 shared-subscription group: consumers in one group split the urgency events')
   .option('--json', 'print one JSON line per received message instead of the table', false)
-  .option('--ca <file>', 'CA certificate (PEM) to trust for an mqtts:// broker')
-  .option('--cert <file>', 'client certificate (PEM), with --key, for a broker that requires one')
-  .option('--key <file>', 'private key (PEM) of --cert')
-  .option('--username-file <file>', 'file holding the broker username (never printed)')
-  .option('--password-file <file>', 'file holding the broker password (never printed)')
   .action(async (opts: WatchOptions) => {
     const { runWatch } = await import('./commands/watch-command.js');
     process.exitCode = await runWatch(opts);
@@ -182,8 +186,11 @@ program
 
 const model = program
   .command('model')
-  .description('Model bundles for field techs: signing keys, signatures, packed bundles.');
+  .description(
+    "Model bundles for field techs: signing keys, signatures and packed bundles (local); publish to gateways over MQTT (with shadow trial and canaries), roll back, promote or discard a shadow model, and show every gateway's models.",
+  );
 
+// ---- model: the field tech's local tools (keygen, sign, verify, pack), run where the signing key is kept
 model
   .command('keygen')
   .description('Write a new ed25519 signing key pair: DIR/model-signing.key (private, 0600; keep it off the gateways) and DIR/model-signing.pub (for model.trustedKeys).')
@@ -223,5 +230,60 @@ model
     const { runModelPack } = await import('./commands/model-command.js');
     process.exitCode = await runModelPack(dir, opts);
   });
+
+// ---- model: the field tech's fleet commands over MQTT (publish, rollback, promote, discard, status)
+
+/** `--gateway G`, repeated or comma-separated, into one list. */
+const gatewayList = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((g) => g.trim()).filter((g) => g.length > 0)];
+
+/** The options of every fleet subcommand that targets gateways; `timeout` is its default in seconds. */
+function fleetTargetOptions(command: Command, timeout: number): Command {
+  return brokerOptions(command)
+    .requiredOption('-s, --site <site>', 'the site whose gateways to command')
+    .option('-g, --gateway <id>', 'a gateway to command (repeat it, or id1,id2)', gatewayList)
+    .option('--all', "every gateway of the site, as their retained status names them (offline ones are listed, not sent to)")
+    .addOption(new Option('--timeout <seconds>', "how long to wait for each gateway's reply, from when the broker took the command").default(timeout).argParser(positiveSeconds))
+    .option('--json', 'print one JSON document (each gateway\'s result, reason, active model, message) instead of the table', false);
+}
+
+fleetTargetOptions(model.command('publish'), 120)
+  .description('Install a signed bundle on gateways over MQTT (cmd/model.install), canaries first; a table of what each answered, exit 0 only when all succeeded.')
+  .argument('<bundle>', 'a signed bundle directory, or the file `model pack` made of it')
+  .addOption(new Option('--shadow <minutes>', 'stage it and run it beside the active model for this long, publishing nothing (then model promote or discard)').argParser((v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > 7 * 24 * 60) throw new InvalidArgumentError('expected minutes above 0, at most 10080 (a week)');
+    return n;
+  }))
+  .option('--canary <n>', 'install on the first n gateways (as given, or by id with --all) first; the rest only if all of them succeeded', integerAtLeast(1))
+  .option('--url <url>', 'the gateways download the packed bundle from this http(s) URL (upload the same file there) instead of receiving it inline (at most 8 MiB)')
+  .option('--force', 'install even when the version is not newer than the active one (a deliberate downgrade)', false)
+  .action(async (bundle: string, opts: import('./commands/model-fleet-command.js').PublishOptions) => {
+    const { runModelPublish } = await import('./commands/model-fleet-command.js');
+    process.exitCode = await runModelPublish(bundle, opts);
+  });
+
+for (const [verb, what] of [
+  ['rollback', 'Return the gateways to their previous model (cmd/model.rollback).'],
+  ['promote', 'Activate the model under shadow trial on the gateways (cmd/model.promote).'],
+  ['discard', 'Drop the model under shadow trial on the gateways (cmd/model.discard).'],
+] as const) {
+  fleetTargetOptions(model.command(verb), 60)
+    .description(`${what} A table of what each answered; exit 0 only when all succeeded.`)
+    .action(async (opts: import('./commands/model-fleet-command.js').TargetedOptions) => {
+      const { runModelCommand } = await import('./commands/model-fleet-command.js');
+      process.exitCode = await runModelCommand(`model.${verb}`, opts);
+    });
+}
+
+brokerOptions(model.command('status'))
+  .description("Every gateway of a site: online or not, active, previous and staged model (with its shadow trial), last install, from their retained …/status and …/model.")
+  .requiredOption('-s, --site <site>', 'the site to show')
+  .addOption(new Option('--timeout <seconds>', 'how long to wait for the retained messages').default(10).argParser(positiveSeconds))
+  .option('--json', 'print one JSON document (each gateway\'s status and model state as published)', false)
+  .action(async (opts: import('./commands/model-fleet-command.js').FleetOptions) => {
+    const { runModelStatus } = await import('./commands/model-fleet-command.js');
+    process.exitCode = await runModelStatus(opts);
+  });
+// ---- end of the fleet commands
 
 await program.parseAsync(process.argv);

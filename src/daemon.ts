@@ -13,20 +13,19 @@ import { LoadShedder } from './daemon/load-shedder.js';
 import { openAudioSource } from './daemon/open-audio-source.js';
 import { lockedDirectories, StateDirectoryLock } from './daemon/state-dir-lock.js';
 import { TimedOutbox } from './daemon/timed-outbox.js';
-import type { Classifier } from './model/classifier.js';
-import { loadModel } from './daemon/load-model.js';
+import { loadModel, manifestDigest } from './daemon/load-model.js';
+import { liveModel, ModelSlot } from './daemon/model-slot.js';
 import { linkSettings } from './daemon/link-settings.js';
 import { MqttLink } from './mqtt/mqtt-link.js';
 import type { EMOTIONS } from './model/emotions.js';
-import type { UrgencyEvent } from './mqtt/payload-schemas.js';
+import type { TelemetryPayload, UrgencyEvent } from './mqtt/payload-schemas.js';
 import { UrgencyPublisher } from './mqtt/urgency-publisher.js';
 import { DroppedWindowLog } from './telemetry/dropped-window-log.js';
 import { HealthProbe } from './telemetry/health-probe.js';
 import { PipelineMetrics } from './telemetry/pipeline-metrics.js';
 import { PrometheusEndpoint } from './telemetry/prometheus-endpoint.js';
 import { TelemetryReporter } from './telemetry/telemetry-reporter.js';
-import { resolveWeights, weightsForLabels } from './urgency/urgency-score.js';
-import { DEFAULT_TRACKER_CONFIG } from './urgency/urgency-tracker.js';
+import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from './urgency/urgency-tracker.js';
 import { DEFAULT_WINDOWING } from './audio/speech-windower.js';
 
 export interface DaemonDependencies {
@@ -48,7 +47,7 @@ export class Daemon {
   private readonly deps: DaemonDependencies;
   readonly bus = new DaemonBus();
   readonly metrics = new PipelineMetrics();
-  private classifier: Classifier | undefined;
+  private slot: ModelSlot | undefined;
   private broker: EmbeddedBroker | undefined;
   private outbox: TimedOutbox | undefined;
   private link: MqttLink | undefined;
@@ -78,6 +77,14 @@ export class Daemon {
     return this.deps.config.mqtt.url ?? this.broker?.url ?? '';
   }
 
+  /**
+   * The live model and its shadow trial, once start() has loaded the model (undefined
+   * before): the update stage switches models and runs trials through it.
+   */
+  get modelSlot(): ModelSlot | undefined {
+    return this.slot;
+  }
+
   /** Whether the MQTT link is connected now (the demo's status line). */
   get brokerConnected(): boolean {
     return this.link?.connected ?? false;
@@ -99,10 +106,19 @@ export class Daemon {
       this.continueStarting();
     }
     const classifier = await loadModel(config.model, logger);
-    this.classifier = classifier;
+    let sha256: string;
+    try {
+      sha256 = await manifestDigest(config.model.dir);
+    } catch (error) {
+      classifier.dispose();
+      throw error;
+    }
+    const slot = new ModelSlot({ initial: liveModel(classifier, config.urgency.weights, sha256), tracker: trackerConfig(config) });
+    this.slot = slot;
     this.continueStarting();
-    const model = { name: classifier.manifest.name, version: classifier.manifest.version };
-    logger.info({ model, backend: classifier.backend, dir: config.model.dir }, 'model loaded');
+    /** The model in use now: a switch changes it while the daemon runs. */
+    const model = () => ({ name: slot.current.ref.name, version: slot.current.ref.version });
+    logger.info({ model: model(), backend: classifier.backend, dir: config.model.dir }, 'model loaded');
 
     if (config.mqtt.url === undefined) {
       this.broker = new EmbeddedBroker({ port: config.mqtt.embedded.port });
@@ -131,7 +147,7 @@ export class Daemon {
     this.continueStarting();
     this.link = new MqttLink({
       ...linkSettings(config, this.brokerUrl),
-      statusInfo: () => ({ version: this.deps.version, model, backend: classifier.backend }),
+      statusInfo: () => ({ version: this.deps.version, model: model(), backend: slot.current.classifier.backend }),
       // aedes speaks MQTT 3.1.1 only: asking it for 5 first would just log a fallback warning.
       ...(this.broker ? { protocolVersion: 4 as const } : {}),
       logger,
@@ -141,12 +157,12 @@ export class Daemon {
     const activatedAt = new Date().toISOString();
     const link = this.link;
     link.on('connect', () => {
-      const state = { schema: 1 as const, ts: new Date().toISOString(), site: config.site, gateway: config.gateway, active: { ...model, activatedAt }, previous: null, lastInstall: null };
+      const state = { schema: 1 as const, ts: new Date().toISOString(), site: config.site, gateway: config.gateway, active: { ...model(), activatedAt }, previous: null, lastInstall: null };
       link.publishModelState(state).catch((error: Error) => logger.warn({ error: error.message }, 'could not publish the model state'));
     });
 
-    this.buildChannels(classifier);
-    this.wireBus(model);
+    this.buildChannels(slot);
+    this.wireBus();
     this.link.onCommand(new CallCommandRouter({ channels: this.channels, logger, callRate: config.commands.call }).handle);
     // The embedded broker is loopback-only and admits anyone by design: nothing to warn about there.
     if (config.commands.enabled && !this.broker) link.once('connect', () => void warnIfAnonymous(link, logger));
@@ -164,7 +180,8 @@ export class Daemon {
       intervalSeconds: config.telemetry.intervalSeconds,
       metrics: this.metrics,
       probe,
-      backend: () => classifier.backend,
+      backend: () => slot.current.classifier.backend,
+      shadow: () => shadowTelemetry(slot),
       outbox,
       reconnects: () => link.reconnects,
       channelLevels: () => new Map([...this.channels].map(([id, c]) => [id, { callId: c.callId, level: c.level }])),
@@ -220,7 +237,7 @@ export class Daemon {
     await this.link?.stop({ offlineTimeoutMs: left(STOP_CLOSE_MS) });
     await step('outbox', this.outbox?.stop(), left());
     await step('embedded broker', this.broker?.stop(), left());
-    this.classifier?.dispose();
+    this.slot?.dispose();
     for (const lock of this.locks.splice(0)) await lock.release();
     logger.info({}, 'ser-edge stopped');
   }
@@ -236,18 +253,12 @@ export class Daemon {
     return (this.outbox?.depth ?? 0) === 0;
   }
 
-  private buildChannels(classifier: Classifier): void {
+  private buildChannels(model: ModelSlot): void {
     const { config, logger } = this.deps;
-    const labelWeights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights, config.urgency.weights));
-    const tracker = {
-      smoothing: config.urgency.smoothing,
-      thresholds: config.urgency.thresholds ?? DEFAULT_TRACKER_CONFIG.thresholds,
-      hysteresis: config.urgency.hysteresis,
-      raiseWindows: config.urgency.raiseWindows,
-      clearWindows: config.urgency.clearWindows,
-    };
+    const tracker = trackerConfig(config);
     const windowing = { ...DEFAULT_WINDOWING, windowSeconds: config.audio.windowSeconds, hopSeconds: config.audio.hopSeconds };
-    const sampleRate = classifier.manifest.features.sampleRate;
+    // Opened at the first model's rate for good: a model switch keeps it (ModelSlot.canAdopt).
+    const sampleRate = model.sampleRate;
     // One of each for all sources: the CPU and the event loop's thread are shared.
     const shedder = new LoadShedder({ maxLagSeconds: config.audio.maxLagSeconds });
     const turns = new EventLoopTurns();
@@ -259,8 +270,7 @@ export class Daemon {
         const channel = new HeadsetChannel({
           id,
           role,
-          classifier,
-          labelWeights,
+          model,
           tracker,
           windowing,
           callSilenceSeconds: config.calls.callSilenceSeconds,
@@ -289,7 +299,7 @@ export class Daemon {
     if (this.channels.size === 0) logger.warn({}, 'no audio sources configured: add `sources` to the config (see firmware-config/site-example.json)');
   }
 
-  private wireBus(model: { name: string; version: string }): void {
+  private wireBus(): void {
     const { logger } = this.deps;
     const publisher = this.publisher!;
     const serially = (work: () => Promise<unknown> | unknown) => {
@@ -299,7 +309,7 @@ export class Daemon {
       this.flagsQueued++;
       serially(async () => {
         try {
-          await this.storeFlag(change, model);
+          await this.storeFlag(change);
         } finally {
           this.flagsQueued--;
           if (this.flagsQueued < MAX_QUEUED_FLAGS) this.flagsBelowLimit?.resolve();
@@ -316,9 +326,9 @@ export class Daemon {
   }
 
   /** Makes one urgency change a stored event (outbox first, then it is published), and says so. */
-  private async storeFlag(change: UrgencyChangeEvent, model: { name: string; version: string }): Promise<void> {
+  private async storeFlag(change: UrgencyChangeEvent): Promise<void> {
     const { config, logger } = this.deps;
-    const event = await this.publisher!.flag(toFlag(change, model));
+    const event = await this.publisher!.flag(toFlag(change));
     this.outbox!.watch(event.id, change.window.endMs);
     // `urgency`, not `level`: pino's own `level` key is the log line's severity.
     logger.info({ channel: event.channel, callId: event.callId, kind: event.kind, urgency: event.level, score: event.score, id: event.id, seq: event.seq }, `urgency ${event.kind}`);
@@ -389,7 +399,25 @@ async function settleWithin(work: Promise<unknown>, ms: number): Promise<'done' 
   }
 }
 
-function toFlag(change: UrgencyChangeEvent, model: { name: string; version: string }): Omit<UrgencyEvent, 'schema' | 'id' | 'seq' | 'ts' | 'site' | 'gateway'> {
+/** The urgency tracker's settings from the config: every channel's calls, and a shadow trial's, follow them. */
+function trackerConfig(config: ResolvedConfig): TrackerConfig {
+  return {
+    smoothing: config.urgency.smoothing,
+    thresholds: config.urgency.thresholds ?? DEFAULT_TRACKER_CONFIG.thresholds,
+    hysteresis: config.urgency.hysteresis,
+    raiseWindows: config.urgency.raiseWindows,
+    clearWindows: config.urgency.clearWindows,
+  };
+}
+
+/** The shadow trial's report for telemetry, with the staged model's name; null when no model is staged. */
+function shadowTelemetry(slot: ModelSlot): NonNullable<TelemetryPayload['pipeline']['shadow']> | null {
+  const trial = slot.shadow;
+  if (trial === null) return null;
+  return { model: { name: trial.model.ref.name, version: trial.model.ref.version }, ...trial.report() };
+}
+
+function toFlag(change: UrgencyChangeEvent): Omit<UrgencyEvent, 'schema' | 'id' | 'seq' | 'ts' | 'site' | 'gateway'> {
   return {
     channel: change.channel,
     callId: change.callId,
@@ -399,7 +427,8 @@ function toFlag(change: UrgencyChangeEvent, model: { name: string; version: stri
     score: round(change.score),
     emotion: change.emotion,
     probabilities: change.probabilities as Partial<Record<(typeof EMOTIONS)[number], number>>,
-    model,
+    // Name and version only: the event's contract has no digest.
+    model: { name: change.model.name, version: change.model.version },
     window: { start: new Date(change.window.startMs).toISOString(), end: new Date(change.window.endMs).toISOString() },
   };
 }

@@ -5,13 +5,13 @@ import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
 import { CallCommandRouter } from '../src/daemon/call-command-router.js';
 import { DaemonBus, type CallBoundaryEvent, type ChannelLevelEvent, type UrgencyChangeEvent } from '../src/daemon/daemon-events.js';
 import { HeadsetChannel } from '../src/daemon/headset-channel.js';
+import { liveModel, ModelSlot } from '../src/daemon/model-slot.js';
 import { CommandError } from '../src/mqtt/mqtt-link.js';
 import type { CommandRequest } from '../src/mqtt/payload-schemas.js';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
 import type { BundleManifest } from '../src/model/bundle-manifest.js';
 import type { CallContext, Classifier } from '../src/model/classifier.js';
 import { PipelineMetrics } from '../src/telemetry/pipeline-metrics.js';
-import { weightsForLabels, DEFAULT_URGENCY_WEIGHTS } from '../src/urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
 
 /** A per-call context that counts the windows it was passed with. */
@@ -58,8 +58,7 @@ function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5
   const headset = new HeadsetChannel({
     id,
     role,
-    classifier,
-    labelWeights: weightsForLabels(classifier.labels, DEFAULT_URGENCY_WEIGHTS),
+    model: new ModelSlot({ initial: liveModel(classifier, undefined, 'f'.repeat(64)), tracker: DEFAULT_TRACKER_CONFIG }),
     tracker: DEFAULT_TRACKER_CONFIG,
     windowing: DEFAULT_WINDOWING,
     callSilenceSeconds,

@@ -208,8 +208,7 @@ describe('MqttLink against mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       assert.equal(reply.error?.code, 'unsupported_schema');
     });
 
-    test('a payload one byte over the limit gets a payload_too_large reply without being parsed', async () => {
-      // The default limit carries an 8 MiB bundle inline as base64 (update.maxInlineBytes).
+    test('a payload over the command limit (an 8 MiB bundle as base64, and a little) gets a payload_too_large reply without being parsed', async () => {
       const reply = await command('model.install', Buffer.alloc(MAX_COMMAND_BYTES + 1, 0x7b));
       assert.equal(reply.error?.code, 'payload_too_large');
       assert.match(reply.error!.message, new RegExp(`exceeds the ${MAX_COMMAND_BYTES}-byte limit`));

@@ -28,9 +28,9 @@ import { pcmStreamBlocks } from '../../src/audio/pcm-stream-blocks.js';
 import { DEFAULT_WINDOWING } from '../../src/audio/speech-windower.js';
 import { DaemonBus } from '../../src/daemon/daemon-events.js';
 import { HeadsetChannel } from '../../src/daemon/headset-channel.js';
+import { liveModel, ModelSlot } from '../../src/daemon/model-slot.js';
 import type { Classifier } from '../../src/model/classifier.js';
 import { PipelineMetrics } from '../../src/telemetry/pipeline-metrics.js';
-import { resolveWeights, weightsForLabels } from '../../src/urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from '../../src/urgency/urgency-tracker.js';
 import type { CaptureReport } from './capture-device.js';
 import { benchConfig, DaemonUnderTest } from './daemon-under-test.js';
@@ -237,14 +237,13 @@ async function replicate(classifier: Classifier, pcm: Buffer, channels: number):
   const bus = new DaemonBus();
   const metrics = new PipelineMetrics();
   const expected = new Map<string, ExpectedEvent[]>();
-  const labelWeights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights, undefined));
+  const model = new ModelSlot({ initial: liveModel(classifier, undefined, ''), tracker: BENCH_TRACKER });
   const heads = Array.from({ length: channels }, (_, c) => {
     expected.set(`ch${c}`, []);
     return new HeadsetChannel({
       id: `ch${c}`,
       role: 'customer',
-      classifier,
-      labelWeights,
+      model,
       tracker: BENCH_TRACKER,
       windowing: DEFAULT_WINDOWING,
       callSilenceSeconds: CALL_SILENCE_SECONDS,

@@ -1,62 +1,18 @@
-import { readFile } from 'node:fs/promises';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { z } from 'zod';
-import { brokerUrlProblem } from '../mqtt/broker-url.js';
+import { table } from './text-table.js';
+import { brokerConnectionOptions, connectOperatorClient, operatorClientId, type BrokerConnectionFlags } from './broker-connection.js';
 import { ChannelState, ModelState, StatusPayload, TelemetryPayload, UrgencyEvent, describeIssues } from '../mqtt/payload-schemas.js';
 import { redactUrl } from '../mqtt/mqtt-link.js';
 import { TOPIC_ROOT } from '../mqtt/topics.js';
 import { levelRank, type UrgencyLevel } from '../urgency/urgency-score.js';
 import { scoreText } from '../urgency/score-text.js';
 
-export interface WatchOptions {
-  broker: string;
+export interface WatchOptions extends BrokerConnectionFlags {
   site?: string;
   /** Shared-subscription group: consumers with the same group split the urgency events between them. */
   group?: string;
   json: boolean;
-  /** PEM files for an mqtts:// broker: the CA to trust, and a client certificate with its key. */
-  ca?: string;
-  cert?: string;
-  key?: string;
-  /** Files holding the broker username and password (a trailing newline is ignored). Never printed. */
-  usernameFile?: string;
-  passwordFile?: string;
-}
-
-/** An option that cannot be used (a file that cannot be read, a certificate without its key); exit 2. */
-export class WatchOptionError extends Error {
-  override name = 'WatchOptionError';
-}
-
-/**
- * The TLS and credential part of the connection, read from the files the options name.
- * Errors name the option and the path, never a file's content.
- */
-export async function watchConnectionOptions(options: Pick<WatchOptions, 'broker' | 'ca' | 'cert' | 'key' | 'usernameFile' | 'passwordFile'>): Promise<IClientOptions> {
-  const problem = brokerUrlProblem(options.broker, '--broker');
-  if (problem !== null) throw new WatchOptionError(problem);
-  const tlsFiles = ([['--ca', options.ca], ['--cert', options.cert], ['--key', options.key]] as const).filter(([, path]) => path !== undefined);
-  if (tlsFiles.length > 0 && !/^(mqtts|wss):/i.test(options.broker)) {
-    throw new WatchOptionError(`${tlsFiles.map(([flag]) => flag).join(', ')} need a TLS broker URL: use mqtts://host:8883 (or wss://) for --broker, not ${redactUrl(options.broker)}`);
-  }
-  if ((options.cert === undefined) !== (options.key === undefined)) {
-    throw new WatchOptionError(`${options.cert === undefined ? '--cert' : '--key'} is missing: a client certificate (--cert) and its key (--key) go together`);
-  }
-  const read = async (flag: string, path: string): Promise<Buffer> => {
-    try {
-      return await readFile(path);
-    } catch (error) {
-      throw new WatchOptionError(`${flag} ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); check the path and its permissions`);
-    }
-  };
-  const secret = async (flag: string, path: string): Promise<string> => (await read(flag, path)).toString('utf8').replace(/\r?\n$/, '');
-  const out: IClientOptions = {};
-  if (options.ca !== undefined) out.ca = await read('--ca', options.ca);
-  if (options.cert !== undefined) out.cert = await read('--cert', options.cert);
-  if (options.key !== undefined) out.key = await read('--key', options.key);
-  if (options.usernameFile !== undefined) out.username = await secret('--username-file', options.usernameFile);
-  if (options.passwordFile !== undefined) out.password = await secret('--password-file', options.passwordFile);
-  return out;
 }
 
 /** The topic filters `watch` subscribes to; urgency events go through `$share/{group}/` when a group is given. */
@@ -282,13 +238,6 @@ export class UrgencyBoard {
   }
 }
 
-/** Rows under a header, each column as wide as its widest cell ('l'eft or 'r'ight aligned), indented by two. */
-function table(header: string[], rows: string[][], align: string): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => `  ${cells.map((c, i) => (align[i] === 'r' ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ')}`.trimEnd();
-  return [line(header), ...rows.map(line)];
-}
-
 /** Local wall-clock time of an ISO timestamp, as the operator's own clock reads. */
 function clock(iso: string): string {
   const t = new Date(iso);
@@ -321,7 +270,7 @@ export async function runWatch(options: WatchOptions): Promise<number> {
 
   let connection: IClientOptions;
   try {
-    connection = await watchConnectionOptions(options);
+    connection = await brokerConnectionOptions(options);
   } catch (error) {
     process.stderr.write(`ser-edge watch: ${(error as Error).message}\n`);
     return 2;
@@ -330,7 +279,7 @@ export async function runWatch(options: WatchOptions): Promise<number> {
   let client: MqttClient;
   let protocolVersion: 5 | 4;
   try {
-    ({ client, protocolVersion } = await connectWatcher(options.broker, connection));
+    ({ client, protocolVersion } = await connectOperatorClient(options.broker, connection, { clientId: operatorClientId('ser-edge-watch'), reconnectPeriod: RECONNECT_MS }));
   } catch (error) {
     process.stderr.write(`ser-edge watch: cannot connect to ${shownUrl}: ${(error as Error).message}; check --broker (mqtt://host:1883 or mqtts://host:8883)\n`);
     return 1;
@@ -395,16 +344,4 @@ export async function runWatch(options: WatchOptions): Promise<number> {
   // Not waiting for a broker that is away: nothing is in flight that needs it.
   await client.endAsync(link.state !== 'connected');
   return 0;
-}
-
-/** MQTT 5 (shared subscriptions are a v5 feature), falling back to 3.1.1 for brokers without it; says which it got. */
-async function connectWatcher(url: string, connection: IClientOptions): Promise<{ client: MqttClient; protocolVersion: 5 | 4 }> {
-  const base: IClientOptions = { ...connection, clientId: `ser-edge-watch-${process.pid}-${Math.random().toString(16).slice(2, 8)}`, reconnectPeriod: RECONNECT_MS, connectTimeout: 10_000 };
-  try {
-    return { client: await mqtt.connectAsync(url, { ...base, protocolVersion: 5 }, false), protocolVersion: 5 };
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === 0x84 || code === 1) return { client: await mqtt.connectAsync(url, { ...base, protocolVersion: 4 }, false), protocolVersion: 4 };
-    throw error;
-  }
 }

@@ -1,6 +1,8 @@
 import { ulid } from 'ulid';
 import type { CallContext } from '../model/classifier.js';
 import { UrgencyTracker, type TrackerConfig } from '../urgency/urgency-tracker.js';
+import type { LiveModel } from './model-slot.js';
+import type { ShadowCall, ShadowTrial } from './shadow-trial.js';
 
 /**
  * One call on one headset channel: its id, its urgency tracker and the model's context
@@ -11,16 +13,37 @@ export class CallSession {
   readonly tracker: UrgencyTracker;
   readonly callId: string;
   readonly startedBy: 'command' | 'speech';
-  /** What the model keeps about this call; null for a model that keeps nothing. */
-  readonly model: CallContext | null;
   /** Last window's verdict, for the clear event a call end may have to send. */
-  last: { emotion: string; probabilities: Record<string, number>; window: { startMs: number; endMs: number } } | null = null;
+  last: { emotion: string; probabilities: Record<string, number>; window: { startMs: number; endMs: number }; model: { name: string; version: string } } | null = null;
+  /** What the model keeps about this call; null for a model that keeps nothing. */
+  private context: CallContext | null = null;
+  /** The model `context` came from. */
+  private contextOf: LiveModel | null = null;
+  private shadowCall: ShadowCall | null = null;
 
-  constructor(dependencies: { tracker: TrackerConfig; callId?: string; startedBy: 'command' | 'speech'; model?: CallContext | null }) {
-    this.model = dependencies.model ?? null;
+  constructor(dependencies: { tracker: TrackerConfig; callId?: string; startedBy: 'command' | 'speech' }) {
     this.tracker = new UrgencyTracker(dependencies.tracker);
     // The telephony system's id when it told us; otherwise a ULID, sortable by start time.
     this.callId = dependencies.callId ?? ulid();
     this.startedBy = dependencies.startedBy;
+  }
+
+  /**
+   * This call's context for `model`. A model switched in during the call gets a context
+   * of its own (another model's baseline means nothing to it), built from the windows it
+   * judges from then on; the tracker, the call's urgency so far, carries on.
+   */
+  contextFor(model: LiveModel): CallContext | null {
+    if (model !== this.contextOf) {
+      this.context = model.classifier.newCallContext();
+      this.contextOf = model;
+    }
+    return this.context;
+  }
+
+  /** How `trial`'s model follows this call, from the first window it judges. */
+  shadowFor(trial: ShadowTrial): ShadowCall {
+    if (this.shadowCall === null || this.shadowCall.trial !== trial) this.shadowCall = trial.openCall();
+    return this.shadowCall;
   }
 }

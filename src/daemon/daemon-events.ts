@@ -19,6 +19,8 @@ export interface UrgencyChangeEvent {
   window: { startMs: number; endMs: number };
   /** Why: a window moved the smoothed score, or the call ended with a flag up. */
   cause: 'window' | 'call-end';
+  /** The model that judged that window. */
+  model: { name: string; version: string };
 }
 
 /** What a channel's retained state says now; sent on every level change and call boundary. */

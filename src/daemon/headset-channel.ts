@@ -1,7 +1,7 @@
 import type { HeadsetRole } from '../audio/channel-map.js';
 import type { WindowingConfig } from '../audio/speech-windower.js';
-import type { Classifier } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
+import { frameFeatureDifferences } from '../features/feature-config.js';
 import { SpeechFeatureStream, type SpeechWindow } from '../pipeline/speech-feature-stream.js';
 import { judgeWindow, probabilityRecord } from '../pipeline/window-verdict.js';
 import type { PipelineMetrics } from '../telemetry/pipeline-metrics.js';
@@ -9,13 +9,14 @@ import type { UrgencyLevel } from '../urgency/urgency-score.js';
 import type { TrackerConfig } from '../urgency/urgency-tracker.js';
 import { CallSession } from './call-session.js';
 import type { CallBoundaryEvent, DaemonBus } from './daemon-events.js';
+import type { LiveModel, ModelSlot } from './model-slot.js';
+import type { ShadowTrial } from './shadow-trial.js';
 
 export interface HeadsetChannelDependencies {
   id: string;
   role: HeadsetRole;
-  classifier: Classifier;
-  /** The classifier's labels' urgency weights, resolved once. */
-  labelWeights: Float32Array;
+  /** The live model: every window is judged by `model.current` at that moment, and by the shadow model while a trial runs. */
+  model: ModelSlot;
   tracker: TrackerConfig;
   windowing: WindowingConfig;
   callSilenceSeconds: number;
@@ -36,13 +37,22 @@ export interface HeadsetChannelDependencies {
  *
  * Under overload the runner `skip`s audio instead of pushing it: no features, no model,
  * and the skipped hops are counted as dropped windows for this channel.
+ *
+ * The model can change between any two windows (see ModelSlot): the call goes on, with
+ * its tracker, and the new model gets a context of its own for it. A shadow trial's model
+ * judges the same windows beside it and publishes nothing.
  */
 export class HeadsetChannel {
   private readonly deps: HeadsetChannelDependencies;
-  private readonly stream: SpeechFeatureStream;
+  private stream: SpeechFeatureStream;
+  /** The model whose frame features `stream` computes (the current one, once a push has seen it). */
+  private streamModel: LiveModel;
+  /** The channel's clock (`audioSeconds`) when `stream` started: the stream's seconds are its own. */
+  private streamOriginSeconds = 0;
+  /** The audio sources' rate: the slot's, fixed for the daemon's lifetime. */
   private readonly sampleRate: number;
   private call: CallSession | null = null;
-  /** Seconds of audio fed since start, the stream's own clock. */
+  /** Seconds of audio fed (or skipped) since start: the channel's clock, which outlives a rebuilt stream. */
   private audioSeconds = 0;
   private lastSpeechSeconds = 0;
   private speechFramesSeen = 0;
@@ -58,8 +68,9 @@ export class HeadsetChannel {
 
   constructor(dependencies: HeadsetChannelDependencies) {
     this.deps = dependencies;
-    this.sampleRate = dependencies.classifier.manifest.features.sampleRate;
-    this.stream = new SpeechFeatureStream({ features: dependencies.classifier.manifest.features, windowing: dependencies.windowing });
+    this.sampleRate = dependencies.model.sampleRate;
+    this.streamModel = dependencies.model.current;
+    this.stream = new SpeechFeatureStream({ features: this.streamModel.classifier.manifest.features, windowing: dependencies.windowing });
   }
 
   get id(): string {
@@ -86,6 +97,7 @@ export class HeadsetChannel {
   /** Audio at the model's rate, just captured (or replayed). */
   push(samples: Float32Array): void {
     const { metrics } = this.deps;
+    if (this.deps.model.current !== this.streamModel) this.followModel();
     this.blockWallMs = Date.now();
     this.modelMsInPush = 0;
     // Counted first: windows found in this block are placed in time against its end.
@@ -113,6 +125,7 @@ export class HeadsetChannel {
    */
   skip(sampleCount: number): void {
     if (sampleCount <= 0) return;
+    if (this.deps.model.current !== this.streamModel) this.followModel();
     const seconds = sampleCount / this.sampleRate;
     this.stream.skip(sampleCount);
     this.audioSeconds += seconds;
@@ -154,6 +167,7 @@ export class HeadsetChannel {
         probabilities: call.last?.probabilities ?? {},
         window: call.last?.window ?? { startMs: now, endMs: now },
         cause: 'call-end',
+        model: call.last?.model ?? this.deps.model.current.ref,
       });
     }
     this.call = null;
@@ -175,7 +189,7 @@ export class HeadsetChannel {
         callId = this.configuredCalls === 1 ? this.deps.callId : `${this.deps.callId}-${this.configuredCalls}`;
       } while (callId === this.lastCallId);
     }
-    this.call = new CallSession({ tracker: this.deps.tracker, callId, startedBy: reason, model: this.deps.classifier.newCallContext() });
+    this.call = new CallSession({ tracker: this.deps.tracker, callId, startedBy: reason });
     this.lastCallId = this.call.callId;
     this.lastSpeechSeconds = this.audioSeconds;
     this.deps.bus.emit('call', { channel: this.deps.id, callId: this.call.callId, action: 'start', reason });
@@ -183,11 +197,33 @@ export class HeadsetChannel {
     return this.call.callId;
   }
 
+  /**
+   * A new model is current. Its frame features are what the stream computes, or the
+   * stream is rebuilt for them (same rate: ModelSlot refuses another). A rebuild costs the
+   * speech in progress: its frames were computed the old way, so the window being filled
+   * starts over from the next speech frame, and the next verdict comes once the new
+   * stream holds a full window of speech (`windowSeconds`, 3 s by default) or an
+   * utterance ends, rather than a hop after the last; the voice detector also learns the
+   * room's noise floor afresh. The call and its tracker carry on.
+   */
+  private followModel(): void {
+    const next = this.deps.model.current;
+    const features = next.classifier.manifest.features;
+    if (frameFeatureDifferences(this.streamModel.classifier.manifest.features, features).length > 0) {
+      this.stream = new SpeechFeatureStream({ features, windowing: this.deps.windowing });
+      this.streamOriginSeconds = this.audioSeconds;
+      this.speechFramesSeen = 0;
+    }
+    this.streamModel = next;
+  }
+
   private classify(window: SpeechWindow): void {
-    const { metrics, classifier } = this.deps;
+    const { metrics, model: slot } = this.deps;
+    // Read per window, never kept: whatever the slot holds now judges this window.
+    const live = slot.current;
     const call = this.call ?? (this.openCall(undefined, 'speech'), this.call!);
     const started = performance.now();
-    const verdict = judgeWindow(classifier, window, this.deps.labelWeights, call.model);
+    const verdict = judgeWindow(live.classifier, window, live.labelWeights, call.contextFor(live));
     const modelMs = performance.now() - started;
     this.modelMsInPush += modelMs;
     metrics.latency.model.record(modelMs);
@@ -197,12 +233,14 @@ export class HeadsetChannel {
     }
     metrics.windows++;
 
-    const wallOf = (seconds: number) => Math.round(this.blockWallMs - (this.audioSeconds - seconds) * 1000);
-    const probabilities = probabilityRecord(classifier.labels, verdict.probabilities);
-    call.last = { emotion: verdict.emotion, probabilities, window: { startMs: wallOf(window.startSeconds), endMs: wallOf(window.endSeconds) } };
+    const wallOf = (seconds: number) => Math.round(this.blockWallMs - (this.audioSeconds - this.streamOriginSeconds - seconds) * 1000);
+    const probabilities = probabilityRecord(live.classifier.labels, verdict.probabilities);
+    call.last = { emotion: verdict.emotion, probabilities, window: { startMs: wallOf(window.startSeconds), endMs: wallOf(window.endSeconds) }, model: live.ref };
 
     const before = call.tracker.level;
     const change = call.tracker.update(verdict.score);
+    const trial = slot.shadow;
+    if (trial !== null && !trial.done) this.judgeInShadow(trial, call, window, verdict.emotion, change !== null && change.kind === 'raise');
     if (this.deps.role === 'agent') {
       metrics.agentStrain.set(this.deps.id, call.tracker.score);
       return;
@@ -221,8 +259,17 @@ export class HeadsetChannel {
       probabilities,
       window: call.last.window,
       cause: 'window',
+      model: live.ref,
     });
     // No separate state here: the event's publisher retains the new level with the event's id.
+  }
+
+  /** The shadow model judges the window too; what it says goes into the trial's counts only, never onto the bus. */
+  private judgeInShadow(trial: ShadowTrial, call: CallSession, window: SpeechWindow, activeEmotion: Emotion, activeRaised: boolean): void {
+    const started = performance.now();
+    trial.judge(call.shadowFor(trial), window, this.deps.role, activeEmotion, call.tracker.level, activeRaised);
+    // Model time, not feature time: the features latency of the push leaves it out.
+    this.modelMsInPush += performance.now() - started;
   }
 
   private countDropped(windows: number): void {

@@ -1,8 +1,11 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/load-daemon-config.js';
 import type { Classifier } from '../model/classifier.js';
+import { MANIFEST_FILE } from '../model/bundle-manifest.js';
 import { selfTestedClassifier } from '../model/load-classifier.js';
-import { loadBundle } from '../model/model-bundle.js';
+import { BundleError, loadBundle, sha256 } from '../model/model-bundle.js';
 import { configuredTrust, verifyModelTrust, type ModelTrustPolicy } from './model-trust.js';
 
 export interface LoadModelOptions {
@@ -55,4 +58,13 @@ export async function loadModel(model: ResolvedConfig['model'], logger: Logger, 
     logger.warn({ ...settings, threadsInUse: threads }, `model.threads ${model.threads} not applied: the ${backend} backend runs ${threads} thread(s) here (${why})`);
   }
   return classifier;
+}
+
+/** The sha256 of a bundle's manifest.json, which names the bundle (the manifest lists every file's sha256). */
+export async function manifestDigest(dir: string): Promise<string> {
+  try {
+    return sha256(await readFile(join(dir, MANIFEST_FILE)));
+  } catch (error) {
+    throw new BundleError(resolve(dir), `cannot read ${MANIFEST_FILE} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
 }

@@ -118,3 +118,25 @@ export function parseFeatureConfig(value: unknown, where: string): FeatureConfig
   }
   return result.data;
 }
+
+/**
+ * How two configs' frame features differ, one `key a → b` per difference; empty when a
+ * stream built for one computes exactly the frames the other expects. `sequenceStride`
+ * is left out: it only groups finished frames into a model's input sequence, so two
+ * models that differ in it still read the same frames. `features` is compared as a set,
+ * since frame vectors lay features out in FEATURE_NAMES order whatever the list's order.
+ */
+export function frameFeatureDifferences(a: FeatureConfig, b: FeatureConfig): string[] {
+  const differences: string[] = [];
+  for (const key of FRAME_KEYS) if (a[key] !== b[key]) differences.push(`${key} ${a[key]} → ${b[key]}`);
+  const inA = new Set(a.features);
+  const inB = new Set(b.features);
+  if (inA.size !== inB.size || [...inA].some((f) => !inB.has(f))) differences.push(`features [${a.features.join(', ')}] → [${b.features.join(', ')}]`);
+  return differences;
+}
+
+const FRAME_KEYS = ['sampleRate', 'frameSize', 'hopSize', 'fftSize', 'window', 'melBands', 'mfccCount', 'deltaWidth', 'contrastBands'] as const satisfies readonly Exclude<keyof FeatureConfig, 'features' | 'sequenceStride'>[];
+/** Fails to compile when FeatureConfig gains a key that FRAME_KEYS (or the two exceptions) does not name. */
+type UncomparedKey = Exclude<keyof FeatureConfig, (typeof FRAME_KEYS)[number] | 'features' | 'sequenceStride'>;
+const everyKeyCompared: [UncomparedKey] extends [never] ? true : UncomparedKey = true;
+void everyKeyCompared;

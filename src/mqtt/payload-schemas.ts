@@ -88,6 +88,26 @@ export const ChannelState = z
   .meta({ $id: 'channel-state.schema.json', title: 'ser-edge channel state (…/channel/{channel}/state, retained)' });
 export type ChannelState = z.infer<typeof ChannelState>;
 
+/**
+ * What a shadow trial has seen so far: the staged model ran on the same live windows as
+ * the active one, without publishing. Agreement is the share of windows where the two
+ * named the same top emotion, and where their smoothed urgency levels were the same.
+ */
+export const ShadowTrialReport = z
+  .object({
+    startedAt: timestamp,
+    endsAt: timestamp.describe('When the trial stops comparing; the staged model waits for promote or discard after it'),
+    done: z.boolean().describe('The trial time is over'),
+    windows: z.number().int().min(0).describe('Windows both models classified'),
+    agreement: z.object({ emotion: unit.nullable(), level: unit.nullable() }).describe('Shares of those windows where both agreed; null before the first window'),
+    flagsPerHour: z
+      .object({ active: z.number().min(0), shadow: z.number().min(0) })
+      .describe('Raises each model made or would have made, per hour of trial time'),
+    flags: z.object({ active: z.number().int().min(0), shadow: z.number().int().min(0) }),
+  })
+  .describe('Shadow trial of the staged model');
+export type ShadowTrialReport = z.infer<typeof ShadowTrialReport>;
+
 const percentiles = z.object({ p50: z.number().min(0), p99: z.number().min(0) });
 const droppedCounts = z.object({ low: z.number().int().min(0), medium: z.number().int().min(0), high: z.number().int().min(0) });
 export type DroppedCounts = z.infer<typeof droppedCounts>;
@@ -110,6 +130,7 @@ export const TelemetryPayload = z
       backend: z.string(),
       latencyMs: z.record(z.string(), percentiles).describe('Stage name to latency percentiles'),
       windowsPerSecond: z.number().min(0),
+      windows: z.number().int().min(0).optional().describe('Windows classified since start, all channels (a model switch neither loses nor repeats one)'),
       droppedWindows: z.number().int().min(0).describe('Windows not classified since start, all channels (each channel has its own count)'),
       outboxDepth: z.number().int().min(0),
       outboxDropped: droppedCounts.describe('Events dropped because the outbox was full, by level'),
@@ -139,6 +160,9 @@ export const TelemetryPayload = z
             .describe("Windows of this channel not classified since start: one per hop of audio skipped because the gateway fell behind real time, and any window with unusable model output; pipeline.droppedWindows is their sum"),
         }),
       ),
+      shadow: ShadowTrialReport.extend({ model: modelRef.describe('The staged model under trial') })
+        .optional()
+        .describe('Present while a model is staged for a shadow trial (running or done, until model.promote or model.discard)'),
     }),
     /** Agent channels only: a well-being signal, never a flag about the customer. */
     agentStrain: z.record(z.string(), z.looseObject({ score: unit })).optional(),
@@ -148,26 +172,6 @@ export type TelemetryPayload = z.infer<typeof TelemetryPayload>;
 
 /** A bundle as the model store names it: its manifest's name and version, and the sha256 of its manifest.json. */
 const bundleRef = modelRef.extend({ sha256: z.string().regex(/^[0-9a-f]{64}$/).optional().describe('sha256 of the bundle\'s manifest.json (which lists every file\'s sha256)') });
-
-/**
- * What a shadow trial has seen so far: the staged model ran on the same live windows as
- * the active one, without publishing. Agreement is the share of windows where the two
- * named the same top emotion, and where their smoothed urgency levels were the same.
- */
-export const ShadowTrialReport = z
-  .object({
-    startedAt: timestamp,
-    endsAt: timestamp.describe('When the trial stops comparing; the staged model waits for promote or discard after it'),
-    done: z.boolean().describe('The trial time is over'),
-    windows: z.number().int().min(0).describe('Windows both models classified'),
-    agreement: z.object({ emotion: unit.nullable(), level: unit.nullable() }).describe('Shares of those windows where both agreed; null before the first window'),
-    flagsPerHour: z
-      .object({ active: z.number().min(0), shadow: z.number().min(0) })
-      .describe('Raises each model made or would have made, per hour of trial time'),
-    flags: z.object({ active: z.number().int().min(0), shadow: z.number().int().min(0) }),
-  })
-  .describe('Shadow trial of the staged model');
-export type ShadowTrialReport = z.infer<typeof ShadowTrialReport>;
 
 /** Why an install, a rollback or a start-up switch ended as it did; every failed step has its own code. */
 export const INSTALL_REASONS = [

@@ -17,6 +17,8 @@ export interface TelemetryReporterDependencies {
   reconnects: () => number;
   /** Each channel's current call and level. */
   channelLevels: () => Map<string, { callId: string | null; level: UrgencyLevel }>;
+  /** The shadow trial's report and the staged model, while a model is staged; null (or absent) otherwise. */
+  shadow?: () => TelemetryPayload['pipeline']['shadow'] | null;
   publish: (payload: TelemetryPayload) => void | Promise<void>;
   logger: Logger;
 }
@@ -89,6 +91,7 @@ export class TelemetryReporter {
         ...(level ? { callId: level.callId, level: level.level } : {}),
       };
     }
+    const shadow = this.deps.shadow?.() ?? null;
     const agentStrain: Record<string, { score: number }> = {};
     for (const [id, score] of metrics.agentStrain) agentStrain[id] = { score: round(Math.min(1, Math.max(0, score)), 4) };
     return {
@@ -101,6 +104,7 @@ export class TelemetryReporter {
         backend: this.deps.backend(),
         latencyMs,
         windowsPerSecond: round(windowsPerSecond, 3),
+        windows: metrics.windows,
         droppedWindows: metrics.droppedWindows,
         outboxDepth: this.deps.outbox.depth,
         outboxDropped: { ...this.deps.outbox.droppedCounts },
@@ -113,6 +117,7 @@ export class TelemetryReporter {
         flagsRaised: metrics.flagsRaised,
         flagsCleared: metrics.flagsCleared,
         channelFailures: metrics.channelFailures,
+        ...(shadow ? { shadow } : {}),
       },
       ...(Object.keys(agentStrain).length > 0 ? { agentStrain } : {}),
     };

@@ -3,10 +3,10 @@ import { DEFAULT_WINDOWING } from '../../audio/speech-windower.js';
 import type { ResolvedConfig } from '../../config/load-daemon-config.js';
 import type { Classifier } from '../../model/classifier.js';
 import { PipelineMetrics } from '../../telemetry/pipeline-metrics.js';
-import { resolveWeights, weightsForLabels } from '../../urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../../urgency/urgency-tracker.js';
 import { DaemonBus } from '../daemon-events.js';
 import { HeadsetChannel } from '../headset-channel.js';
+import { liveModel, ModelSlot } from '../model-slot.js';
 import { fail, pass, skip, warn, type CheckResult } from './check-result.js';
 
 export interface CapacityMeasurement {
@@ -36,15 +36,15 @@ export function measureChannelCapacity(classifier: Classifier, options: { warmup
   speech.set(synthesiseVoice(VOICE_STYLES.angry, 10, sampleRate, 22), 10 * sampleRate);
   const bus = new DaemonBus();
   const metrics = new PipelineMetrics();
-  const labelWeights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights, undefined));
+  // The manifest's digest names the bundle in reports; a measurement reports none.
+  const model = new ModelSlot({ initial: liveModel(classifier, undefined, ''), tracker: DEFAULT_TRACKER_CONFIG });
   const channels = Array.from(
     { length: MEASURED_CHANNELS },
     (_, i) =>
       new HeadsetChannel({
         id: `doctor-${i}`,
         role: 'customer',
-        classifier,
-        labelWeights,
+        model,
         tracker: DEFAULT_TRACKER_CONFIG,
         windowing: DEFAULT_WINDOWING,
         callSilenceSeconds: 30,
