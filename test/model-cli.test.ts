@@ -122,6 +122,15 @@ describe('model sign and verify', () => {
     assert.match(out.stderr, new RegExp(`: bad_signature: the signature by key ${keys.keyId} does not match the manifest`));
   });
 
+  test('re-indenting manifest.json or reordering its keys does not break the signature: it covers the JSON, not its layout', async () => {
+    const bundle = await signedCopy();
+    const manifest = manifestOf(bundle) as unknown as Record<string, unknown>;
+    const reordered = Object.fromEntries(Object.entries(manifest).reverse());
+    writeFileSync(join(bundle, MANIFEST_FILE), `${JSON.stringify(reordered, null, 4)}\n`);
+    const out = await serEdge('model', 'verify', bundle, '--pub', keys.publicFile);
+    assert.equal(out.code, 0, out.stderr);
+  });
+
   test('a signed bundle whose weights were changed afterwards does not verify: exit 1, reason file_mismatch', async () => {
     const bundle = await signedCopy();
     const [name] = Object.keys(manifestOf(bundle).files);

@@ -79,10 +79,8 @@ describe('checkBundleTrust', () => {
     assert.match(unknown.ok === false ? unknown.message : '', new RegExp(`signed by key ${keys.keyId}`));
   });
 
-  test('the manifest and signature text of an install from memory are judged the same way', async () => {
-    const manifest = JSON.parse(readFileSync(join(signedDir, MANIFEST_FILE), 'utf8'));
-    const { manifestSchema } = await import('../src/model/bundle-manifest.js');
-    const parts = { manifest: manifestSchema.parse(manifest), signatureText: readFileSync(join(signedDir, 'signature.json')) };
+  test('the manifest JSON and signature text of an install from memory are judged the same way', async () => {
+    const parts = { manifest: JSON.parse(readFileSync(join(signedDir, MANIFEST_FILE), 'utf8')) as unknown, signatureText: readFileSync(join(signedDir, 'signature.json')) };
     const trust = await checkBundleTrust(parts, await loadTrustedKeys([keys.publicFile]), false);
     assert.ok(trust.ok && trust.signed);
     const garbled = await checkBundleTrust({ ...parts, signatureText: '{"schema":1}' }, await loadTrustedKeys([keys.publicFile]), true);

@@ -1,7 +1,7 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { MANIFEST_FILE, type BundleManifest } from '../model/bundle-manifest.js';
+import { MANIFEST_FILE } from '../model/bundle-manifest.js';
 import { runSelfTest } from '../model/classifier.js';
 import { classifierFromBundle } from '../model/load-classifier.js';
 import { BundleError, checkModelInput, loadBundle, parseManifest, type ModelBundle } from '../model/model-bundle.js';
@@ -21,10 +21,12 @@ import { generateSigningKeys, keyIdOf, readPrivateSigningKey } from '../update/s
  * Why a bundle cannot be used, with the reason codes of the install contract
  * (INSTALL_REASONS); `manifest` is there once the manifest itself was valid.
  */
-type BundleProblem = { reason: 'invalid_manifest' | 'file_mismatch' | 'load_failed' | 'self_test_failed'; message: string; manifest?: BundleManifest };
+type BundleProblem = { reason: 'invalid_manifest' | 'file_mismatch' | 'load_failed' | 'self_test_failed'; message: string; manifestJson?: unknown };
 
 interface CheckedBundle {
   bundle: ModelBundle;
+  /** manifest.json's JSON as read: what a signature covers. */
+  manifestJson: unknown;
   selfTest: { vectors: number; maxAbsError: number };
 }
 
@@ -36,13 +38,13 @@ interface CheckedBundle {
  */
 async function checkBundle(dir: string): Promise<CheckedBundle | BundleProblem> {
   const where = resolve(dir);
-  let manifest: BundleManifest;
+  let manifestJson: unknown;
   try {
     const text = await readFile(join(where, MANIFEST_FILE), 'utf8').catch((error: NodeJS.ErrnoException) => {
       throw new BundleError(where, error.code === 'ENOENT' ? `no ${MANIFEST_FILE} here: is this a model bundle directory?` : `cannot read ${MANIFEST_FILE} (${error.code})`);
     });
-    manifest = parseManifest(text, where);
-    checkModelInput(manifest, where);
+    checkModelInput(parseManifest(text, where), where);
+    manifestJson = JSON.parse(text);
   } catch (error) {
     return { reason: 'invalid_manifest', message: (error as Error).message };
   }
@@ -50,24 +52,24 @@ async function checkBundle(dir: string): Promise<CheckedBundle | BundleProblem> 
   try {
     bundle = await loadBundle(where);
   } catch (error) {
-    return { reason: 'file_mismatch', message: (error as Error).message, manifest };
+    return { reason: 'file_mismatch', message: (error as Error).message, manifestJson };
   }
   let classifier;
   try {
     classifier = classifierFromBundle(bundle);
   } catch (error) {
-    return { reason: 'load_failed', message: `model bundle ${where}: the model does not load (${(error as Error).message})`, manifest: bundle.manifest };
+    return { reason: 'load_failed', message: `model bundle ${where}: the model does not load (${(error as Error).message})`, manifestJson };
   }
   try {
     const result = runSelfTest(classifier);
     if (!result.passed) {
       return {
         reason: 'self_test_failed',
-        manifest: bundle.manifest,
+        manifestJson,
         message: `model bundle ${where} ${result.vectors === 0 ? 'has no self-test vectors' : `fails its self-test: max error ${result.maxAbsError.toExponential(2)} over ${result.vectors} vectors`}`,
       };
     }
-    return { bundle, selfTest: { vectors: result.vectors, maxAbsError: result.maxAbsError } };
+    return { bundle, manifestJson, selfTest: { vectors: result.vectors, maxAbsError: result.maxAbsError } };
   } finally {
     classifier.dispose();
   }
@@ -117,7 +119,7 @@ export async function runModelSign(dir: string, options: { key: string }): Promi
     return failWith('sign', (error as Error).message);
   }
   // What was signed must be the manifest just checked, not one changed in between.
-  const check = verifyBundleSignature(checked.bundle.manifest, await readFile(join(where, SIGNATURE_FILE)), [publicKey]);
+  const check = verifyBundleSignature(checked.manifestJson, await readFile(join(where, SIGNATURE_FILE)), [publicKey]);
   if (!check.ok) {
     await rm(join(where, SIGNATURE_FILE), { force: true });
     return failWith('sign', `${where}: ${MANIFEST_FILE} changed while it was being signed; the signature was removed, run the command again`);
@@ -150,8 +152,8 @@ export async function runModelVerify(dir: string, options: { pub: string[] }): P
   }
   const checked = await checkBundle(where);
   // The signature is over the manifest: without a valid one there is nothing to verify.
-  const manifest = isProblem(checked) ? checked.manifest : checked.bundle.manifest;
-  if (manifest === undefined) return failWith('verify', `${where}: ${(checked as BundleProblem).reason}: ${(checked as BundleProblem).message}`);
+  const manifestJson = checked.manifestJson;
+  if (manifestJson === undefined) return failWith('verify', `${where}: ${(checked as BundleProblem).reason}: ${(checked as BundleProblem).message}`);
   let signatureText: Buffer | undefined;
   try {
     signatureText = await readBundleSignature(where);
@@ -159,9 +161,10 @@ export async function runModelVerify(dir: string, options: { pub: string[] }): P
     return failWith('verify', `${where}: bad_signature: cannot read ${SIGNATURE_FILE} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
   // Who signed it first, then whether what it signs is what is there, and runs.
-  const check = verifyBundleSignature(manifest, signatureText, trusted);
+  const check = verifyBundleSignature(manifestJson, signatureText, trusted);
   if (!check.ok) return failWith('verify', `${where}: ${check.reason}: ${check.message}`);
   if (isProblem(checked)) return failWith('verify', `${where}: ${checked.reason}: ${checked.message}`);
+  const { manifest } = checked.bundle;
   process.stdout.write(`verified ${manifest.name} ${manifest.version}: signed by key ${check.key.keyId} (${check.key.file}); files match their sha256, self-test passed\n`);
   return 0;
 }

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from '../config/load-daemon-config.js';
 import { isShippedModelDir } from '../config/package-paths.js';
+import { MANIFEST_FILE, manifestSchema } from '../model/bundle-manifest.js';
 import type { ModelBundle } from '../model/model-bundle.js';
-import { loadTrustedKeys, SIGNATURE_FILE, type TrustedKey } from '../update/bundle-signature.js';
-import { checkBundleTrust, readBundleSignature } from '../update/bundle-trust.js';
+import { canonicalManifestBytes, loadTrustedKeys, SIGNATURE_FILE, type TrustedKey } from '../update/bundle-signature.js';
+import { checkBundleTrust, readBundleSignature, readManifestJson } from '../update/bundle-trust.js';
 
 /**
  * The configured bundle may not run: its signature is bad or by a key model.trustedKeys
@@ -49,7 +50,18 @@ export async function verifyModelTrust(bundle: ModelBundle, policy: ModelTrustPo
   } catch (error) {
     throw new ModelTrustError('bad_signature', `model bundle ${bundle.dir}: cannot read its ${SIGNATURE_FILE} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); check the file's permissions`);
   }
-  const trust = await checkBundleTrust({ manifest: bundle.manifest, signatureText }, policy.keys, policy.allowUnsigned);
+  // The signature covers manifest.json's JSON; the manifest that loaded must be that one.
+  let manifestJson: unknown;
+  try {
+    manifestJson = await readManifestJson(bundle.dir);
+  } catch (error) {
+    throw new ModelTrustError('bad_signature', `${(error as Error).message}; its signature cannot be checked`);
+  }
+  const reread = manifestSchema.safeParse(manifestJson);
+  if (!reread.success || !canonicalManifestBytes(reread.data).equals(canonicalManifestBytes(bundle.manifest))) {
+    throw new ModelTrustError('bad_signature', `model bundle ${bundle.dir}: ${MANIFEST_FILE} changed while the bundle was loading; start again once nothing writes to it`);
+  }
+  const trust = await checkBundleTrust({ manifest: manifestJson, signatureText }, policy.keys, policy.allowUnsigned);
   const model = { name: bundle.manifest.name, version: bundle.manifest.version };
   if (trust.ok && trust.signed) {
     logger.info({ model, dir: bundle.dir, keyId: trust.key.keyId, keyFile: trust.key.file, signedAt: trust.signedAt }, 'model bundle signature verified');

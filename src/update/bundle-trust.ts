@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { MANIFEST_FILE, type BundleManifest } from '../model/bundle-manifest.js';
-import { BundleError, parseManifest } from '../model/model-bundle.js';
+import { MANIFEST_FILE } from '../model/bundle-manifest.js';
+import { BundleError } from '../model/model-bundle.js';
 import { BundleSignature, SIGNATURE_FILE, verifyBundleSignature, type TrustedKey } from './bundle-signature.js';
 
 /**
@@ -33,24 +33,21 @@ export async function readBundleSignature(dir: string): Promise<Buffer | undefin
 
 /**
  * Judges a bundle's signature against the trusted keys. `bundle` is a bundle directory, or
- * its manifest as loaded with signature.json's content (undefined when it has none), which
- * is what an install from memory has; prefer the latter whenever the manifest is already
- * loaded, so the signature is checked over exactly the manifest whose file hashes were.
- * Throws a BundleError only when a directory's manifest cannot be read or parsed.
+ * manifest.json's JSON as parsed (what the signature covers; a BundleManifest will do) with
+ * signature.json's content (undefined when it has none), which is what an install from
+ * memory has. Throws a BundleError only when a directory's manifest.json cannot be read or
+ * is not JSON; the manifest's schema is not this function's business.
  */
 export async function checkBundleTrust(
-  bundle: string | { manifest: BundleManifest; signatureText: string | Buffer | undefined },
+  bundle: string | { manifest: unknown; signatureText: string | Buffer | undefined },
   trusted: readonly TrustedKey[],
   allowUnsigned: boolean,
 ): Promise<BundleTrust> {
-  let manifest: BundleManifest;
+  let manifest: unknown;
   let signatureText: string | Buffer | undefined;
   if (typeof bundle === 'string') {
     const where = resolve(bundle);
-    const text = await readFile(join(where, MANIFEST_FILE), 'utf8').catch((error: NodeJS.ErrnoException) => {
-      throw new BundleError(where, error.code === 'ENOENT' ? `no ${MANIFEST_FILE} here: is this a model bundle directory?` : `cannot read ${MANIFEST_FILE} (${error.code})`);
-    });
-    manifest = parseManifest(text, where);
+    manifest = await readManifestJson(where);
     try {
       signatureText = await readBundleSignature(where);
     } catch (error) {
@@ -68,4 +65,17 @@ export async function checkBundleTrust(
   // verifyBundleSignature parsed it already: this cannot fail now.
   const { signedAt } = BundleSignature.parse(JSON.parse(signatureText!.toString()));
   return { ok: true, signed: true, key: check.key, signedAt };
+}
+
+/** A bundle directory's manifest.json as JSON, unchecked by the schema: what its signature covers. */
+export async function readManifestJson(dir: string): Promise<unknown> {
+  const where = resolve(dir);
+  const text = await readFile(join(where, MANIFEST_FILE), 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new BundleError(where, error.code === 'ENOENT' ? `no ${MANIFEST_FILE} here: is this a model bundle directory?` : `cannot read ${MANIFEST_FILE} (${error.code})`);
+  });
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new BundleError(where, `${MANIFEST_FILE} is not valid JSON (${(error as Error).message})`);
+  }
 }

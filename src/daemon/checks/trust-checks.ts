@@ -21,14 +21,14 @@ export const modelSignatureCheck: BundleTrustCheck = {
   check: 'model-signature',
   async verify({ model, bundle }) {
     if (bundle === null) return [skip('model-signature', { subject: model.dir, detail: 'not checked: the bundle does not load (see the model row)' })];
-    let signatureText: Buffer | undefined;
     try {
-      signatureText = await readBundleSignature(bundle.dir);
+      await readBundleSignature(bundle.dir);
     } catch (error) {
       return [fail('model-signature', { subject: bundle.dir, detail: `cannot read its signature.json (${errorCode(error)})`, fix: "make it readable by the service's account (it is not secret)" })];
     }
     const keys = await readableKeys(model.trustedKeys);
-    const trust = await checkBundleTrust({ manifest: bundle.manifest, signatureText }, keys, model.allowUnsigned);
+    // From the directory: the signature covers manifest.json as it is there.
+    const trust = await checkBundleTrust(bundle.dir, keys, model.allowUnsigned);
     const what = `${bundle.manifest.name} ${bundle.manifest.version}`;
     if (trust.ok && trust.signed) {
       return [
