@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SHUTDOWN_DEADLINE_MS, SHUTDOWN_GOODBYE_MS } from './config/daemon-config.js';
 import type { ResolvedConfig } from './config/load-daemon-config.js';
@@ -13,7 +15,15 @@ import { LoadShedder } from './daemon/load-shedder.js';
 import { openAudioSource } from './daemon/open-audio-source.js';
 import { lockedDirectories, StateDirectoryLock } from './daemon/state-dir-lock.js';
 import { TimedOutbox } from './daemon/timed-outbox.js';
-import { loadModel, manifestDigest } from './daemon/load-model.js';
+import { loadModel } from './daemon/load-model.js';
+import { configuredTrust, ModelTrustError } from './daemon/model-trust.js';
+import type { Classifier } from './model/classifier.js';
+import { buildClassifier } from './model/load-classifier.js';
+import type { TrustedKey } from './update/bundle-signature.js';
+import type { BundleRef } from './update/install-pipeline.js';
+import { ModelStore } from './update/model-store.js';
+import { ModelUpdater } from './update/model-updater.js';
+import { startModel, type StartedModel } from './update/start-model.js';
 import { liveModel, ModelSlot } from './daemon/model-slot.js';
 import { linkSettings } from './daemon/link-settings.js';
 import { MqttLink } from './mqtt/mqtt-link.js';
@@ -48,6 +58,11 @@ export class Daemon {
   readonly bus = new DaemonBus();
   readonly metrics = new PipelineMetrics();
   private slot: ModelSlot | undefined;
+  private store: ModelStore | undefined;
+  private updater: ModelUpdater | undefined;
+  private activeAtStart: StartedModel['active'] | undefined;
+  private trustedKeys: readonly TrustedKey[] = [];
+  private downloadCa: Buffer | undefined;
   private broker: EmbeddedBroker | undefined;
   private outbox: TimedOutbox | undefined;
   private link: MqttLink | undefined;
@@ -105,20 +120,29 @@ export class Daemon {
       this.locks.push(lock);
       this.continueStarting();
     }
-    const classifier = await loadModel(config.model, logger);
-    let sha256: string;
-    try {
-      sha256 = await manifestDigest(config.model.dir);
-    } catch (error) {
-      classifier.dispose();
-      throw error;
-    }
-    const slot = new ModelSlot({ initial: liveModel(classifier, config.urgency.weights, sha256), tracker: trackerConfig(config) });
+    // Read once: the start, the installs and the checks of the store's bundles all use the same keys.
+    const trust = await configuredTrust(config.model);
+    const store = new ModelStore({ dir: join(config.stateDir, MODEL_STORE_DIR) });
+    const started = await startModel({
+      store,
+      configDir: config.model.dir,
+      startAttempts: config.update.startAttempts,
+      startWindowSeconds: config.update.startWindowSeconds,
+      // A bundle installed remotely runs only while a trusted key's signature is on it; model.allowUnsigned is for model.dir alone.
+      load: (dir, source) => loadModel({ ...config.model, dir }, logger, { trust: source === 'store' ? { keys: trust.keys, allowUnsigned: false } : trust }),
+      logger,
+    });
+    const classifier = started.classifier;
+    const slot = new ModelSlot({ initial: liveModel(classifier, config.urgency.weights, started.active.sha256), tracker: trackerConfig(config) });
     this.slot = slot;
+    this.store = store;
+    this.activeAtStart = started.active;
+    this.trustedKeys = trust.keys;
+    this.downloadCa = await readDownloadCa(config.update.caFile);
     this.continueStarting();
     /** The model in use now: a switch changes it while the daemon runs. */
     const model = () => ({ name: slot.current.ref.name, version: slot.current.ref.version });
-    logger.info({ model: model(), backend: classifier.backend, dir: config.model.dir }, 'model loaded');
+    logger.info({ model: model(), backend: classifier.backend, dir: started.active.source === 'store' ? store.pathOf(started.active) : config.model.dir, source: started.active.source }, 'model loaded');
 
     if (config.mqtt.url === undefined) {
       this.broker = new EmbeddedBroker({ port: config.mqtt.embedded.port });
@@ -153,17 +177,14 @@ export class Daemon {
       logger,
     });
     this.publisher = new UrgencyPublisher({ link: this.link, outbox: this.outbox, logger });
-    // Retained, and again after every reconnect: a broker that lost its store still learns what runs here.
-    const activatedAt = new Date().toISOString();
     const link = this.link;
-    link.on('connect', () => {
-      const state = { schema: 1 as const, ts: new Date().toISOString(), site: config.site, gateway: config.gateway, active: { ...model(), activatedAt }, previous: null, lastInstall: null };
-      link.publishModelState(state).catch((error: Error) => logger.warn({ error: error.message }, 'could not publish the model state'));
-    });
-
+    const updater = this.modelUpdater(slot, link);
+    this.updater = updater;
+    // Retained, and again after every reconnect: a broker that lost its store still learns what runs here.
+    link.on('connect', () => updater.publish());
     this.buildChannels(slot);
     this.wireBus();
-    this.link.onCommand(new CallCommandRouter({ channels: this.channels, logger, callRate: config.commands.call }).handle);
+    this.link.onCommand(new CallCommandRouter({ channels: this.channels, logger, callRate: config.commands.call, models: updater }).handle);
     // The embedded broker is loopback-only and admits anyone by design: nothing to warn about there.
     if (config.commands.enabled && !this.broker) link.once('connect', () => void warnIfAnonymous(link, logger));
 
@@ -185,7 +206,12 @@ export class Daemon {
       outbox,
       reconnects: () => link.reconnects,
       channelLevels: () => new Map([...this.channels].map(([id, c]) => [id, { callId: c.callId, level: c.level }])),
-      publish: (payload) => (link.connected ? link.publishTelemetry(payload) : undefined),
+      publish: (payload) => {
+        if (!link.connected) return undefined;
+        // A shadow trial's figures move with every window: …/model follows at the telemetry's pace.
+        if (slot.shadow !== null) updater.publish();
+        return link.publishTelemetry(payload);
+      },
       logger,
     });
     if (config.telemetry.prometheus.enabled) {
@@ -194,6 +220,7 @@ export class Daemon {
       this.continueStarting();
     }
     this.droppedWindowLog = new DroppedWindowLog({ metrics: this.metrics, logger, served: () => ({ served: this.shedder!.servedChannels, live: this.shedder!.liveChannels }) });
+    await updater.start();
     for (const runner of this.runners) runner.start();
     this.telemetry.start();
     this.droppedWindowLog.start();
@@ -237,6 +264,9 @@ export class Daemon {
     await this.link?.stop({ offlineTimeoutMs: left(STOP_CLOSE_MS) });
     await step('outbox', this.outbox?.stop(), left());
     await step('embedded broker', this.broker?.stop(), left());
+    this.updater?.stop();
+    // An orderly stop is not a failed start of a model still waiting to be confirmed.
+    await step('model store', this.updater?.forgetThisStart(), left());
     this.slot?.dispose();
     for (const lock of this.locks.splice(0)) await lock.release();
     logger.info({}, 'ser-edge stopped');
@@ -251,6 +281,44 @@ export class Daemon {
     const until = performance.now() + deadlineMs;
     while ((this.outbox?.depth ?? 0) > 0 && this.link?.connected && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
     return (this.outbox?.depth ?? 0) === 0;
+  }
+
+  /** The update stage over the running channels: installs, shadow trials and rollbacks switch `slot` between two windows. */
+  private modelUpdater(slot: ModelSlot, link: MqttLink): ModelUpdater {
+    const { config, logger } = this.deps;
+    const runtime = config.model.runtime === 'tfjs' ? { gruRuntime: 'tfjs' as const, tfBackends: config.model.backends } : {};
+    const live = (classifier: Classifier, ref: BundleRef) => liveModel(classifier, config.urgency.weights, ref.sha256);
+    const afterSwitch = () => link.publishStatus().catch((error: Error) => logger.warn({ error: error.message }, 'could not publish the status'));
+    return new ModelUpdater({
+      site: config.site,
+      gateway: config.gateway,
+      store: this.store!,
+      trustedKeys: this.trustedKeys,
+      settings: {
+        maxInlineBytes: config.update.maxInlineBytes,
+        maxBundleBytes: config.update.maxBundleBytes,
+        downloadTimeoutSeconds: config.update.downloadTimeoutSeconds,
+        ...(this.downloadCa !== undefined ? { ca: this.downloadCa } : {}),
+        shadowMinutes: config.update.shadowMinutes,
+        confirmAfterSeconds: config.update.confirmAfterSeconds,
+      },
+      buildClassifier: (bundle) => buildClassifier(bundle, runtime),
+      active: this.activeAtStart!,
+      live: {
+        activate: (classifier, ref) => {
+          slot.activate(live(classifier, ref)).classifier.dispose();
+          if (link.connected) void afterSwitch();
+        },
+        startShadow: (classifier, ref, minutes) => void slot.startShadow(live(classifier, ref), minutes),
+        endShadow: () => slot.endShadow(),
+        shadowReport: () => slot.shadow?.report() ?? null,
+        canAdopt: (manifest, mode) => slot.canAdopt(manifest, mode),
+      },
+      publishState: (state) => {
+        if (link.connected) link.publishModelState(state).catch((error: Error) => logger.warn({ error: error.message }, 'could not publish the model state'));
+      },
+      logger,
+    });
   }
 
   private buildChannels(model: ModelSlot): void {
@@ -367,6 +435,16 @@ async function warnIfAnonymous(link: MqttLink, logger: Logger): Promise<void> {
   else logger.debug({ access }, 'anonymous access check');
 }
 
+/** update.caFile, read at start: a CA file that is not there is a config error, found before any install needs it. */
+async function readDownloadCa(file: string | undefined): Promise<Buffer | undefined> {
+  if (file === undefined) return undefined;
+  try {
+    return await readFile(file);
+  } catch (error) {
+    throw new ModelTrustError('download_ca', `cannot read update.caFile ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): give the PEM CA that signs the model server's certificate, or leave the key out for the system's CAs`);
+  }
+}
+
 /** start() gave up because stop() was called while it ran: a shutdown, not a failure. */
 export class DaemonStartAborted extends Error {
   override name = 'DaemonStartAborted';
@@ -381,6 +459,9 @@ export class DaemonStartAborted extends Error {
  * time to store them all.
  */
 const MAX_QUEUED_FLAGS = 32;
+
+/** The model store's folder in the state directory. */
+const MODEL_STORE_DIR = 'models';
 
 /** Of the goodbye's share of the shutdown: kept for publishing `offline`, and after it for closing the outbox and broker. */
 const STOP_OFFLINE_MS = 600;

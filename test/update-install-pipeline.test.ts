@@ -188,7 +188,7 @@ describe('start-up and the model store', () => {
       previous: { ...active, dir: base, source: 'config' },
       unconfirmedStarts: [1, 2, 3].map((s) => new Date(now - s * 1000).toISOString()),
     });
-    const started = await startModel({ store, configDir: base, trustedKeys: trusted, startAttempts: 3, startWindowSeconds: 300, load: (d) => loadClassifier(d), logger });
+    const started = await startModel({ store, configDir: base, startAttempts: 3, startWindowSeconds: 300, load: (d) => loadClassifier(d), logger });
     assert.equal(started.active.source, 'config');
     assert.equal(store.state.lastRollback?.cause, 'failed_start');
     assert.equal(store.state.lastInstall?.reason, 'failed_start');
@@ -202,7 +202,7 @@ describe('start-up and the model store', () => {
     const prepared = await prepareInstall(inline(await packBundle(await variant({ version: '1.1.0', key: keys.privateFile }))), active, pipeline(store));
     prepared.classifier.dispose();
     await store.commit({ ...store.state, active: { ...prepared.ref, dir: prepared.storeDir, source: 'store', activatedAt: new Date().toISOString() }, previous: { ...active, dir: base, source: 'config' }, unconfirmedStarts: [new Date().toISOString()] });
-    const started = await startModel({ store, configDir: base, trustedKeys: trusted, startAttempts: 3, startWindowSeconds: 300, load: (d) => loadClassifier(d), logger });
+    const started = await startModel({ store, configDir: base, startAttempts: 3, startWindowSeconds: 300, load: (d) => loadClassifier(d), logger });
     assert.equal(started.active.version, '1.1.0');
     assert.equal(store.state.unconfirmedStarts.length, 2);
     started.classifier.dispose();

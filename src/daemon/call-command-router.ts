@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import { CommandRateLimiter, DEFAULT_CALL_RATE, type CommandRate } from '../mqtt/command-rate-limit.js';
 import { CommandError, type CommandHandler } from '../mqtt/mqtt-link.js';
-import type { CommandRequest } from '../mqtt/payload-schemas.js';
+import type { CommandRequest, ModelCommandResult } from '../mqtt/payload-schemas.js';
+import { InstallError } from '../update/install-error.js';
+import type { ModelUpdater } from '../update/model-updater.js';
 import type { HeadsetChannel } from './headset-channel.js';
 
 export interface CallCommandRouterDependencies {
@@ -9,14 +11,16 @@ export interface CallCommandRouterDependencies {
   logger: Logger;
   /** cmd/call limit per channel; over it a command is refused with `rate_limited` and not applied. */
   callRate?: CommandRate;
+  /** The update stage, which answers cmd/model.*; without it those commands are not_supported. */
+  models?: ModelUpdater;
   /** Monotonic milliseconds, for the rate limit (tests pass their own). */
   now?: () => number;
 }
 
 /**
  * Answers the commands the link has validated: `call` start/end from the telephony
- * system moves a channel's call boundary. Commands whose stage is not part of this
- * build get a clear `not_supported` reply instead of silence.
+ * system moves a channel's call boundary; `model.*` go to the update stage. Commands whose
+ * stage is not part of this build get a clear `not_supported` reply instead of silence.
  */
 export class CallCommandRouter {
   private readonly deps: CallCommandRouterDependencies;
@@ -56,12 +60,29 @@ export class CallCommandRouter {
         return { channel: id, callId, ended: true };
       }
       case 'model.install':
+        return this.model((m) => m.install(command.payload));
       case 'model.rollback':
-        throw new CommandError('not_supported', `${command.name} needs the model store, which this build does not include yet; install the bundle on disk and restart`);
+        return this.model((m) => m.rollback());
+      case 'model.promote':
+        return this.model((m) => m.promote());
+      case 'model.discard':
+        return this.model((m) => m.discard());
       case 'config.reload':
         throw new CommandError('not_supported', 'config.reload is not supported yet: restart the service (systemctl restart ser-edge) to apply a new config');
       default:
         throw new CommandError('unknown_command', `no handler for ${(command as { name: string }).name}`);
     }
   };
+
+  /** A model command's failure is a reply whose code is the step's reason. */
+  private async model(run: (models: ModelUpdater) => Promise<ModelCommandResult>): Promise<ModelCommandResult> {
+    const models = this.deps.models;
+    if (models === undefined) throw new CommandError('not_supported', 'this gateway runs without a model store; install the bundle on disk (model.dir) and restart');
+    try {
+      return await run(models);
+    } catch (error) {
+      if (error instanceof InstallError) throw new CommandError(error.reason, error.message);
+      throw error;
+    }
+  }
 }

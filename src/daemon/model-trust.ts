@@ -15,7 +15,7 @@ import { checkBundleTrust, readBundleSignature, readManifestJson } from '../upda
 export class ModelTrustError extends Error {
   override name = 'ModelTrustError';
   constructor(
-    readonly reason: 'unsigned' | 'unknown_key' | 'bad_signature' | 'trusted_keys',
+    readonly reason: 'unsigned' | 'unknown_key' | 'bad_signature' | 'trusted_keys' | 'download_ca',
     message: string,
   ) {
     super(message);

@@ -35,7 +35,8 @@ export function classifierFromBundle(bundle: ModelBundle, options: Pick<LoadClas
   }
 }
 
-async function buildClassifier(bundle: ModelBundle, options: LoadClassifierOptions): Promise<Classifier> {
+/** The classifier a verified bundle describes, with the GRU runtime the options ask for; not self-tested. */
+export async function buildClassifier(bundle: ModelBundle, options: LoadClassifierOptions = {}): Promise<Classifier> {
   if (bundle.manifest.kind === 'gru' && options.gruRuntime === 'tfjs') {
     // Loaded only here: TensorFlow.js takes ~0.6 s to import, which a KNN model or the
     // fused GRU kernel never needs to pay.

@@ -73,7 +73,7 @@ export class ModelUpdater {
       try {
         const classifier = await loadStored(store.pathOf(staged), this.deps.buildClassifier);
         // A trial whose time ran out while the daemon was down still waits for promote or discard; it just compares no more.
-        this.deps.live.startShadow(classifier, staged, Math.max(minutesLeft, 0));
+        this.deps.live.startShadow(classifier, staged, Math.max(minutesLeft, 1 / 600));
         this.scheduleShadowEnd(minutesLeft);
         logger.info({ staged: refOf(staged), minutesLeft: Math.max(0, Math.round(minutesLeft)) }, 'shadow trial resumed');
       } catch (error) {

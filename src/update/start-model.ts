@@ -4,8 +4,6 @@ import type { Logger } from 'pino';
 import { MANIFEST_FILE } from '../model/bundle-manifest.js';
 import type { Classifier } from '../model/classifier.js';
 import { sha256 } from '../model/model-bundle.js';
-import { SIGNATURE_FILE, verifyBundleSignature, type TrustedKey } from './bundle-signature.js';
-import { InstallError } from './install-error.js';
 import type { ModelStore, StoredBundle } from './model-store.js';
 import { refOf } from './model-updater.js';
 
@@ -13,11 +11,14 @@ export interface StartModelDependencies {
   store: ModelStore;
   /** The config's model.dir: what runs while the store has nothing installed. */
   configDir: string;
-  trustedKeys: readonly TrustedKey[];
   startAttempts: number;
   startWindowSeconds: number;
-  /** Loads and self-tests a bundle directory as the daemon runs it (the config's bundle also passes its trust check there). */
-  load: (dir: string) => Promise<Classifier>;
+  /**
+   * Loads and self-tests a bundle directory as the daemon runs it, trust included: the
+   * config's bundle under model.allowUnsigned, a store bundle only signed by a key that is
+   * trusted now (keys can be withdrawn).
+   */
+  load: (dir: string, source: 'config' | 'store') => Promise<Classifier>;
   logger: Logger;
 }
 
@@ -50,8 +51,7 @@ export async function startModel(deps: StartModelDependencies): Promise<StartedM
   }
   if (state.unconfirmedStarts.length > 0) await store.commit({ ...state, unconfirmedStarts: [...state.unconfirmedStarts, new Date(now).toISOString()] });
   try {
-    await checkStoredTrust(store.pathOf(active), deps.trustedKeys);
-    const classifier = await deps.load(store.pathOf(active));
+    const classifier = await deps.load(store.pathOf(active), 'store');
     return { classifier, active };
   } catch (error) {
     logger.error({ active: refOf(active), error: (error as Error).message }, 'the active model from the model store does not load');
@@ -61,7 +61,7 @@ export async function startModel(deps: StartModelDependencies): Promise<StartedM
 
 async function startConfigModel(deps: StartModelDependencies): Promise<StartedModel> {
   const dir = resolve(deps.configDir);
-  const classifier = await deps.load(dir);
+  const classifier = await deps.load(dir, 'config');
   const manifestBytes = await readFile(join(dir, MANIFEST_FILE));
   const active = { name: classifier.manifest.name, version: classifier.manifest.version, sha256: sha256(manifestBytes), dir, source: 'config' as const, activatedAt: new Date().toISOString() };
   const state = deps.store.state;
@@ -83,8 +83,7 @@ async function rollBackAtStart(deps: StartModelDependencies, why: string): Promi
     return startConfigModel(deps);
   }
   const dir = previous.source === 'config' ? resolve(deps.configDir) : store.pathOf(previous);
-  if (previous.source === 'store') await checkStoredTrust(dir, deps.trustedKeys);
-  const classifier = await deps.load(dir);
+  const classifier = await deps.load(dir, previous.source);
   const now = new Date().toISOString();
   const { activatedAt: _activatedAt, ...failedBundle } = failed;
   await store.commit({
@@ -97,18 +96,4 @@ async function rollBackAtStart(deps: StartModelDependencies, why: string): Promi
   });
   logger.error({ from: refOf(failed), to: refOf(previous), why }, 'the new model failed to come up; rolled back to the previous one');
   return { classifier, active: store.state.active! };
-}
-
-/** A store bundle must still carry a signature by a key the gateway trusts now (keys can be withdrawn). */
-async function checkStoredTrust(dir: string, trusted: readonly TrustedKey[]): Promise<void> {
-  const manifestText = await readFile(join(dir, MANIFEST_FILE), 'utf8');
-  const signature = await readFile(join(dir, SIGNATURE_FILE)).catch(() => undefined);
-  let json: unknown;
-  try {
-    json = JSON.parse(manifestText);
-  } catch (error) {
-    throw new InstallError('invalid_manifest', `${MANIFEST_FILE} is not JSON (${(error as Error).message})`);
-  }
-  const check = verifyBundleSignature(json, signature, trusted);
-  if (!check.ok) throw new InstallError(check.reason, check.message);
 }
