@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
 import { tempDir, writeWav } from './helpers/audio-fixtures.js';
+import { onlyCommanderHook } from './helpers/program-process.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
@@ -29,18 +30,6 @@ test('classify with the shipped default model runs without loading TensorFlow.js
   await assert.rejects(run(process.execPath, ['--import', hooks, cli, 'ensemble', '--members', dir, dir, '--out', join(dir, 'x')]), /TensorFlow\.js was loaded/);
 });
 
-/** A module hook that fails the process as soon as anything but commander or a Node built-in is imported by name. */
-async function onlyCommanderHook(dir: string): Promise<string> {
-  const hooks = join(dir, 'only-commander.mjs');
-  const resolve =
-    'import { isBuiltin } from "node:module";\n' +
-    'export async function resolve(s, c, next) {\n' +
-    '  if (!isBuiltin(s) && !/^(\\.|\\/|file:)/.test(s) && s !== "commander") throw new Error("--help loaded " + s);\n' +
-    '  return next(s, c);\n' +
-    '}\n';
-  await writeFile(hooks, `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(resolve)}));\n`);
-  return hooks;
-}
 
 // The model, MQTT, the daemon and zod cost 0.3–0.5 s of CPU to load; a question about usage must not wait for them.
 test('--help of the program and of each of its commands loads no package but commander', async () => {

@@ -12,6 +12,8 @@ import { unpackBundle } from '../src/update/bundle-archive.js';
 import { SIGNATURE_FILE } from '../src/update/bundle-signature.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { writeSyntheticModel } from './helpers/daemon-process.js';
+import { tamperWeights } from './helpers/model-updates.js';
+import { onlyCommanderHook } from './helpers/program-process.js';
 
 /** `ser-edge model keygen|sign|verify|pack`, run as a field tech runs them: the program, as a child process. */
 
@@ -110,13 +112,7 @@ describe('model sign and verify', () => {
 
   test('weights changed together with their sha256 in the manifest do not verify: exit 1, reason bad_signature', async () => {
     const bundle = await signedCopy();
-    const manifest = manifestOf(bundle);
-    const [name] = Object.keys(manifest.files);
-    const weights = readFileSync(join(bundle, name!));
-    weights[0] ^= 0x40;
-    writeFileSync(join(bundle, name!), weights);
-    manifest.files[name!] = { sha256: createHash('sha256').update(weights).digest('hex'), bytes: weights.length };
-    writeFileSync(join(bundle, MANIFEST_FILE), JSON.stringify(manifest));
+    tamperWeights(bundle);
     const out = await serEdge('model', 'verify', bundle, '--pub', keys.publicFile);
     assert.equal(out.code, 1);
     assert.match(out.stderr, new RegExp(`: bad_signature: the signature by key ${keys.keyId} does not match the manifest`));
@@ -265,14 +261,7 @@ describe('the model command line', () => {
   });
 
   test('--help of each model subcommand loads no package but commander', async () => {
-    const hooks = join(dir, 'only-commander.mjs');
-    const resolve =
-      'import { isBuiltin } from "node:module";\n' +
-      'export async function resolve(s, c, next) {\n' +
-      '  if (!isBuiltin(s) && !/^(\\.|\\/|file:)/.test(s) && s !== "commander") throw new Error("--help loaded " + s);\n' +
-      '  return next(s, c);\n' +
-      '}\n';
-    await writeFile(hooks, `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(resolve)}));\n`);
+    const hooks = await onlyCommanderHook(dir);
     for (const sub of ['keygen', 'sign', 'verify', 'pack']) {
       const { stdout } = await execute(process.execPath, ['--import', hooks, cli, 'model', sub, '--help']);
       assert.match(stdout, new RegExp(`^Usage: ser-edge model ${sub} `));

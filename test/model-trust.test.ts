@@ -1,7 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +13,7 @@ import { checkBundleTrust } from '../src/update/bundle-trust.js';
 import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { spawnDaemon, writeSyntheticModel, type DaemonProcess } from './helpers/daemon-process.js';
+import { tamperWeights } from './helpers/model-updates.js';
 import { connectSubscriber, MOSQUITTO_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 
 /**
@@ -47,13 +47,7 @@ function copyOf(bundle: string, name = `bundle-${copies++}`): string {
 /** The signed bundle with one weight byte flipped and its sha256 updated in the manifest: it loads, but not as signed. */
 function tampered(): string {
   const bundle = copyOf(signedDir);
-  const manifest = JSON.parse(readFileSync(join(bundle, MANIFEST_FILE), 'utf8')) as { files: Record<string, { sha256: string; bytes: number }> };
-  const [name] = Object.keys(manifest.files);
-  const weights = readFileSync(join(bundle, name!));
-  weights[0] ^= 0x40;
-  writeFileSync(join(bundle, name!), weights);
-  manifest.files[name!] = { sha256: createHash('sha256').update(weights).digest('hex'), bytes: weights.length };
-  writeFileSync(join(bundle, MANIFEST_FILE), JSON.stringify(manifest));
+  tamperWeights(bundle);
   return bundle;
 }
 

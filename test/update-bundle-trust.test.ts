@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { pack, type Header } from 'tar-stream';
 import { MANIFEST_FILE } from '../src/model/bundle-manifest.js';
 import { parseManifest } from '../src/model/model-bundle.js';
 import { ArchiveError, packBundle, unpackBundle } from '../src/update/bundle-archive.js';
@@ -11,6 +10,7 @@ import { loadTrustedKeys, signBundleDir, SIGNATURE_FILE, verifyBundleSignature }
 import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { writeSyntheticModel } from './helpers/daemon-process.js';
+import { handMadeTar, type TarEntry } from './helpers/model-updates.js';
 
 let bundleDir: string;
 let keys: { privateFile: string; publicFile: string; keyId: string };
@@ -91,18 +91,6 @@ describe('signing keys and bundle signatures', () => {
   });
 });
 
-type Entry = { header: Partial<Header> & { name: string }; data?: Buffer };
-
-/** A tar with exactly the entries given, as an attacker would write it. */
-async function hostileTar(entries: Entry[]): Promise<Buffer> {
-  const tar = pack();
-  for (const { header, data } of entries) tar.entry(header as Header, data ?? Buffer.alloc(0));
-  tar.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of tar) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
 describe('packed bundles', () => {
   test('pack and unpack give back every file of the bundle, and packing twice gives the same bytes', async () => {
     const dir = signedCopy();
@@ -116,8 +104,8 @@ describe('packed bundles', () => {
     for (const name of expected) assert.deepEqual(files.get(name), readFileSync(join(dir, name)));
   });
 
-  const manifest: Entry = { header: { name: MANIFEST_FILE, size: 2, type: 'file' }, data: Buffer.from('{}') };
-  const refusals: [string, Entry[], RegExp][] = [
+  const manifest: TarEntry = { header: { name: MANIFEST_FILE, size: 2, type: 'file' }, data: Buffer.from('{}') };
+  const refusals: [string, TarEntry[], RegExp][] = [
     ['an absolute path', [manifest, { header: { name: '/etc/cron.d/x', size: 1 }, data: Buffer.from('x') }], /absolute path/],
     ['a path with ..', [manifest, { header: { name: '../../etc/passwd', size: 1 }, data: Buffer.from('x') }], /climbs out of the bundle/],
     ['a file in a directory', [manifest, { header: { name: 'sub/knn.bin', size: 1 }, data: Buffer.from('x') }], /names a directory/],
@@ -130,15 +118,15 @@ describe('packed bundles', () => {
   ];
   for (const [what, entries, message] of refusals) {
     test(`an archive with ${what} is refused as unsafe_archive`, async () => {
-      const tar = await hostileTar(entries);
+      const tar = await handMadeTar(entries);
       await assert.rejects(unpackBundle(tar), (error: unknown) => error instanceof ArchiveError && error.reason === 'unsafe_archive' && message.test(error.message));
     });
   }
 
   test('an entry over the size limit, or more entries than a bundle has, is refused before it is read', async () => {
-    const big = await hostileTar([manifest, { header: { name: 'w.bin', size: 2048 }, data: Buffer.alloc(2048) }]);
+    const big = await handMadeTar([manifest, { header: { name: 'w.bin', size: 2048 }, data: Buffer.alloc(2048) }]);
     await assert.rejects(unpackBundle(big, { maxEntryBytes: 1024, maxEntries: 8 }), (e: unknown) => e instanceof ArchiveError && e.reason === 'unsafe_archive' && /over the 1024-byte limit/.test(e.message));
-    const many = await hostileTar([manifest, ...Array.from({ length: 4 }, (_, i) => ({ header: { name: `f${i}`, size: 1 }, data: Buffer.from('x') }))]);
+    const many = await handMadeTar([manifest, ...Array.from({ length: 4 }, (_, i) => ({ header: { name: `f${i}`, size: 1 }, data: Buffer.from('x') }))]);
     await assert.rejects(unpackBundle(many, { maxEntryBytes: 1024, maxEntries: 3 }), /more than 3 entries/);
   });
 
@@ -148,6 +136,6 @@ describe('packed bundles', () => {
       await assert.rejects(unpackBundle(packed.subarray(0, cut)), (e: unknown) => e instanceof ArchiveError && e.reason === 'bad_archive', `cut at ${cut} of ${packed.length}`);
     }
     await assert.rejects(unpackBundle(Buffer.from('PK\u0003\u0004 this is a zip'.repeat(40))), (e: unknown) => e instanceof ArchiveError && e.reason === 'bad_archive');
-    await assert.rejects(unpackBundle(await hostileTar([{ header: { name: 'w.bin', size: 1 }, data: Buffer.from('x') }])), /no manifest\.json/);
+    await assert.rejects(unpackBundle(await handMadeTar([{ header: { name: 'w.bin', size: 1 }, data: Buffer.from('x') }])), /no manifest\.json/);
   });
 });

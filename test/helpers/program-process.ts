@@ -1,5 +1,6 @@
+import { writeFile } from 'node:fs/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** A ser-edge process started from a bundle or an installed package, with its JSON log lines. */
 export interface ProgramProcess {
@@ -81,4 +82,17 @@ export function spawnProgram(command: string, args: string[], options: { cwd: st
       });
     },
   };
+}
+
+export /** A module hook that fails the process as soon as anything but commander or a Node built-in is imported by name. */
+async function onlyCommanderHook(dir: string): Promise<string> {
+  const hooks = join(dir, 'only-commander.mjs');
+  const resolve =
+    'import { isBuiltin } from "node:module";\n' +
+    'export async function resolve(s, c, next) {\n' +
+    '  if (!isBuiltin(s) && !/^(\\.|\\/|file:)/.test(s) && s !== "commander") throw new Error("--help loaded " + s);\n' +
+    '  return next(s, c);\n' +
+    '}\n';
+  await writeFile(hooks, `import { register } from 'node:module';\nregister('data:text/javascript,' + encodeURIComponent(${JSON.stringify(resolve)}));\n`);
+  return hooks;
 }
