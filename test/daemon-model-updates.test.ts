@@ -155,6 +155,7 @@ test('every refused install names the step that failed, leaves the active model 
     assert.equal(older.reply.error?.code, 'not_newer');
     const last = await view.modelStateAfter(older.sent - 1, (s) => s.lastInstall?.reason === 'not_newer', 'the last state');
     assert.equal(last.active?.version, '0.1.0', 'still the good install');
+    assert.equal(last.lastInstall?.version, '0.0.5', 'lastInstall names the version it refused');
     await view.classifiedAfter(older.at, windowsNow(view));
   } finally {
     await stop(daemon);

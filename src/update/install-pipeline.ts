@@ -80,6 +80,22 @@ export async function prepareInstall(
     if (name !== MANIFEST_FILE && name !== SIGNATURE_FILE && !listed.has(name)) throw new InstallError('file_mismatch', `the packed bundle holds ${name}, which its manifest does not list`);
   }
   const ref: BundleRef = { name: manifest.name, version: manifest.version, sha256: sha256(manifestBytes) };
+  try {
+    return await installChecked(command, manifest, ref, files, active, deps);
+  } catch (error) {
+    if (error instanceof InstallError) error.bundle = { name: ref.name, version: ref.version };
+    throw error;
+  }
+}
+
+async function installChecked(
+  command: ModelInstallCommand,
+  manifest: BundleManifest,
+  ref: BundleRef,
+  files: ReadonlyMap<string, Buffer>,
+  active: BundleRef | null,
+  deps: InstallPipelineDependencies,
+): Promise<PreparedBundle> {
   checkNewer(ref, active, command.force === true);
   checkFeatures(manifest, command.mode ?? 'activate', deps.canAdopt);
 

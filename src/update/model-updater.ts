@@ -236,7 +236,8 @@ export class ModelUpdater {
       this.deps.logger.info({ command: name, reason, error: message }, 'model command failed; the active model is unchanged');
       // `busy` says nothing about the model: the operation under way records its own outcome.
       if (reason !== 'busy') {
-        await this.commit({ lastInstall: this.outcome(false, reason, undefined, message) }).catch((e: Error) =>
+        const bundle = error instanceof InstallError ? error.bundle : undefined;
+        await this.commit({ lastInstall: this.outcome(false, reason, bundle, message) }).catch((e: Error) =>
           this.deps.logger.error({ error: e.message }, 'could not record the failed install in the model store'),
         );
       }
