@@ -5,7 +5,7 @@ import { SHUTDOWN_DEADLINE_MS, SHUTDOWN_GOODBYE_MS } from './config/daemon-confi
 import type { ResolvedConfig } from './config/load-daemon-config.js';
 import { DaemonBus, type ChannelLevelEvent, type UrgencyChangeEvent } from './daemon/daemon-events.js';
 import { ChannelRunner } from './daemon/channel-runner.js';
-import { CallCommandRouter } from './daemon/call-command-router.js';
+import { CommandRouter } from './daemon/command-router.js';
 import { EmbeddedBroker } from './daemon/embedded-broker.js';
 import { EventLoopTurns } from './daemon/event-loop-turns.js';
 import { describeFlag } from './daemon/flag-printer.js';
@@ -184,7 +184,7 @@ export class Daemon {
     link.on('connect', () => updater.publish());
     this.buildChannels(slot);
     this.wireBus();
-    this.link.onCommand(new CallCommandRouter({ channels: this.channels, logger, callRate: config.commands.call, models: updater }).handle);
+    this.link.onCommand(new CommandRouter({ channels: this.channels, logger, callRate: config.commands.call, models: updater }).handle);
     // The embedded broker is loopback-only and admits anyone by design: nothing to warn about there.
     if (config.commands.enabled && !this.broker) link.once('connect', () => void warnIfAnonymous(link, logger));
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_WINDOWING } from '../src/audio/speech-windower.js';
 import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
-import { CallCommandRouter } from '../src/daemon/call-command-router.js';
+import { CommandRouter } from '../src/daemon/command-router.js';
 import { DaemonBus, type CallBoundaryEvent, type ChannelLevelEvent, type UrgencyChangeEvent } from '../src/daemon/daemon-events.js';
 import { HeadsetChannel } from '../src/daemon/headset-channel.js';
 import { liveModel, ModelSlot } from '../src/daemon/model-slot.js';
@@ -204,7 +204,7 @@ function callCommand(action: 'start' | 'end', callId: string, channel = 'desk-1'
 
 function router(channels: HeadsetChannel[], callRate = { ratePerMinute: 6, burst: 3 }) {
   let ms = 0;
-  const route = new CallCommandRouter({ channels: new Map(channels.map((c) => [c.id, c])), logger: undefined as never, callRate, now: () => ms });
+  const route = new CommandRouter({ channels: new Map(channels.map((c) => [c.id, c])), logger: undefined as never, callRate, now: () => ms });
   return { handle: route.handle, advance: (by: number) => void (ms += by) };
 }
 

@@ -6,7 +6,7 @@ import { InstallError } from '../update/install-error.js';
 import type { ModelUpdater } from '../update/model-updater.js';
 import type { HeadsetChannel } from './headset-channel.js';
 
-export interface CallCommandRouterDependencies {
+export interface CommandRouterDependencies {
   channels: Map<string, HeadsetChannel>;
   logger: Logger;
   /** cmd/call limit per channel; over it a command is refused with `rate_limited` and not applied. */
@@ -22,11 +22,11 @@ export interface CallCommandRouterDependencies {
  * system moves a channel's call boundary; `model.*` go to the update stage. Commands whose
  * stage is not part of this build get a clear `not_supported` reply instead of silence.
  */
-export class CallCommandRouter {
-  private readonly deps: CallCommandRouterDependencies;
+export class CommandRouter {
+  private readonly deps: CommandRouterDependencies;
   private readonly callRate: CommandRateLimiter;
 
-  constructor(dependencies: CallCommandRouterDependencies) {
+  constructor(dependencies: CommandRouterDependencies) {
     this.deps = dependencies;
     this.callRate = new CommandRateLimiter({ rate: dependencies.callRate ?? DEFAULT_CALL_RATE, ...(dependencies.now ? { now: dependencies.now } : {}) });
   }
