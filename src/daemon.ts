@@ -21,7 +21,7 @@ import type { Classifier } from './model/classifier.js';
 import { buildClassifier } from './model/load-classifier.js';
 import type { TrustedKey } from './update/bundle-signature.js';
 import type { BundleRef } from './update/install-pipeline.js';
-import { ModelStore } from './update/model-store.js';
+import { MODEL_STORE_DIR, ModelStore } from './update/model-store.js';
 import { ModelUpdater } from './update/model-updater.js';
 import { startModel, type StartedModel } from './update/start-model.js';
 import { liveModel, ModelSlot } from './daemon/model-slot.js';
@@ -459,9 +459,6 @@ export class DaemonStartAborted extends Error {
  * time to store them all.
  */
 const MAX_QUEUED_FLAGS = 32;
-
-/** The model store's folder in the state directory. */
-const MODEL_STORE_DIR = 'models';
 
 /** Of the goodbye's share of the shutdown: kept for publishing `offline`, and after it for closing the outbox and broker. */
 const STOP_OFFLINE_MS = 600;

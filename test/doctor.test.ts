@@ -8,10 +8,14 @@ import { after, before, test } from 'node:test';
 import type { CheckResult } from '../src/daemon/checks/check-result.js';
 import { clockCheck, parseChronyTracking, parseNtpqPeers, parseTimedatectl } from '../src/daemon/checks/clock-check.js';
 import { serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
-import { signBundleDir } from '../src/update/bundle-signature.js';
+import { classifierFromBundle } from '../src/model/load-classifier.js';
+import { loadTrustedKeys, signBundleDir } from '../src/update/bundle-signature.js';
+import { prepareInstall } from '../src/update/install-pipeline.js';
+import { ModelStore } from '../src/update/model-store.js';
 import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
+import { bundleVariant, packBundle } from './helpers/model-updates.js';
 import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 
 const run = promisify(execFile);
@@ -21,7 +25,7 @@ const skip = MOSQUITTO_MISSING;
 let broker: Mosquitto;
 let modelDir: string;
 /** The same bundle, signed, and the public key that verifies it: what a gateway in the field runs. */
-let signed: { modelDir: string; publicKey: string };
+let signed: { modelDir: string; publicKey: string; privateKey: string };
 let voiceWav: string;
 
 before(async () => {
@@ -29,7 +33,7 @@ before(async () => {
   [broker, modelDir] = await Promise.all([startMosquitto(), writeSyntheticModel(dir)]);
   voiceWav = await writeVoiceWav(join(dir, 'calm.wav'), [['calm', 4]]);
   const keys = await generateSigningKeys(join(dir, 'signing'));
-  signed = { modelDir: join(dir, 'signed-model'), publicKey: keys.publicFile };
+  signed = { modelDir: join(dir, 'signed-model'), publicKey: keys.publicFile, privateKey: keys.privateFile };
   cpSync(modelDir, signed.modelDir, { recursive: true });
   await signBundleDir(signed.modelDir, keys.privateFile);
 });
@@ -87,6 +91,7 @@ test('a good config passes every check, with the hardware rows skipped for file 
       model: 'pass',
       'model-signature': 'pass',
       'model-keys': 'pass',
+      'model-store': 'pass',
       broker: 'pass',
       'state-dir': 'pass',
       disk: 'pass',
@@ -261,6 +266,38 @@ test('a config that does not load fails its row and exits 1; the table says what
     ],
   );
   assert.match(report!.checks[1]!.detail, /gw-badconfig\.json: mqtt\.qos: unknown key/);
+});
+
+test('a model installed remotely is what model-store checks, as the one that runs instead of model.dir; damaged on disk, the row fails and says a start rolls back', { skip }, async () => {
+  const gateway = 'gw-store';
+  const config = labSiteConfig({ dir, brokerUrl: broker.url, modelDir: signed.modelDir }, gateway, sources(), { model: { dir: signed.modelDir, trustedKeys: [signed.publicKey] } });
+  const store = new ModelStore({ dir: join(config.stateDir as string, 'models') });
+  await store.open();
+  const newer = await bundleVariant(modelDir, join(dir, 'store-0.2.0'), { version: '0.2.0', key: signed.privateKey });
+  const prepared = await prepareInstall({ schema: 1, bundle: { inline: (await packBundle(newer)).toString('base64') } }, null, {
+    store,
+    trustedKeys: await loadTrustedKeys([signed.publicKey]),
+    limits: { maxInlineBytes: 1 << 23, maxBundleBytes: 1 << 26, downloadTimeoutMs: 1000 },
+    buildClassifier: async (bundle) => classifierFromBundle(bundle),
+    canAdopt: () => null,
+  });
+  prepared.classifier.dispose();
+  await store.commit({ ...store.state, active: { ...prepared.ref, dir: prepared.storeDir, source: 'store', activatedAt: new Date().toISOString() } });
+
+  const installed = (await doctor(gateway, config)).report!;
+  const [good] = row(installed, 'model-store');
+  assert.equal(good?.status, 'pass', good?.detail);
+  assert.match(good!.detail, /^synthetic 0\.2\.0, installed remotely .*, runs instead of model\.dir: files, signature and self-test pass/);
+
+  const weights = join(store.pathOf({ dir: prepared.storeDir }), Object.keys(prepared.manifest.files)[0]!);
+  const data = readFileSync(weights);
+  data[0]! ^= 0xff;
+  writeFileSync(weights, data);
+  const damaged = await doctor(gateway, config);
+  const [bad] = row(damaged.report!, 'model-store');
+  assert.equal(bad?.status, 'fail');
+  assert.match(bad!.detail, /synthetic 0\.2\.0, installed remotely, does not load: .*sha256.*; a start rolls back to model\.dir/);
+  assert.notEqual(damaged.code, 0);
 });
 
 test('usage errors exit 2', async () => {

@@ -7,6 +7,7 @@ import { captureChecks } from '../daemon/checks/capture-checks.js';
 import { fail, pass, type CheckResult, type CheckStatus } from '../daemon/checks/check-result.js';
 import { clockCheck } from '../daemon/checks/clock-check.js';
 import { modelCheck } from '../daemon/checks/model-check.js';
+import { modelStoreCheck } from '../daemon/checks/model-store-check.js';
 import { nodeVersionCheck, recorderChecks } from '../daemon/checks/runtime-checks.js';
 import { outboxDiskCheck, stateDirectoryChecks } from '../daemon/checks/state-dir-checks.js';
 import { brokerSettingsProblem } from './run-command.js';
@@ -85,7 +86,7 @@ export async function diagnose(options: DoctorCommandOptions, version: string, s
   checks.push(...capture);
   step('loading the model');
   const model = await modelCheck(config.model);
-  checks.push(...model.rows, broker, ...state.rows, disk, clock);
+  checks.push(...model.rows, await modelStoreCheck(config), broker, ...state.rows, disk, clock);
   step('measuring how many channels this machine carries');
   try {
     checks.push(capacityCheck(config, model.classifier, (classifier) => measureChannelCapacity(classifier, { cpuSeconds: options.measureSeconds ?? 2, warmupCpuSeconds: Math.min(0.5, (options.measureSeconds ?? 2) / 2) })));

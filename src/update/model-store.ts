@@ -42,6 +42,9 @@ const storeFile = z.object({
 export type StoreState = z.infer<typeof storeFile>;
 
 const STATE_FILE = 'store.json';
+
+/** The model store's folder in the state directory. */
+export const MODEL_STORE_DIR = 'models';
 const BUNDLES_DIR = 'bundles';
 
 const EMPTY: StoreState = { schema: 1, active: null, previous: null, staged: null, unconfirmedStarts: [], lastInstall: null, lastRollback: null };
@@ -134,6 +137,26 @@ export class ModelStore {
       // An `.incoming-` directory may belong to an install under way.
       if (!entry.startsWith('.') && !kept.has(path)) await rm(path, { recursive: true, force: true });
     }
+  }
+}
+
+/**
+ * The store's choice as store.json has it, read without touching anything (for doctor):
+ * null when nothing was ever installed here, an Error when the file does not read whole.
+ */
+export async function readStoreState(dir: string): Promise<StoreState | null | Error> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, STATE_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return error as Error;
+  }
+  try {
+    const parsed = storeFile.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : new Error(`${STATE_FILE} does not match its schema: ${parsed.error.issues[0]?.message}`);
+  } catch (error) {
+    return new Error(`${STATE_FILE} is not JSON (${(error as Error).message})`);
   }
 }
 

@@ -7,7 +7,7 @@
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
 export interface CheckResult {
-  /** Stable key for scripts: `node`, `config`, `recorder`, `capture`, `model`, `model-signature`, `model-keys`, `broker`, `state-dir`, `disk`, `clock`, `capacity`. */
+  /** Stable key for scripts: `node`, `config`, `recorder`, `capture`, `model`, `model-signature`, `model-keys`, `model-store`, `broker`, `state-dir`, `disk`, `clock`, `capacity`. */
   check: string;
   /** What the row is about when a check has one per thing: `sources[0]`, a directory. */
   subject: string | null;
