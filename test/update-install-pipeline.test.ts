@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -206,5 +206,19 @@ describe('start-up and the model store', () => {
     assert.equal(started.active.version, '1.1.0');
     assert.equal(store.state.unconfirmedStarts.length, 2);
     started.classifier.dispose();
+  });
+
+  test('opening the store removes what an install cut short left behind, and a commit removes bundles nothing refers to', async () => {
+    const store = newStore();
+    await store.open();
+    const prepared = await prepareInstall(inline(await packBundle(await variant({ version: '1.1.0', key: keys.privateFile }))), active, pipeline(store));
+    prepared.classifier.dispose();
+    mkdirSync(join(store.dir, 'bundles', '.incoming-deadbeef'));
+    writeFileSync(join(store.dir, 'bundles', '.incoming-deadbeef', 'half.bin'), 'x');
+    const reopened = new ModelStore({ dir: store.dir });
+    await reopened.open();
+    assert.deepEqual(readdirSync(join(store.dir, 'bundles')).sort(), [prepared.storeDir.split('/').pop()!]);
+    await reopened.commit({ ...reopened.state, active: null });
+    assert.deepEqual(readdirSync(join(store.dir, 'bundles')), [], 'the bundle no state names is gone');
   });
 });

@@ -71,6 +71,10 @@ export class ModelStore {
   /** Reads store.json; a missing one is an empty store, a damaged one is set aside (the config's model then runs). */
   async open(): Promise<{ setAside?: string }> {
     await mkdir(join(this.dir, BUNDLES_DIR), { recursive: true });
+    // What an install cut short by a crash left half-written: no install runs before open().
+    for (const entry of await readdir(join(this.dir, BUNDLES_DIR))) {
+      if (entry.startsWith('.incoming-')) await rm(join(this.dir, BUNDLES_DIR, entry), { recursive: true, force: true });
+    }
     let text: string;
     try {
       text = await readFile(join(this.dir, STATE_FILE), 'utf8');
