@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -332,6 +332,47 @@ test('a shadow trial runs the staged model on the same windows without publishin
     assert.equal(after.staged, null);
     const discard = await view.command('model.discard', {});
     assert.equal(discard.reply.error?.code, 'no_staged');
+  } finally {
+    await stop(daemon);
+    await sub.end();
+  }
+});
+
+test('kill -9 at any moment of an install leaves a store that opens: the gateway comes up on one of the bundles it had, and no half-written bundle stays', { skip, timeout: 240_000 }, async () => {
+  const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-kill/#']);
+  const view = gatewayView(sub, 'gw-kill');
+  const versions = ['0.8.0', '0.8.1'];
+  const packs = await Promise.all(versions.map(async (v) => packBundle(await signed(v))));
+  const configFile = join(dir, 'gw-kill.json');
+  let daemon = spawnDaemon(configFile, gatewayConfig('gw-kill', [looping('hs1')], { startAttempts: 50 }));
+  try {
+    for (let cycle = 0; cycle < 8; cycle++) {
+      await view.online();
+      await daemon.waitForLog((l) => l.msg === 'ser-edge running', 20_000, 'running');
+      // Forced installs, one after the other, each a switch; the kill lands wherever it lands.
+      let sending = true;
+      const sender = (async () => {
+        // Each waits for its reply, so every one really runs (a flood would mostly be refused as busy).
+        for (let i = 0; sending; i++) await view.command('model.install', { force: true, ...inline(packs[i % 2]!) }, 3000).catch(() => undefined);
+      })();
+      await new Promise((r) => setTimeout(r, 300 + ((cycle * 137) % 700)));
+      daemon.child.kill('SIGKILL');
+      sending = false;
+      await Promise.all([daemon.exited, sender]);
+      const mark = sub.messages.length;
+      daemon = spawnDaemon(configFile);
+      const state = await view.modelStateAfter(mark, (s) => s.active !== null, `the state after kill ${cycle}`);
+      assert.ok(['0.0.1', ...versions].includes(state.active!.version), `came up on ${state.active!.version}`);
+    }
+    const switched = sub.messages.filter((m) => m.topic === `${view.base}/cmd/model.install/reply` && m.json<CommandReply>().ok).length;
+    assert.ok(switched >= 4, `installs that switched between the kills: ${switched}`);
+    // Idle now (nothing was sent after the last kill): what the store holds is what its state names.
+    assert.equal(await stop(daemon), 0);
+    const bundles = readdirSync(join(dir, 'gw-kill', 'models', 'bundles'));
+    assert.ok(bundles.every((b) => !b.startsWith('.incoming-')), `no half-written bundle: ${bundles.join(', ')}`);
+    assert.ok(bundles.length <= 3, `only what active, previous and staged name: ${bundles.join(', ')}`);
+    const store = JSON.parse(readFileSync(join(dir, 'gw-kill', 'models', 'store.json'), 'utf8')) as { active: { dir: string; source: string } };
+    if (store.active.source === 'store') assert.ok(bundles.some((b) => store.active.dir.endsWith(b)), 'the active bundle is there');
   } finally {
     await stop(daemon);
     await sub.end();
