@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +17,7 @@ import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { startModel } from '../src/update/start-model.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { tempDir } from './helpers/audio-fixtures.js';
+import { generateTestCertificates, OPENSSL_MISSING, type TestCertificates } from './helpers/mosquitto.js';
 import { writeSyntheticModel } from './helpers/daemon-process.js';
 import { bundleVariant, packBundle, packWithExtraEntry, tamperWeights } from './helpers/model-updates.js';
 
@@ -170,6 +172,33 @@ describe('downloads', () => {
     await refusedWith('download_timeout', byUrl('/slow.tar'), { limits: { maxInlineBytes: 1 << 23, maxBundleBytes: 1 << 26, downloadTimeoutMs: 500 } });
     await refusedWith('download_failed', byUrl('/missing.tar'), {}, /HTTP 404/);
     await refusedWith('too_large', byUrl('/good.tar'), { limits: { maxInlineBytes: 1 << 23, maxBundleBytes: 1000, downloadTimeoutMs: 2000 } }, /maxBundleBytes/);
+  });
+});
+
+describe('downloads over https', { skip: OPENSSL_MISSING }, () => {
+  let server: import('node:https').Server;
+  let url: string;
+  let packed: Buffer;
+  let certs: TestCertificates;
+  before(async () => {
+    packed = await packBundle(await variant({ version: '1.1.0', key: keys.privateFile }));
+    certs = generateTestCertificates();
+    server = createHttpsServer({ cert: readFileSync(certs.serverCertFile), key: readFileSync(certs.serverKeyFile) }, (_req, res) => res.writeHead(200).end(packed));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/bundle.tar`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const command = (): ModelInstallCommand => ({ schema: 1, bundle: { url, bytes: packed.length, sha256: createHash('sha256').update(packed).digest('hex') } });
+
+  test('a server whose certificate the configured CA (update.caFile) signed is trusted', async () => {
+    const store = newStore();
+    await store.open();
+    const prepared = await prepareInstall(command(), active, pipeline(store, { limits: { maxInlineBytes: 1 << 23, maxBundleBytes: 1 << 26, downloadTimeoutMs: 5000, ca: readFileSync(certs.caFile) } }));
+    prepared.classifier.dispose();
+  });
+
+  test('without that CA the same server is refused as download_failed, naming the certificate problem', async () => {
+    await refusedWith('download_failed', command(), {}, /certificate/i);
   });
 });
 
