@@ -23,7 +23,7 @@ const skip = MOSQUITTO_MISSING;
 let broker: Mosquitto;
 let base: string;
 let keys: { privateFile: string; publicFile: string; keyId: string };
-let stranger: { privateFile: string };
+let stranger: { privateFile: string; publicFile: string };
 let loopingCall: string;
 let n = 0;
 
@@ -294,6 +294,40 @@ test('a model whose files were damaged on disk does not come up, and the gateway
     assert.equal(state.lastRollback?.cause, 'failed_start');
     assert.match(state.lastRollback?.message ?? '', /sha256/);
     await view.classifiedAfter(mark, 0);
+  } finally {
+    await stop(daemon);
+    await sub.end();
+  }
+});
+
+test('a gateway whose signing key was withdrawn, with both its active and previous model signed by that key, comes up on model.dir and takes a bundle signed by the new key', { skip, timeout: 180_000 }, async () => {
+  const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-rekey/#']);
+  const view = gatewayView(sub, 'gw-rekey');
+  const config = gatewayConfig('gw-rekey', [looping('hs1')]);
+  let daemon = spawnDaemon(join(dir, 'gw-rekey.json'), config);
+  try {
+    await view.online();
+    for (const version of ['0.7.0', '0.8.0']) {
+      const { reply } = await view.command('model.install', inline(await packBundle(await signed(version))));
+      assert.equal(reply.ok, true, reply.error?.message);
+    }
+    assert.equal(await stop(daemon), 0);
+    // The old key leaked: the gateway now trusts only the new one.
+    const rekeyed = { ...config, model: { ...(config.model as object), trustedKeys: [stranger.publicFile] } };
+    const mark = sub.messages.length;
+    daemon = spawnDaemon(join(dir, 'gw-rekey.json'), rekeyed);
+    const state = await view.modelStateAfter(mark, (s) => s.active !== null, 'the state after the start');
+    assert.equal(state.active?.version, '0.0.1', 'the config’s model.dir runs');
+    assert.equal(state.active?.source, 'config');
+    assert.equal(state.previous, null, 'neither untrusted bundle is kept to return to');
+    assert.equal(state.lastRollback?.cause, 'failed_start');
+    assert.equal(state.lastRollback?.from.version, '0.8.0');
+    assert.match(state.lastRollback?.message ?? '', /0\.7\.0, does not load either .*does not trust/);
+    await daemon.waitForLog((l) => l.msg === "neither the new model nor the previous one loads; the config's model.dir runs", 5_000, 'the fallback line');
+    await view.classifiedAfter(mark, 0);
+    const resigned = await view.command('model.install', inline(await packBundle(await variant({ version: '0.8.0', key: stranger.privateFile }))));
+    assert.equal(resigned.reply.ok, true, resigned.reply.error?.message);
+    assert.equal(ModelCommandResult.parse(resigned.reply.result).active?.version, '0.8.0');
   } finally {
     await stop(daemon);
     await sub.end();
