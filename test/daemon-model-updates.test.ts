@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { CommandReply, ModelCommandResult, ModelState, TelemetryPayload, UrgencyEvent, type StatusPayload } from '../src/mqtt/payload-schemas.js';
 import { generateSigningKeys } from '../src/update/signing-keys.js';
@@ -23,7 +25,7 @@ const skip = MOSQUITTO_MISSING;
 let broker: Mosquitto;
 let base: string;
 let keys: { privateFile: string; publicFile: string; keyId: string };
-let stranger: { privateFile: string };
+let stranger: { privateFile: string; publicFile: string };
 let loopingCall: string;
 let n = 0;
 
@@ -301,6 +303,40 @@ test('a model whose files were damaged on disk does not come up, and the gateway
   }
 });
 
+test('a gateway whose signing key was withdrawn, with both its active and previous model signed by that key, comes up on model.dir and takes a bundle signed by the new key', { skip, timeout: 180_000 }, async () => {
+  const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-rekey/#']);
+  const view = gatewayView(sub, 'gw-rekey');
+  const config = gatewayConfig('gw-rekey', [looping('hs1')]);
+  let daemon = spawnDaemon(join(dir, 'gw-rekey.json'), config);
+  try {
+    await view.online();
+    for (const version of ['0.7.0', '0.8.0']) {
+      const { reply } = await view.command('model.install', inline(await packBundle(await signed(version))));
+      assert.equal(reply.ok, true, reply.error?.message);
+    }
+    assert.equal(await stop(daemon), 0);
+    // The old key leaked: the gateway now trusts only the new one.
+    const rekeyed = { ...config, model: { ...(config.model as object), trustedKeys: [stranger.publicFile] } };
+    const mark = sub.messages.length;
+    daemon = spawnDaemon(join(dir, 'gw-rekey.json'), rekeyed);
+    const state = await view.modelStateAfter(mark, (s) => s.active !== null, 'the state after the start');
+    assert.equal(state.active?.version, '0.0.1', 'the config’s model.dir runs');
+    assert.equal(state.active?.source, 'config');
+    assert.equal(state.previous, null, 'neither untrusted bundle is kept to return to');
+    assert.equal(state.lastRollback?.cause, 'failed_start');
+    assert.equal(state.lastRollback?.from.version, '0.8.0');
+    assert.match(state.lastRollback?.message ?? '', /0\.7\.0, does not load either .*does not trust/);
+    await daemon.waitForLog((l) => l.msg === "neither the new model nor the previous one loads; the config's model.dir runs", 5_000, 'the fallback line');
+    await view.classifiedAfter(mark, 0);
+    const resigned = await view.command('model.install', inline(await packBundle(await variant({ version: '0.8.0', key: stranger.privateFile }))));
+    assert.equal(resigned.reply.ok, true, resigned.reply.error?.message);
+    assert.equal(ModelCommandResult.parse(resigned.reply.result).active?.version, '0.8.0');
+  } finally {
+    await stop(daemon);
+    await sub.end();
+  }
+});
+
 test('a shadow trial runs the staged model on the same windows without publishing its flags, reports agreement and flags per hour, and is then promoted', { skip, timeout: 180_000 }, async () => {
   const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-shadow/#']);
   const view = gatewayView(sub, 'gw-shadow');
@@ -375,6 +411,88 @@ test('kill -9 at any moment of an install leaves a store that opens: the gateway
     if (store.active.source === 'store') assert.ok(bundles.some((b) => store.active.dir.endsWith(b)), 'the active bundle is there');
   } finally {
     await stop(daemon);
+    await sub.end();
+  }
+});
+
+const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
+
+/** A field tech's command, as a child process: its exit code and what it printed. */
+function runTool(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ser-edge ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('publish --all --canary 1 on three gateways stops after a canary that does not trust the signing key: the others get no command and keep their model; once the canary trusts it, the same publish goes through to all three', { skip, timeout: 180_000 }, async () => {
+  // A site of its own: --all is every gateway of the site with a retained status.
+  const site = 'canary-lab';
+  const ids = ['desk-a', 'desk-b', 'desk-c']; // --all goes by id: desk-a is the canary
+  const config = (gateway: string, trusted: string[]) => ({ ...gatewayConfig(gateway, [looping('hs1')]), site, model: { dir: base, trustedKeys: trusted, allowUnsigned: true } });
+  const configFile = (gateway: string) => join(dir, `${site}-${gateway}.json`);
+  const sub = await connectSubscriber(broker.url, [`ser/v1/${site}/#`]);
+  const commandsTo = (gateway: string) => sub.messages.filter((m) => m.topic === `ser/v1/${site}/${gateway}/cmd/model.install`).length;
+  /** Everything the broker carried before now has reached the subscriber: a message of its own has come back after it. */
+  const settled = async () => {
+    const probe = `probe-${++n}`;
+    await sub.client.publishAsync(`ser/v1/${site}/probe`, probe, { qos: 1 });
+    await sub.waitFor((m) => m.topic === `ser/v1/${site}/probe` && m.payload.toString() === probe, 5_000, 'the probe');
+  };
+  const lastModel = (gateway: string) => ModelState.parse(sub.messages.filter((m) => m.topic === `ser/v1/${site}/${gateway}/model` && m.payload.length > 0).at(-1)!.json());
+  const modelState = (gateway: string, match: (s: ModelState) => boolean, what: string) =>
+    sub.waitFor((m) => m.topic === `ser/v1/${site}/${gateway}/model` && m.payload.length > 0 && match(ModelState.parse(m.json())), 15_000, what);
+  const online = (gateway: string, from: number) =>
+    sub.waitFor((m) => sub.messages.indexOf(m) >= from && m.topic === `ser/v1/${site}/${gateway}/status` && m.json<StatusPayload>().state === 'online', 20_000, `${gateway} online`);
+  // The canary trusts another key only (a gateway someone forgot to give the site's key).
+  const daemons = new Map(ids.map((g) => [g, spawnDaemon(configFile(g), config(g, g === 'desk-a' ? [stranger.publicFile] : [keys.publicFile]))] as const));
+  const bundle = await signed('0.9.0');
+  const publish = ['model', 'publish', bundle, '--broker', broker.url, '--site', site, '--all', '--canary', '1', '--timeout', '60'];
+  try {
+    await Promise.all(ids.map((g) => online(g, 0)));
+    await sub.waitFor(() => ids.every((g) => sub.messages.some((m) => m.topic === `ser/v1/${site}/${g}/model`)), 15_000, 'every gateway\'s model state');
+
+    const stopped = await runTool(publish);
+    assert.equal(stopped.code, 1, `exit 1 after a failed canary\n${stopped.stdout}${stopped.stderr}`);
+    assert.match(stopped.stdout, /^model\.install synthetic 0\.9\.0 \(.* inline, activate\) on site canary-lab: 3 gateways, canary 1$/m);
+    assert.match(stopped.stdout, /^  desk-a \(canary\)\s+failed\s+unknown_key\s+synthetic 0\.0\.1\s+.*signed by key \w+, which this gateway does not trust/m);
+    assert.match(stopped.stdout, /^  desk-b\s+not_sent\s+canary_failed\s+synthetic 0\.0\.1\s+not sent: the canary desk-a did not succeed$/m);
+    assert.match(stopped.stdout, /^  desk-c\s+not_sent\s+canary_failed\s+synthetic 0\.0\.1\s+not sent: the canary desk-a did not succeed$/m);
+    assert.match(stopped.stdout, /^1 failed, 2 not sent \(of 3\)$/m);
+    await settled();
+    assert.deepEqual(ids.map(commandsTo), [1, 0, 0], 'the broker carried one install command: to the canary');
+    await modelState('desk-a', (st) => st.lastInstall?.reason === 'unknown_key', 'the canary’s refusal in its …/model');
+    for (const g of ids) assert.equal(lastModel(g).active?.version, '0.0.1', `${g} keeps its model`);
+    for (const g of ['desk-b', 'desk-c']) assert.equal(lastModel(g).lastInstall, null, `${g} never saw an install`);
+
+    // The tech gives the canary the site's key and publishes again.
+    const mark = sub.messages.length;
+    const canary = daemons.get('desk-a')!;
+    canary.child.kill('SIGTERM');
+    assert.equal((await canary.exited).code, 0);
+    daemons.set('desk-a', spawnDaemon(configFile('desk-a'), config('desk-a', [stranger.publicFile, keys.publicFile])));
+    await online('desk-a', mark);
+    const done = await runTool(publish);
+    assert.equal(done.code, 0, `${done.stdout}${done.stderr}`);
+    assert.match(done.stdout, /^  desk-a \(canary\)\s+ok\s+installed\s+synthetic 0\.9\.0\s*$/m);
+    for (const g of ['desk-b', 'desk-c']) assert.match(done.stdout, new RegExp(`^  ${g}\\s+ok\\s+installed\\s+synthetic 0\\.9\\.0\\s*$`, 'm'));
+    assert.match(done.stdout, /^3 ok \(of 3\)$/m);
+    await settled();
+    assert.deepEqual(ids.map(commandsTo), [2, 1, 1], 'one more command each');
+    for (const g of ids) await modelState(g, (st) => st.active?.version === '0.9.0', `${g} running the new model`);
+  } finally {
+    await Promise.all([...daemons.values()].map(stop));
     await sub.end();
   }
 });

@@ -318,10 +318,19 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
 
   test('a gateway that already runs the bundle counts as done', async () => {
     const site = newSite();
-    await gateways(site, [['gw1', () => failed('already_active', 'ser-ensemble 1.1.0 is already active')]]);
+    await gateways(site, [['gw1', () => failed('already_active', 'command model.install failed: ser-ensemble 1.1.0 is the active model already; nothing to do')]]);
     const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
     assert.equal(run.code, 0, run.stdout);
-    assert.match(run.stdout, /gw1\s+ok\s+already_active/);
+    assert.match(run.stdout, /gw1\s+ok\s+already_active\s+ser-ensemble 1\.0\.0\s+ser-ensemble 1\.1\.0 is the active model already; nothing to do\n/);
+  });
+
+  test('status shows a last install answered already_active as ok, not as a failure', async () => {
+    const site = newSite();
+    await gateways(site, [['gw1', () => null, { model: modelState(site, 'gw1', { lastInstall: { ok: false, reason: 'already_active', ts: TS, message: 'ser-ensemble 1.0.0 is the active model already; nothing to do' } }) }]]);
+    const run = await runTool(['model', 'status', '--broker', broker.url, '--site', site]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /gw1\s+online\s+ser-ensemble 1\.0\.0\s+-\s+-\s+ok already_active, /);
+    assert.doesNotMatch(run.stdout, /FAILED|last install failed/);
   });
 
   test('a refused response topic is answered on the gateway\'s own reply topic, and the tool reads it there', async () => {

@@ -83,7 +83,14 @@ async function rollBackAtStart(deps: StartModelDependencies, why: string): Promi
     return startConfigModel(deps);
   }
   const dir = previous.source === 'config' ? resolve(deps.configDir) : store.pathOf(previous);
-  const classifier = await deps.load(dir, previous.source);
+  let classifier: Classifier;
+  try {
+    classifier = await deps.load(dir, previous.source);
+  } catch (error) {
+    // The config's own bundle failing is a config problem, reported as such (exit 2).
+    if (previous.source === 'config') throw error;
+    return fallBackToConfig(deps, why, (error as Error).message);
+  }
   const now = new Date().toISOString();
   const { activatedAt: _activatedAt, ...failedBundle } = failed;
   await store.commit({
@@ -96,4 +103,28 @@ async function rollBackAtStart(deps: StartModelDependencies, why: string): Promi
   });
   logger.error({ from: refOf(failed), to: refOf(previous), why }, 'the new model failed to come up; rolled back to the previous one');
   return { classifier, active: store.state.active! };
+}
+
+/**
+ * Neither store bundle loads: most often both were signed by a key since withdrawn from
+ * model.trustedKeys (a leaked key replaced). Refusing to start would leave the gateway
+ * offline, out of reach of the re-signed bundle that would fix it; so the config's
+ * model.dir runs, and the store forgets both.
+ */
+async function fallBackToConfig(deps: StartModelDependencies, why: string, previousError: string): Promise<StartedModel> {
+  const { store, logger } = deps;
+  const state = store.state;
+  const failed = state.active!;
+  const previous = state.previous!;
+  const started = await startConfigModel(deps);
+  const now = new Date().toISOString();
+  const message = `${why}; the previous one, ${previous.name} ${previous.version}, does not load either (${previousError})`;
+  await store.commit({
+    ...store.state,
+    previous: null,
+    lastRollback: { ts: now, cause: 'failed_start', from: refOf(failed), to: refOf(started.active), message },
+    lastInstall: { ok: false, reason: 'failed_start', ts: now, name: failed.name, version: failed.version, message: `${message}; the config's model.dir runs` },
+  });
+  logger.error({ from: refOf(failed), previous: refOf(previous), to: refOf(started.active), why, error: previousError }, "neither the new model nor the previous one loads; the config's model.dir runs");
+  return { classifier: started.classifier, active: store.state.active! };
 }

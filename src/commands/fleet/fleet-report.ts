@@ -55,9 +55,16 @@ export function shadowText(version: string, shadow: ShadowTrialReport | undefine
   );
 }
 
+/**
+ * A gateway answers an install of the bundle it already runs with `already_active` and
+ * records it so; publishing to a whole site after its canary does that on the canary,
+ * which is where the rollout wants it: not a failure to show.
+ */
+const installFailed = (last: NonNullable<ModelState['lastInstall']>) => !last.ok && last.reason !== 'already_active';
+
 function lastInstallText(last: ModelState['lastInstall'] | undefined): string {
   if (!last) return '-';
-  return `${last.ok ? 'ok' : 'FAILED'} ${last.reason}${last.version ? ` ${last.version}` : ''}, ${when(last.ts)}`;
+  return `${installFailed(last) ? 'FAILED' : 'ok'} ${last.reason}${last.version ? ` ${last.version}` : ''}, ${when(last.ts)}`;
 }
 
 function statusText(record: GatewayRecord): string {
@@ -88,7 +95,7 @@ export function renderSiteStatus(roster: SiteRoster, now = Date.now()): string {
     lines.push(rendered[i + 1]!);
     const m = record.model;
     if (m?.staged) lines.push(`      ${shadowText(m.staged.version, m.staged.shadow, now)}`);
-    if (m?.lastInstall && !m.lastInstall.ok) {
+    if (m?.lastInstall && installFailed(m.lastInstall)) {
       const why = m.lastInstall.message ?? m.lastInstall.error?.message;
       if (why) lines.push(`      last install failed (${m.lastInstall.reason}): ${why}`);
     }

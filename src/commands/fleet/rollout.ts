@@ -228,6 +228,8 @@ export function gatewayOutcomes(
         } else {
           row.reason = reply.error?.code ?? 'failed';
           row.message = reply.error?.message ?? null;
+          // A refusal that counts as done (already_active): the gateway's "command … failed:" would read as a failure.
+          if (row.result === 'ok' && row.message !== null) row.message = row.message.replace(/^command \S+ failed: /, '');
           if (reply.error?.retryAfterSeconds !== undefined) row.retryAfterSeconds = reply.error.retryAfterSeconds;
         }
         return row;
