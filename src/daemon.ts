@@ -61,6 +61,7 @@ export class Daemon {
   private store: ModelStore | undefined;
   private updater: ModelUpdater | undefined;
   private activeAtStart: StartedModel['active'] | undefined;
+  private startRecorded: string | undefined;
   private trustedKeys: readonly TrustedKey[] = [];
   private downloadCa: Buffer | undefined;
   private broker: EmbeddedBroker | undefined;
@@ -137,6 +138,7 @@ export class Daemon {
     this.slot = slot;
     this.store = store;
     this.activeAtStart = started.active;
+    this.startRecorded = started.recordedStart;
     this.trustedKeys = trust.keys;
     this.downloadCa = await readDownloadCa(config.update.caFile);
     this.continueStarting();
@@ -304,6 +306,7 @@ export class Daemon {
       },
       buildClassifier: (bundle) => buildClassifier(bundle, runtime),
       active: this.activeAtStart!,
+      ...(this.startRecorded !== undefined ? { thisStart: this.startRecorded } : {}),
       live: {
         activate: (classifier, ref) => {
           slot.activate(live(classifier, ref)).classifier.dispose();

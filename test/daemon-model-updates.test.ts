@@ -274,6 +274,34 @@ test('a new model that keeps crashing the gateway is rolled back by the gateway 
   }
 });
 
+test('an orderly restart keeps a new model on probation: a crash after it still counts, and update.startAttempts crashes roll it back', { skip, timeout: 120_000 }, async () => {
+  const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-probation/#']);
+  const view = gatewayView(sub, 'gw-probation');
+  const configFile = join(dir, 'gw-probation.json');
+  let daemon = spawnDaemon(configFile, gatewayConfig('gw-probation', [looping('hs1')], { startAttempts: 2, startWindowSeconds: 300, confirmAfterSeconds: 600 }));
+  try {
+    await view.online();
+    const { reply } = await view.command('model.install', inline(await packBundle(await signed('0.4.5'))));
+    assert.equal(reply.ok, true, reply.error?.message);
+    // A technician restarts the service: not a failure, but not a confirmation either.
+    assert.equal(await stop(daemon), 0);
+    let mark = sub.messages.length;
+    daemon = spawnDaemon(configFile);
+    assert.equal((await view.modelStateAfter(mark, (s) => s.active !== null, 'the state after the restart')).active?.version, '0.4.5');
+    await daemon.waitForLog((l) => l.msg === 'ser-edge running', 20_000, 'running');
+    daemon.child.kill('SIGKILL');
+    await daemon.exited;
+    mark = sub.messages.length;
+    daemon = spawnDaemon(configFile);
+    const state = await view.modelStateAfter(mark, (s) => s.active !== null, 'the state after the crash');
+    assert.equal(state.active?.version, '0.0.1', 'the activation and the crashed start make two: rolled back');
+    assert.equal(state.lastRollback?.cause, 'failed_start');
+  } finally {
+    await stop(daemon);
+    await sub.end();
+  }
+});
+
 test('a model whose files were damaged on disk does not come up, and the gateway returns to the previous one at that start', { skip, timeout: 120_000 }, async () => {
   const sub = await connectSubscriber(broker.url, ['ser/v1/lab/gw-damage/#']);
   const view = gatewayView(sub, 'gw-damage');

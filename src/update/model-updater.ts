@@ -40,6 +40,8 @@ export interface ModelUpdaterDependencies {
   buildClassifier: (bundle: ModelBundle) => Promise<Classifier>;
   /** The model the daemon started with, as the store's state has it after start-up. */
   active: StoredBundle & { activatedAt: string };
+  /** The unconfirmed start start-up recorded for it, if it is on probation. */
+  thisStart?: string;
   /** Retains the new `…/model` state (the link publishes it when connected, and again on every connect). */
   publishState: (state: ModelState) => void;
   logger: Logger;
@@ -293,12 +295,14 @@ export class ModelUpdater {
   /**
    * An orderly stop is not a failed start: the start this run recorded is taken back, so
    * restarting a service (or the gateway) while the model is unconfirmed does not count
-   * towards a rollback.
+   * towards a rollback. Only that one: the model stays on probation (a switch in this run
+   * put it there anew), so a crash loop after a restart is still rolled back.
    */
   async forgetThisStart(): Promise<void> {
     const starts = this.deps.store.state.unconfirmedStarts;
-    if (starts.length === 0) return;
-    await this.commit({ unconfirmedStarts: starts.slice(0, -1) });
+    const mine = this.deps.thisStart;
+    if (mine === undefined || !starts.includes(mine)) return;
+    await this.commit({ unconfirmedStarts: starts.filter((ts) => ts !== mine) });
   }
 }
 

@@ -25,6 +25,8 @@ export interface StartModelDependencies {
 export interface StartedModel {
   classifier: Classifier;
   active: StoredBundle & { activatedAt: string };
+  /** The unconfirmed start this start recorded, which an orderly stop takes back (ModelUpdater.forgetThisStart). */
+  recordedStart?: string;
 }
 
 /**
@@ -49,10 +51,11 @@ export async function startModel(deps: StartModelDependencies): Promise<StartedM
   if (recent.length >= deps.startAttempts && state.unconfirmedStarts.length > 0) {
     return rollBackAtStart(deps, `${active.name} ${active.version} did not come up ${recent.length} times within ${deps.startWindowSeconds} s (update.startAttempts)`);
   }
-  if (state.unconfirmedStarts.length > 0) await store.commit({ ...state, unconfirmedStarts: [...state.unconfirmedStarts, new Date(now).toISOString()] });
+  const recordedStart = state.unconfirmedStarts.length > 0 ? new Date(now).toISOString() : undefined;
+  if (recordedStart !== undefined) await store.commit({ ...state, unconfirmedStarts: [...state.unconfirmedStarts, recordedStart] });
   try {
     const classifier = await deps.load(store.pathOf(active), 'store');
-    return { classifier, active };
+    return { classifier, active, ...(recordedStart !== undefined ? { recordedStart } : {}) };
   } catch (error) {
     logger.error({ active: refOf(active), error: (error as Error).message }, 'the active model from the model store does not load');
     return rollBackAtStart(deps, `${active.name} ${active.version} does not load: ${(error as Error).message}`);
