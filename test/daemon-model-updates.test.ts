@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { CommandReply, ModelCommandResult, ModelState, TelemetryPayload, UrgencyEvent, type StatusPayload } from '../src/mqtt/payload-schemas.js';
 import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav, type DaemonProcess } from './helpers/daemon-process.js';
 import { bundleVariant, packBundle, packWithExtraEntry, swapFirstLabels, tamperWeights } from './helpers/model-updates.js';
+import { runSerEdge } from './helpers/program-process.js';
 import { MOSQUITTO_MISSING, connectSubscriber, startMosquitto, type Mosquitto, type ReceivedMessage, type TestSubscriber } from './helpers/mosquitto.js';
 
 /**
@@ -443,26 +442,7 @@ test('kill -9 at any moment of an install leaves a store that opens: the gateway
   }
 });
 
-const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
 
-/** A field tech's command, as a child process: its exit code and what it printed. */
-function runTool(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`ser-edge ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr}`));
-    }, timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 test('publish --all --canary 1 on three gateways stops after a canary that does not trust the signing key: the others get no command and keep their model; once the canary trusts it, the same publish goes through to all three', { skip, timeout: 180_000 }, async () => {
   // A site of its own: --all is every gateway of the site with a retained status.
@@ -491,7 +471,7 @@ test('publish --all --canary 1 on three gateways stops after a canary that does 
     await Promise.all(ids.map((g) => online(g, 0)));
     await sub.waitFor(() => ids.every((g) => sub.messages.some((m) => m.topic === `ser/v1/${site}/${g}/model`)), 15_000, 'every gateway\'s model state');
 
-    const stopped = await runTool(publish);
+    const stopped = await runSerEdge(publish);
     assert.equal(stopped.code, 1, `exit 1 after a failed canary\n${stopped.stdout}${stopped.stderr}`);
     assert.match(stopped.stdout, /^model\.install synthetic 0\.9\.0 \(.* inline, activate\) on site canary-lab: 3 gateways, canary 1$/m);
     assert.match(stopped.stdout, /^  desk-a \(canary\)\s+failed\s+unknown_key\s+synthetic 0\.0\.1\s+.*signed by key \w+, which this gateway does not trust/m);
@@ -511,7 +491,7 @@ test('publish --all --canary 1 on three gateways stops after a canary that does 
     assert.equal((await canary.exited).code, 0);
     daemons.set('desk-a', spawnDaemon(configFile('desk-a'), config('desk-a', [stranger.publicFile, keys.publicFile])));
     await online('desk-a', mark);
-    const done = await runTool(publish);
+    const done = await runSerEdge(publish);
     assert.equal(done.code, 0, `${done.stdout}${done.stderr}`);
     assert.match(done.stdout, /^  desk-a \(canary\)\s+ok\s+installed\s+synthetic 0\.9\.0\s*$/m);
     for (const g of ['desk-b', 'desk-c']) assert.match(done.stdout, new RegExp(`^  ${g}\\s+ok\\s+installed\\s+synthetic 0\\.9\\.0\\s*$`, 'm'));

@@ -5,6 +5,7 @@ import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSy
 import { basename, isAbsolute, join, normalize } from 'node:path';
 import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
 import { tempDir } from './helpers/audio-fixtures.js';
+import { docBlocks, shellCommands } from './helpers/doc-blocks.js';
 import { bundleCopy, repoRoot, runInstaller, writeCredentialFiles } from './helpers/gateway-install.js';
 
 /**
@@ -28,44 +29,8 @@ import { bundleCopy, repoRoot, runInstaller, writeCredentialFiles } from './help
 
 const guide = join(repoRoot, 'docs', 'installing.md');
 
-interface Block {
-  line: number;
-  kind: string;
-  flags: string[];
-  lang: string;
-  text: string;
-}
 
-function blocksOf(markdown: string): Block[] {
-  const lines = markdown.split('\n');
-  const blocks: Block[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const fence = /^```(\S*)\s*$/.exec(lines[i]!);
-    if (!fence) continue;
-    const marker = /^<!-- doc-check: ([a-z-]+)((?: [a-z-]+)*) -->$/.exec(lines[i - 1] ?? '');
-    assert.ok(marker, `docs/installing.md:${i + 1}: a block without a <!-- doc-check: … --> line above it; say how a test checks it`);
-    const end = lines.findIndex((l, j) => j > i && l === '```');
-    assert.ok(end > i, `docs/installing.md:${i + 1}: the block is never closed`);
-    blocks.push({ line: i + 1, kind: marker[1]!, flags: marker[2]!.trim().split(' ').filter(Boolean), lang: fence[1]!, text: lines.slice(i + 1, end).join('\n') });
-    i = end;
-  }
-  return blocks;
-}
 
-/** Shell lines with `\` continuations joined and comments dropped, each split at `&&`. */
-function commandsOf(block: Block): { line: number; words: string[] }[] {
-  const out: { line: number; words: string[] }[] = [];
-  const lines = block.text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const start = i;
-    let command = lines[i]!;
-    while (command.endsWith('\\')) command = `${command.slice(0, -1)} ${lines[++i] ?? ''}`;
-    if (command.trim() === '' || command.trim().startsWith('#')) continue;
-    assert.doesNotMatch(command, /[|;<>`$'"]/, `docs/installing.md:${block.line + 1 + start}: pipes, redirections, quotes and variables are not checked here; keep commands plain`);
-    for (const part of command.split(' && ')) out.push({ line: block.line + 1 + start, words: part.trim().split(/\s+/) });
-  }
-  return out;
-}
 
 /** Every value the fragment sets is in the loaded config at the same place (which adds defaults around them). */
 function assertApplied(actual: unknown, expected: unknown, at: string, path = ''): void {
@@ -83,7 +48,7 @@ function assertApplied(actual: unknown, expected: unknown, at: string, path = ''
 const normaliseReleases = (text: string) => text.replaceAll(/(\d+\.\d+\.\d+\S*?)-[0-9a-f]{12}\b/g, '$1-<hash>');
 
 test('docs/installing.md: every block is checked, and the walk-through runs from a bare gateway to uninstalled', async (t: TestContext) => {
-  const blocks = blocksOf(readFileSync(guide, 'utf8'));
+  const blocks = docBlocks(readFileSync(guide, 'utf8'), 'docs/installing.md');
   assert.ok(blocks.length > 10, 'found the guide\'s blocks');
 
   const work = tempDir('ser-edge-docs-install-');
@@ -252,7 +217,7 @@ test('docs/installing.md: every block is checked, and the walk-through runs from
     switch (block.kind) {
       case 'build-machine':
         assert.equal(block.lang, 'sh', at);
-        for (const { line, words } of commandsOf(block)) {
+        for (const { line, words } of shellCommands(block, 'docs/installing.md')) {
           await runBuildMachine(line, words);
           buildRuns.push({ line, words });
         }
@@ -263,7 +228,7 @@ test('docs/installing.md: every block is checked, and the walk-through runs from
           appendFileSync(join(buildMachine, 'dist/bundle/ser-edge.mjs'), '// the next release\n');
           for (const { line, words } of buildRuns) await runBuildMachine(line, words, true);
         }
-        for (const { line, words } of commandsOf(block)) await runGateway(line, words);
+        for (const { line, words } of shellCommands(block, 'docs/installing.md')) await runGateway(line, words);
         break;
       case 'installer-message':
         for (const line of block.text.split('\n').filter((l) => l.trim() !== '')) {

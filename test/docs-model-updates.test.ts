@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
 import { INSTALL_REASONS, ModelState, StatusPayload } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
+import { docBlocks, shellCommands, type DocBlock } from './helpers/doc-blocks.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav, type DaemonProcess } from './helpers/daemon-process.js';
 import { bundleVariant } from './helpers/model-updates.js';
 import { MOSQUITTO_MISSING, OPENSSL_MISSING, connectSubscriber, generateTestCertificates, startMosquitto, type Mosquitto, type TestSubscriber } from './helpers/mosquitto.js';
@@ -64,47 +65,11 @@ const TRIAL_MINUTES = 0.25;
 
 // ------------------------------------------------------------------ the guide's blocks
 
-interface Block {
-  line: number;
-  kind: string;
-  lang: string;
-  text: string;
-}
 
 const KINDS = ['workstation', 'gateway', 'config-fragment', 'config-defaults', 'output', 'output-excerpt', 'acl'];
 const TABLE_KINDS = ['reason-table', 'tool-reason-table'];
 
-function blocksOf(markdown: string): Block[] {
-  const lines = markdown.split('\n');
-  const blocks: Block[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    const fence = /^```(\S*)\s*$/.exec(lines[i]!);
-    if (!fence) continue;
-    const marker = /^<!-- doc-check: ([a-z-]+) -->$/.exec(lines[i - 1] ?? '');
-    assert.ok(marker, `docs/model-updates.md:${i + 1}: a block without a <!-- doc-check: … --> line above it; say how the test checks it`);
-    assert.ok(KINDS.includes(marker[1]!), `docs/model-updates.md:${i}: unknown doc-check kind "${marker[1]}"`);
-    const end = lines.findIndex((l, j) => j > i && l === '```');
-    assert.ok(end > i, `docs/model-updates.md:${i + 1}: the block is never closed`);
-    blocks.push({ line: i + 1, kind: marker[1]!, lang: fence[1]!, text: lines.slice(i + 1, end).join('\n') });
-    i = end;
-  }
-  return blocks;
-}
 
-/** Shell lines with `\` continuations joined and comments dropped. */
-function commandsOf(block: Block): { line: number; words: string[] }[] {
-  const out: { line: number; words: string[] }[] = [];
-  const lines = block.text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const start = i;
-    let command = lines[i]!;
-    while (command.endsWith('\\')) command = `${command.slice(0, -1)} ${lines[++i] ?? ''}`;
-    if (command.trim() === '' || command.trim().startsWith('#')) continue;
-    assert.doesNotMatch(command, /[|;<>`$'"&]/, `docs/model-updates.md:${block.line + 1 + start}: pipes, redirections, quotes and variables are not checked here; keep commands plain`);
-    out.push({ line: block.line + 1 + start, words: command.trim().split(/\s+/) });
-  }
-  return out;
-}
 
 /** The markdown table right below a `<!-- doc-check: KIND -->` line: its body rows, as trimmed cells. */
 function tableAfter(kind: string): string[][] {
@@ -134,7 +99,7 @@ function comparable(text: string): string {
     .trim();
 }
 
-function assertOutput(block: Block, printed: string, at: string): void {
+function assertOutput(block: DocBlock, printed: string, at: string): void {
   const shown = comparable(block.text).split('\n');
   const actual = comparable(printed).split('\n');
   if (block.kind === 'output') {
@@ -235,7 +200,7 @@ interface GatewayMachine {
 }
 
 test('docs/model-updates.md: every block is checked, and the workflow runs from a new key pair to a site on a model signed by a replacement key', { skip, timeout: 420_000 }, async () => {
-  const blocks = blocksOf(guide);
+  const blocks = docBlocks(guide, 'docs/model-updates.md', KINDS);
   assert.ok(blocks.filter((b) => b.kind === 'workstation').length > 8, "found the guide's blocks");
 
   const work = tempDir('ser-edge-docs-model-updates-');
@@ -451,12 +416,12 @@ test('docs/model-updates.md: every block is checked, and the workflow runs from 
       switch (block.kind) {
         case 'workstation':
           assert.equal(block.lang, 'sh', at);
-          for (const { line, words } of commandsOf(block)) await runWorkstation(line, words);
+          for (const { line, words } of shellCommands(block, 'docs/model-updates.md')) await runWorkstation(line, words);
           break;
         case 'gateway': {
           assert.equal(block.lang, 'sh', at);
           let restarted = false;
-          for (const { line, words } of commandsOf(block)) restarted = (await runGateway(line, words)) || restarted;
+          for (const { line, words } of shellCommands(block, 'docs/model-updates.md')) restarted = (await runGateway(line, words)) || restarted;
           if (restarted) await checkStep('restart', at);
           break;
         }

@@ -17,6 +17,7 @@ import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { MOSQUITTO_MISSING, OPENSSL_MISSING, generateTestCertificates, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
 import { publishingGateway } from './helpers/publishing-gateway.js';
+import { runSerEdge } from './helpers/program-process.js';
 
 /*
  * The field tech's fleet commands against a real mosquitto. The gateways here are
@@ -61,29 +62,7 @@ before(async () => {
   nearLimitBundle = await padded('near-limit', 7 * 1024 * 1024);
 });
 
-interface ToolRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function runTool(args: string[], timeoutMs = 60_000): Promise<ToolRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`ser-edge ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr:\n${stderr}`));
-    }, timeoutMs);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 interface Received {
   name: string;
@@ -181,7 +160,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       ['gw-b', () => installed()],
       ['gw-c', () => installed()],
     ]);
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '1', '--json']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '1', '--json']);
     assert.equal(run.code, 1, run.stderr);
     const doc = JSON.parse(run.stdout);
     assert.equal(doc.ok, false);
@@ -202,7 +181,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
   test('the install command is a schema-valid model.install carrying the packed bundle inline, with a response topic in the operators\' inbox and correlation data', async () => {
     const site = newSite();
     const [gw] = await gateways(site, [['gw1', () => installed('1.2.0')]]);
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
     assert.equal(run.code, 0, run.stderr);
     const command = gw!.received[0]!;
     assert.equal(command.name, 'model.install');
@@ -220,7 +199,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
   test('a bundle of nearly 8 MiB packed goes inline and arrives byte for byte', async () => {
     const site = newSite();
     const [gw] = await gateways(site, [['gw1', () => installed()]]);
-    const run = await runTool(['model', 'publish', nearLimitBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
+    const run = await runSerEdge(['model', 'publish', nearLimitBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
     assert.equal(run.code, 0, run.stderr);
     const parsed = ModelInstallCommand.parse(gw!.received[0]!.payload);
     assert.ok('inline' in parsed.bundle);
@@ -237,7 +216,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       ['gw-2', () => installed()],
     ]);
     // Given out of order: the canaries are the first two as given.
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw-3,gw-1', '--gateway', 'gw-2', '--canary', '2', '--json']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw-3,gw-1', '--gateway', 'gw-2', '--canary', '2', '--json']);
     assert.equal(run.code, 0, run.stderr);
     const doc = JSON.parse(run.stdout);
     assert.deepEqual(doc.gateways.map((g: { gateway: string; canary: boolean; result: string }) => [g.gateway, g.canary, g.result]), [
@@ -255,7 +234,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       ['gw-ok', () => installed()],
       ['gw-silent', () => null],
     ]);
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--timeout', '2']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--timeout', '2']);
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stdout, /gw-ok\s+ok\s+installed/);
     assert.match(run.stdout, /gw-silent\s+timeout\s+timeout\s+ser-ensemble 1\.0\.0\s+no reply within 2 s/);
@@ -268,7 +247,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       ['gw-on', () => installed()],
       ['gw-off', () => installed(), { state: 'offline' }],
     ]);
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--json']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--json']);
     assert.equal(run.code, 1, 'not every gateway of the site got it');
     const doc = JSON.parse(run.stdout);
     assert.deepEqual(doc.gateways.map((g: { gateway: string; result: string; reason: string }) => [g.gateway, g.result, g.reason]), [
@@ -283,7 +262,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
   test('a --gateway the broker has no status for is reported at once, naming the gateways the site has', async () => {
     const site = newSite();
     await gateways(site, [['gw1', () => installed()]]);
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--gateway', 'gw-typo']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--gateway', 'gw-typo']);
     assert.equal(run.code, 1);
     assert.match(run.stdout, /gw-typo\s+offline\s+no_status\s+-\s+no retained .*is the gateway id right\? The site's gateways are gw1/);
   });
@@ -294,7 +273,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       ['gw1', () => installed()],
       ['gw2', () => installed(), { state: 'offline' }],
     ]);
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '2']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '2']);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /--canary 2 is more than the 1 gateway to send to \(1 of the 2 targeted is offline or unknown\)/);
     assert.equal(a!.received.length, 0);
@@ -305,7 +284,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
     const [gw] = await gateways(site, [['gw1', () => ({ ok: true, result: { reason: 'staged', active: ref('1.0.0'), previous: null, staged: ref('1.1.0') } })]]);
     const packed = join(tempDir('ser-edge-fleet-pack-'), 'bundle.tar');
     writeFileSync(packed, await packBundle(signedBundle));
-    const run = await runTool(['model', 'publish', packed, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--shadow', '30', '--force', '--url', 'https://models.example/bundle.tar']);
+    const run = await runSerEdge(['model', 'publish', packed, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--shadow', '30', '--force', '--url', 'https://models.example/bundle.tar']);
     assert.equal(run.code, 0, run.stderr);
     const parsed = ModelInstallCommand.parse(gw!.received[0]!.payload);
     const bytes = readFileSync(packed);
@@ -319,7 +298,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
   test('a gateway that already runs the bundle counts as done', async () => {
     const site = newSite();
     await gateways(site, [['gw1', () => failed('already_active', 'command model.install failed: ser-ensemble 1.1.0 is the active model already; nothing to do')]]);
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
     assert.equal(run.code, 0, run.stdout);
     assert.match(run.stdout, /gw1\s+ok\s+already_active\s+ser-ensemble 1\.0\.0\s+ser-ensemble 1\.1\.0 is the active model already; nothing to do\n/);
   });
@@ -327,7 +306,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
   test('status shows a last install answered already_active as ok, not as a failure', async () => {
     const site = newSite();
     await gateways(site, [['gw1', () => null, { model: modelState(site, 'gw1', { lastInstall: { ok: false, reason: 'already_active', ts: TS, message: 'ser-ensemble 1.0.0 is the active model already; nothing to do' } }) }]]);
-    const run = await runTool(['model', 'status', '--broker', broker.url, '--site', site]);
+    const run = await runSerEdge(['model', 'status', '--broker', broker.url, '--site', site]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /gw1\s+online\s+ser-ensemble 1\.0\.0\s+-\s+-\s+ok already_active, /);
     assert.doesNotMatch(run.stdout, /FAILED|last install failed/);
@@ -348,7 +327,7 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
           void client.publishAsync(`ser/v1/${site}/gw1/cmd/model.rollback/reply`, JSON.stringify(reply), { qos: 1, properties: { correlationData: command.correlationData! } }).then(() => resolve());
         }, 20);
       });
-      const [run] = await Promise.all([runTool(['model', 'rollback', '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--timeout', '30']), answered]);
+      const [run] = await Promise.all([runSerEdge(['model', 'rollback', '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--timeout', '30']), answered]);
       assert.equal(run.code, 1);
       assert.match(run.stdout, /gw1\s+failed\s+reply_topic_refused\s+ser-ensemble 1\.0\.0\s+response topic refused/);
     } finally {
@@ -362,14 +341,14 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       ['gw1', (c) => (c.name === 'model.rollback' ? { ok: true, result: { reason: 'rolled_back', active: ref('0.9.0'), previous: ref('1.0.0'), staged: null } } : { ok: true, result: { reason: c.name === 'model.promote' ? 'promoted' : 'discarded', active: ref('1.0.0'), previous: null, staged: null } })],
       ['gw2', () => failed('no_previous', 'there is no previous model to return to')],
     ]);
-    const run = await runTool(['model', 'rollback', '--broker', broker.url, '--site', site, '--all']);
+    const run = await runSerEdge(['model', 'rollback', '--broker', broker.url, '--site', site, '--all']);
     assert.equal(run.code, 1);
     assert.match(run.stdout, /gw1\s+ok\s+rolled_back\s+ser-ensemble 0\.9\.0/);
     assert.match(run.stdout, /gw2\s+failed\s+no_previous\s+ser-ensemble 1\.0\.0\s+there is no previous model to return to/);
     ModelRollbackCommand.parse(a!.received[0]!.payload);
     assert.equal(b!.received[0]!.name, 'model.rollback');
     for (const verb of ['promote', 'discard']) {
-      const r = await runTool(['model', verb, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--json']);
+      const r = await runSerEdge(['model', verb, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--json']);
       assert.equal(r.code, 0, r.stderr);
       const doc = JSON.parse(r.stdout);
       assert.equal(doc.command, `model.${verb}`);
@@ -421,21 +400,21 @@ describe('against a real mosquitto', { skip: MOSQUITTO_MISSING }, () => {
       ],
       ['gw2', () => null, { state: 'offline', model: modelState(site, 'gw2', { lastInstall: { ok: false, reason: 'bad_signature', ts: TS, version: '1.1.0', message: 'the signature does not match the manifest' } }) }],
     ]);
-    const run = await runTool(['model', 'status', '--broker', broker.url, '--site', site]);
+    const run = await runSerEdge(['model', 'status', '--broker', broker.url, '--site', site]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, new RegExp(`site ${site}: 2 gateways, 1 online`));
     assert.match(run.stdout, /gw1\s+online\s+ser-ensemble 1\.0\.0\s+ser-ensemble 0\.9\.0\s+ser-ensemble 1\.1\.0 \(shadow\)\s+ok staged 1\.1\.0/);
     assert.match(run.stdout, /shadow trial of 1\.1\.0: done \(60 min.*1200 windows; agreement emotion 93%, level 98%; flags\/h active 4\.0, shadow 5\.5; promote or discard it/);
     assert.match(run.stdout, /gw2\s+OFFLINE \(lost\)\s+ser-ensemble 1\.0\.0\s+-\s+-\s+FAILED bad_signature 1\.1\.0/);
     assert.match(run.stdout, /last install failed \(bad_signature\): the signature does not match the manifest/);
-    const json = await runTool(['model', 'status', '--broker', broker.url, '--site', site, '--json']);
+    const json = await runSerEdge(['model', 'status', '--broker', broker.url, '--site', site, '--json']);
     const doc = JSON.parse(json.stdout);
     assert.deepEqual(doc.gateways.map((g: { gateway: string; state: string }) => [g.gateway, g.state]), [['gw1', 'online'], ['gw2', 'offline']]);
     assert.equal(doc.gateways[0].model.staged.shadow.windows, 1200);
   });
 
   test('status of a site with no gateway on the broker says so and exits 1', async () => {
-    const run = await runTool(['model', 'status', '--broker', broker.url, '--site', newSite()]);
+    const run = await runSerEdge(['model', 'status', '--broker', broker.url, '--site', newSite()]);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /no gateway of site fleet-\S+ has a retained status or model .*is --site right/);
   });
@@ -470,16 +449,16 @@ test('under the example ACL, with the operator\'s login from files, the commands
       await gw.start();
       await gw.link.publishModelState(modelState(site, gateway));
     }
-    const publish = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '1', ...login]);
+    const publish = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--all', '--canary', '1', ...login]);
     assert.equal(publish.code, 1, publish.stderr);
     assert.match(publish.stdout, /desk-row-a \(canary\)\s+ok\s+installed\s+ser-ensemble 1\.1\.0/);
     assert.match(publish.stdout, /desk-row-b\s+failed\s+bad_signature\s+ser-ensemble 1\.0\.0\s+command model\.install failed: the signature does not match the manifest/);
     assert.deepEqual(seen.map((s) => [s.gateway, s.name]), [['desk-row-a', 'model.install'], ['desk-row-b', 'model.install']]);
     ModelInstallCommand.parse(seen[0]!.payload);
 
-    const promote = await runTool(['model', 'promote', '--broker', broker.url, '--site', site, '--gateway', 'desk-row-a', ...login]);
+    const promote = await runSerEdge(['model', 'promote', '--broker', broker.url, '--site', site, '--gateway', 'desk-row-a', ...login]);
     assert.equal(promote.code, 0, promote.stderr);
-    const status = await runTool(['model', 'status', '--broker', broker.url, '--site', site, ...login]);
+    const status = await runSerEdge(['model', 'status', '--broker', broker.url, '--site', site, ...login]);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /desk-row-a\s+online\s+ser-ensemble 1\.0\.0/);
     assert.match(status.stdout, /desk-row-b\s+online/);
@@ -495,7 +474,7 @@ test('over TLS with a client certificate, the replies come to the inbox of the c
   const site = newSite();
   const gw = await new Responder(site, 'gw1', () => installed()).start(broker.url, { ca: readFileSync(certs.caFile), cert: readFileSync(certs.clientCertFile), key: readFileSync(certs.clientKeyFile) });
   try {
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--ca', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile]);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--ca', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile]);
     assert.equal(run.code, 0, run.stderr);
     // mosquitto's use_identity_as_username makes the certificate's CN (gw-test) the username the ACL's %u reads.
     assert.match(gw.received[0]!.responseTopic ?? '', new RegExp(`^ser/v1/${site}/ops/replies/gw-test/ser-edge-model-`));
@@ -510,11 +489,11 @@ test('a broker that takes smaller packets than the install command is named befo
   const site = newSite();
   const gw = await new Responder(site, 'gw1', () => installed()).start(broker.url);
   try {
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1']);
     assert.equal(run.code, 1);
     assert.match(run.stderr, /the broker takes packets of at most 100000 bytes and this install command is about \d+: serve the packed bundle over http\(s\) and give --url URL/);
     assert.equal(gw.received.length, 0);
-    const byUrl = await runTool(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--url', 'https://models.example/b.tar']);
+    const byUrl = await runSerEdge(['model', 'publish', signedBundle, '--broker', broker.url, '--site', site, '--gateway', 'gw1', '--url', 'https://models.example/b.tar']);
     assert.equal(byUrl.code, 0, byUrl.stderr);
   } finally {
     await gw.stop();
@@ -528,7 +507,7 @@ test('against an MQTT 3.1.1 broker the replies are read on the gateways\' own re
   const site = newSite();
   const gw = await new Responder(site, 'gw1', () => installed('1.3.0'), { protocolVersion: 4 }).start(aedes.url);
   try {
-    const run = await runTool(['model', 'publish', signedBundle, '--broker', aedes.url, '--site', site, '--gateway', 'gw1']);
+    const run = await runSerEdge(['model', 'publish', signedBundle, '--broker', aedes.url, '--site', site, '--gateway', 'gw1']);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(gw.received[0]!.responseTopic, undefined);
     assert.match(run.stdout, /gw1\s+ok\s+installed\s+ser-ensemble 1\.3\.0/);
@@ -561,7 +540,7 @@ describe('command lines that cannot run are refused before connecting, with exit
   ];
   for (const [what, args, message] of cases) {
     test(`${what}`, async () => {
-      const run = await runTool(['model', ...args()]);
+      const run = await runSerEdge(['model', ...args()]);
       assert.equal(run.code, 2, `${what}: ${run.stderr}`);
       assert.match(run.stderr, message);
       assert.equal(run.stdout, '');
@@ -570,7 +549,7 @@ describe('command lines that cannot run are refused before connecting, with exit
 });
 
 test('a broker that cannot be reached exits 1, saying which', async () => {
-  const run = await runTool(['model', 'status', '--broker', 'mqtt://127.0.0.1:9', '--site', 's']);
+  const run = await runSerEdge(['model', 'status', '--broker', 'mqtt://127.0.0.1:9', '--site', 's']);
   assert.equal(run.code, 1);
   assert.match(run.stderr, /ser-edge model status: cannot connect to mqtt:\/\/127\.0\.0\.1:9/);
 });
