@@ -13,8 +13,6 @@ export interface OggPage {
   offset: number;
   /** Byte offset just past the page's body. */
   end: number;
-  /** The first packet on the page continues one from the page before. */
-  continued: boolean;
   beginsStream: boolean;
   endsStream: boolean;
   /** Samples (at 48 kHz for Opus) up to the end of the last packet that ends on this page; -1 when none ends here. */
@@ -43,7 +41,6 @@ export class OggStructureError extends Error {
 }
 
 const HEADER_BYTES = 27;
-const FLAG_CONTINUED = 0x01;
 const FLAG_BEGIN = 0x02;
 const FLAG_END = 0x04;
 
@@ -95,7 +92,6 @@ export function readOggPages(bytes: Uint8Array): OggPage[] {
       index,
       offset,
       end,
-      continued: (flags & FLAG_CONTINUED) !== 0,
       beginsStream: (flags & FLAG_BEGIN) !== 0,
       endsStream: (flags & FLAG_END) !== 0,
       granule: view.getBigInt64(offset + 6, true),
