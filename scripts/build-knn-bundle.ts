@@ -7,7 +7,8 @@
  */
 import { Command, Option } from 'commander';
 import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
-import { scanDataset, DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
+import { DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
+import { scanAll } from '../src/datasets/select-clips.js';
 import { splitBySpeaker } from '../src/datasets/speaker-split.js';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
 import { EMOTIONS, type Emotion } from '../src/model/emotions.js';
@@ -21,7 +22,7 @@ import type { LabelledClip } from '../src/datasets/labelled-clip.js';
 
 const program = exitTwoOnUsageError(new Command())
   .name('build-knn-bundle')
-  .description('Build a KNN model bundle from labelled WAV/FLAC recordings')
+  .description('Build a KNN model bundle from labelled WAV, FLAC or Ogg Opus recordings')
   .requiredOption('--data <dir...>', 'corpus folders or CSV files (path,label,speaker[,gender])')
   .requiredOption('--out <dir>', 'bundle directory to write')
   .addOption(new Option('--format <name>', 'dataset naming convention').choices(DATASET_FORMATS).default('auto'))
@@ -34,8 +35,7 @@ const program = exitTwoOnUsageError(new Command())
 
 const opts = program.opts<{ data: string[]; out: string; format: DatasetFormat; k: number; metric: 'l1' | 'l2'; name: string; modelVersion: string; seed: number }>();
 
-const clips: LabelledClip[] = [];
-for (const d of opts.data) clips.push(...(await scanDataset(d, opts.format)));
+const clips: LabelledClip[] = await scanAll(opts.data, opts.format);
 const labels = EMOTIONS.filter((e) => clips.some((c) => c.label === e)) as Emotion[];
 process.stderr.write(`${clips.length} clips, ${new Set(clips.map((c) => c.speaker)).size} speakers, labels: ${labels.join(', ')}\n`);
 

@@ -60,6 +60,17 @@ const UNBUNDLED_DYNAMIC_LOADS: { file: RegExp; why: string }[] = [
   { file: /node_modules\/@eshaz\/web-worker\//, why: "the FLAC decoder's worker-thread variant, which ser-edge does not use (it decodes on the calling thread)" },
 ];
 
+/**
+ * Packages the bundle replaces with a stand-in that throws, because ser-edge never runs
+ * them and they are large. ogg-opus-decoder imports its machine-learning speech
+ * enhancement (LACE and NoLACE, 4 MiB of wasm) only for a decoder built with
+ * `speechQualityEnhancement`; ser-edge decodes plain Opus, so that training, `classify`
+ * and the daemon hear what the encoder wrote.
+ */
+const LEFT_OUT_PACKAGES: Record<string, { exports: string[]; why: string }> = {
+  '@wasm-audio-decoders/opus-ml': { exports: ['OpusMLDecoder', 'OpusMLDecoderWebWorker'], why: "Opus speech enhancement, which ser-edge never asks ogg-opus-decoder for" },
+};
+
 /** The one module allowed to import the tfjs wasm backend: it points the backend at wasm/. */
 const TFJS_WASM_LOADER = 'src/model/tfjs-wasm-backend.ts';
 
@@ -143,6 +154,7 @@ export async function buildBundle(options: { outDir: string; root?: string }): P
       logOverride: { 'unsupported-require-call': 'warning', 'unsupported-dynamic-import': 'warning' },
       plugins: [
         staticRecorderLoader,
+        leftOutPackages,
         {
           name: 'tfjs-wasm-through-its-loader',
           setup(b) {
@@ -231,6 +243,19 @@ const staticRecorderLoader: Plugin = {
           `  return recorders[recorderName];\n}\n` +
           `module.exports = { load };\n`,
       };
+    });
+  },
+};
+
+const leftOutPackages: Plugin = {
+  name: 'left-out-packages',
+  setup(b) {
+    const names = Object.keys(LEFT_OUT_PACKAGES).map((n) => n.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'));
+    b.onResolve({ filter: new RegExp(`^(${names.join('|')})$`) }, (args) => ({ path: args.path, namespace: 'left-out' }));
+    b.onLoad({ filter: /.*/, namespace: 'left-out' }, (args) => {
+      const { exports, why } = LEFT_OUT_PACKAGES[args.path]!;
+      const error = JSON.stringify(`${args.path} (${why}) is not in the ser-edge bundle`);
+      return { loader: 'js', contents: exports.map((name) => `export class ${name} { constructor() { throw new Error(${error}); } }`).join('\n') + '\n' };
     });
   },
 };

@@ -245,10 +245,10 @@ test('a zero-length file is refused as empty', async () => {
   await rejectsWithAudioInputError(decodeAudioFile(path), path, /empty \(0 bytes\)/);
 });
 
-test('a text file named .wav is refused as not a WAV or FLAC file', async () => {
+test('a text file named .wav is refused as not a WAV, FLAC or Ogg Opus file', async () => {
   const path = join(dir, 'notes.wav');
   await writeFile(path, 'These are meeting notes, not audio.\n');
-  await rejectsWithAudioInputError(decodeAudioFile(path), path, /not a WAV or FLAC file/);
+  await rejectsWithAudioInputError(decodeAudioFile(path), path, /not a WAV, FLAC or Ogg Opus file/);
 });
 
 test('a missing path is refused naming the path', async () => {

@@ -6,6 +6,7 @@ import { chmod, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { findOnPath } from '../src/audio/microphone-source.js';
 import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
 import { packageRoot } from '../src/config/package-paths.js';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
@@ -18,6 +19,7 @@ import { connectSubscriber } from './helpers/mosquitto.js';
 import { bareMachineEnv, spawnProgram, type ProgramProcess } from './helpers/program-process.js';
 
 const run = promisify(execFile);
+const opusenc = await findOnPath('opusenc');
 const root = packageRoot();
 const version = (JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 const unbundledCli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
@@ -100,6 +102,20 @@ test('classify --json from the confined copy gives exactly what the unbundled pr
   ]);
   const result = JSON.parse(bundled.stdout) as { emotion: string | null; windows: unknown[] };
   assert.ok(result.windows.length > 0 && result.emotion !== null, 'the shipped model classified the windows');
+  assert.deepEqual(result, JSON.parse(unbundled.stdout));
+});
+
+test('an Ogg Opus recording classifies from the confined copy as it does unbundled', { skip: opusenc === undefined && 'opusenc absent (Debian: apt-get install opus-tools): skipping the bundled Opus decode' }, async () => {
+  const wav = await writeWav(join(dir, 'sad.wav'), [synthesiseVoice(VOICE_STYLES.sad, 5, 16000, 4)], 16000);
+  const opus = join(gateway, 'sad.opus');
+  await run(opusenc!, ['--quiet', wav, opus]);
+  const [bundled, unbundled] = await Promise.all([
+    run(process.execPath, [...confined, program, 'classify', '--json', opus], { cwd: gateway, env }),
+    run(process.execPath, [unbundledCli, 'classify', '--json', opus]),
+  ]);
+  const result = JSON.parse(bundled.stdout) as { durationSeconds: number; windows: unknown[] };
+  assert.equal(result.durationSeconds, 5);
+  assert.ok(result.windows.length > 0, 'the decoded speech reached the model');
   assert.deepEqual(result, JSON.parse(unbundled.stdout));
 });
 

@@ -1,6 +1,6 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +18,10 @@ import type { FileVerdict } from '../src/pipeline/classify-file.js';
 import { levelForScore } from '../src/urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
 import { writeSyntheticDataset } from './helpers/synthetic-dataset.js';
+import { findOnPath } from '../src/audio/microphone-source.js';
 
 const run = promisify(execFile);
+const opusenc = await findOnPath('opusenc');
 const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
 const dir = tempDir('ser-edge-cli-');
 const modelDir = join(dir, 'model');
@@ -91,11 +93,32 @@ test('bad files each get one clear error line, the good ones still run, and the 
   assert.deepEqual(results.map((r) => r.file), [good]);
   const errors = stderr.trim().split('\n');
   assert.equal(errors.length, 5);
-  assert.match(errors[0]!, /notes\.wav: not a WAV or FLAC file/);
+  assert.match(errors[0]!, /notes\.wav: not a WAV, FLAC or Ogg Opus file/);
   assert.match(errors[1]!, /empty\.wav: .*empty/);
   assert.match(errors[2]!, /truncated\.wav: .*truncated/i);
   assert.match(errors[3]!, /half\.wav: only 24000 of the 48000 data bytes its header declares are in the file \(24000 of 48000 samples per channel, 1\.50 of 3\.00 s\); the file is truncated/);
   assert.match(errors[4]!, /missing\.wav: no such file/);
+});
+
+test('an Ogg Opus recording is classified as its WAV original is; one cut in half gets an error line, the others still run, and the exit code is 1', { skip: opusenc === undefined && 'opusenc absent (Debian: apt-get install opus-tools): skipping the Ogg Opus classify test' }, async () => {
+  const wav = join(dir, 'angry-call.wav');
+  await writeWav(wav, [synthesiseVoice(VOICE_STYLES.angry, 6, 16000, 321)], 16000, '16');
+  const opus = join(dir, 'angry-call.opus');
+  execFileSync(opusenc!, ['--quiet', '--bitrate', '64', wav, opus], { stdio: 'pipe' });
+  const half = join(dir, 'angry-call-half.opus');
+  const whole = await readFile(opus);
+  await writeFile(half, whole.subarray(0, whole.length / 2));
+  const { code, stdout, stderr } = await classify('--json', wav, half, opus);
+  assert.equal(code, 1);
+  const [fromWav, fromOpus] = stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(fromOpus.file, opus);
+  assert.equal(fromOpus.durationSeconds, fromWav.durationSeconds);
+  assert.equal(fromOpus.emotion, 'angry');
+  assert.equal(fromOpus.urgency.level, fromWav.urgency.level);
+  assert.equal(fromOpus.windows.length, fromWav.windows.length);
+  const errors = stderr.trim().split('\n');
+  assert.equal(errors.length, 1);
+  assert.match(errors[0]!, /angry-call-half\.opus: the file ends at byte \d+, inside Ogg page \d+.*; the file is truncated/);
 });
 
 test('a silent file is reported as having no speech, not as an emotion', async () => {

@@ -31,6 +31,61 @@ test('a folder is recognised by its file names and CREMA-D genders come from the
   ]);
 });
 
+test('Ogg Opus clips are scanned as WAV and FLAC ones are, by the corpus\'s own names', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ser-ds-opus-'));
+  for (const n of ['1001_DFA_ANG_XX.opus', '1001_IEO_SAD_LO.ogg', '1002_DFA_NEU_XX.flac', 'notes.txt']) await writeFile(join(dir, n), '');
+  await writeFile(join(dir, 'VideoDemographics.csv'), '"ActorID","Age","Sex"\n1001,51,"Male"\n1002,21,"Female"\n');
+  const clips = await scanDataset(dir);
+  assert.deepEqual(clips.map((c) => [c.path.slice(dir.length + 1), c.label, c.speaker, c.gender]), [
+    ['1001_DFA_ANG_XX.opus', 'angry', 'cremad:1001', 'male'],
+    ['1001_IEO_SAD_LO.ogg', 'sad', 'cremad:1001', 'male'],
+    ['1002_DFA_NEU_XX.flac', 'neutral', 'cremad:1002', 'female'],
+  ]);
+});
+
+test('one clip in two formats in a folder is refused, naming both files', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ser-ds-twin-'));
+  for (const n of ['1001_DFA_ANG_XX.opus', '1001_DFA_ANG_XX.flac', '1001_DFA_SAD_XX.flac']) await writeFile(join(dir, n), '');
+  await assert.rejects(scanDataset(dir), /1001_DFA_ANG_XX\.flac and 1001_DFA_ANG_XX\.opus are the same clip in two formats/);
+});
+
+test('two folders of one corpus add up to one set of speakers, with each folder\'s actor table', async () => {
+  const { scanAll } = await import('../src/datasets/select-clips.js');
+  const root = await mkdtemp(join(tmpdir(), 'ser-ds-two-'));
+  const [a, b] = [join(root, 'cremad'), join(root, 'cremad-extra')];
+  await mkdir(a);
+  await mkdir(b);
+  for (const n of ['1005_DFA_ANG_XX.flac', '1005_DFA_SAD_XX.flac']) await writeFile(join(a, n), '');
+  for (const n of ['1001_DFA_ANG_XX.opus', '1001_DFA_NEU_XX.opus']) await writeFile(join(b, n), '');
+  await writeFile(join(a, 'VideoDemographics.csv'), '"ActorID","Sex"\n1005,"Male"\n');
+  await writeFile(join(b, 'VideoDemographics.csv'), '"ActorID","Sex"\n1001,"Female"\n');
+  const clips = await scanAll([a, b], 'auto');
+  assert.deepEqual(clips.map((c) => [c.speaker, c.gender]), [
+    ['cremad:1005', 'male'],
+    ['cremad:1005', 'male'],
+    ['cremad:1001', 'female'],
+    ['cremad:1001', 'female'],
+  ]);
+});
+
+test('a speaker found in two --data folders is refused, naming the speaker and both folders', async () => {
+  const { scanAll } = await import('../src/datasets/select-clips.js');
+  const root = await mkdtemp(join(tmpdir(), 'ser-ds-clash-'));
+  const [a, b] = [join(root, 'cremad-extra'), join(root, 'cremad-extra-flac')];
+  await mkdir(a);
+  await mkdir(b);
+  for (const n of ['1001_DFA_ANG_XX', '1002_DFA_ANG_XX']) {
+    await writeFile(join(a, `${n}.opus`), '');
+    await writeFile(join(b, `${n}.flac`), '');
+  }
+  await writeFile(join(b, '1003_DFA_ANG_XX.flac'), '');
+  await assert.rejects(scanAll([a, b], 'auto'), (error: Error) => {
+    assert.ok(error.message.startsWith(`${b}: 2 speakers (cremad:1001, cremad:1002) have clips here and in ${a}: a speaker's clips must all come from one --data folder`), error.message);
+    return true;
+  });
+  await assert.rejects(scanAll([a, a], 'auto'), new RegExp(`^DatasetError: ${a}: is given twice as --data`));
+});
+
 test('a CSV lists a customer\'s recordings with paths relative to it and rejects unknown labels with the line', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ser-csv-'));
   await writeFile(join(dir, 'ok.csv'), 'path,label,speaker,gender\na.wav,angry,s1,female\nsub/b.wav,fear,s2,\n');

@@ -8,21 +8,28 @@ import { promisify } from 'node:util';
 import { tempDir } from './helpers/audio-fixtures.js';
 
 const run = promisify(execFile);
-const scriptsDir = fileURLToPath(new URL('../scripts/', import.meta.url));
 const schemasDir = fileURLToPath(new URL('../../schemas/', import.meta.url));
 
 /**
- * Not entry points of their own: bench.js has its own options (the lead's), and
- * sequence-probe.js is the probes' shared code. Every other script is found by listing
- * dist/scripts, so a new one is held to the same rules without being named here.
+ * What users run (scripts/) and the probes whose findings are in the model card
+ * (experiments/): both are held to the same command-line rules. Not entry points of their
+ * own: bench.js has its own options (the lead's), and sequence-probe.js is the sequence
+ * probes' shared code. Every other file is found by listing the sources (not dist/, which
+ * keeps what a moved file compiled to), so a new one is held to the same rules without
+ * being named here; each runs as compiled, from dist/.
  */
-const NOT_COMMANDS = new Set(['bench.js', 'sequence-probe.js']);
-const scripts = readdirSync(scriptsDir).filter((f) => f.endsWith('.js') && !NOT_COMMANDS.has(f));
+const FOLDERS = ['scripts', 'experiments'] as const;
+const NOT_COMMANDS = new Set(['scripts/bench.js', 'experiments/sequence-probe.js']);
+const listed = (folder: string) =>
+  readdirSync(fileURLToPath(new URL(`../../${folder}/`, import.meta.url)))
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+    .map((f) => f.replace(/\.ts$/, '.js'));
+const scripts = FOLDERS.flatMap((folder) => listed(folder).map((f) => `${folder}/${f}`)).filter((f) => !NOT_COMMANDS.has(f));
 
 async function runScript(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   // From an empty folder: a script that did its work anyway would write nothing where it is expected.
   const options = { cwd: tempDir('ser-edge-script-help-'), timeout: 60_000 };
-  return run(process.execPath, [join(scriptsDir, script), ...args], options).then(
+  return run(process.execPath, [fileURLToPath(new URL(`../${script}`, import.meta.url)), ...args], options).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code: number; stdout: string; stderr: string }) => error,
   );
@@ -30,8 +37,14 @@ async function runScript(script: string, args: string[]): Promise<{ code: number
 
 const schemaTimes = () => Object.fromEntries(readdirSync(schemasDir).map((f) => [f, statSync(join(schemasDir, f)).mtimeMs]));
 
-test('the scripts are found', () => {
-  for (const known of ['export-schemas.js', 'build-wasm.js', 'bundle.js', 'cross-validate.js', 'simulate-calls.js']) assert.ok(scripts.includes(known), `${known} in ${scripts.join(', ')}`);
+test('the scripts and the experiments are found', () => {
+  const known = ['export-schemas.js', 'build-wasm.js', 'bundle.js', 'cross-validate.js', 'simulate-calls.js'].map((f) => `scripts/${f}`);
+  for (const probe of ['probe-pooled-mlp.js', 'probe-gru-baseline.js', 'probe-sequence-heads.js']) known.push(`experiments/${probe}`);
+  for (const file of known) assert.ok(scripts.includes(file), `${file} in ${scripts.join(', ')}`);
+});
+
+test('scripts/ holds what users run: no probe is left there', () => {
+  assert.deepEqual(listed('scripts').filter((f) => /probe/.test(f)), []);
 });
 
 for (const script of scripts) {

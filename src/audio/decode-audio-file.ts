@@ -1,11 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { AudioInputError, type DecodedAudio } from './audio-source.js';
 import { decodeFlac } from './decode-flac.js';
+import { decodeOggOpus } from './decode-ogg-opus.js';
 import { decodeWav } from './decode-wav.js';
 
 /**
- * Decodes a WAV or FLAC file to one Float32Array per channel at the file's own rate.
- * The format comes from the first bytes, never the extension: recordings get renamed.
+ * Decodes a WAV, FLAC or Ogg Opus file to one Float32Array per channel at the file's own
+ * rate (48 kHz for Opus, whatever rate it was encoded from). The format comes from the
+ * first bytes, never the extension: recordings get renamed.
  * Every failure is an AudioInputError naming the file.
  */
 export async function decodeAudioFile(path: string): Promise<DecodedAudio> {
@@ -15,22 +17,25 @@ export async function decodeAudioFile(path: string): Promise<DecodedAudio> {
       return decodeWav(bytes, path);
     case 'flac':
       return decodeFlac(bytes, path);
+    case 'ogg':
+      return decodeOggOpus(bytes, path);
     default:
       if (looksLikeTruncatedSignature(bytes)) {
         throw new AudioInputError(path, `truncated header: the file is only ${bytes.length} bytes; export or record it again`);
       }
       throw new AudioInputError(
         path,
-        'not a WAV or FLAC file (no RIFF/WAVE or fLaC signature at its start); pass a WAV or FLAC recording, or convert it with `sox in.ext out.wav`',
+        'not a WAV, FLAC or Ogg Opus file (no RIFF/WAVE, fLaC or OggS signature at its start); pass a WAV, FLAC or Opus recording, or convert it with `sox in.ext out.wav`',
       );
   }
 }
 
-export type AudioContainer = 'wav' | 'flac' | 'unknown';
+export type AudioContainer = 'wav' | 'flac' | 'ogg' | 'unknown';
 
 export function detectContainer(bytes: Uint8Array): AudioContainer {
   if (bytes.length >= 12 && isRiffFamily(bytes) && ascii(bytes, 8, 4) === 'WAVE') return 'wav';
   if (bytes.length >= 4 && ascii(bytes, 0, 4) === 'fLaC') return 'flac';
+  if (bytes.length >= 4 && ascii(bytes, 0, 4) === 'OggS') return 'ogg';
   return 'unknown';
 }
 
@@ -41,7 +46,7 @@ async function readAudioBytes(path: string): Promise<Uint8Array> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new AudioInputError(path, 'no such file; check the path');
-    if (code === 'EISDIR') throw new AudioInputError(path, 'is a directory, not an audio file; pass a WAV or FLAC file');
+    if (code === 'EISDIR') throw new AudioInputError(path, 'is a directory, not an audio file; pass a WAV, FLAC or Ogg Opus file');
     if (code === 'EACCES') throw new AudioInputError(path, 'permission denied; check the file is readable by this user');
     throw new AudioInputError(path, `cannot read the file (${(error as Error).message})`);
   }
@@ -60,7 +65,7 @@ function isRiffFamily(bytes: Uint8Array): boolean {
 function looksLikeTruncatedSignature(bytes: Uint8Array): boolean {
   if (bytes.length >= 12) return false;
   const start = ascii(bytes, 0, Math.min(4, bytes.length));
-  return 'RIFF'.startsWith(start) || 'RIFX'.startsWith(start) || 'fLaC'.startsWith(start);
+  return ['RIFF', 'RIFX', 'fLaC', 'OggS'].some((signature) => signature.startsWith(start));
 }
 
 function ascii(bytes: Uint8Array, start: number, length: number): string {

@@ -17,7 +17,7 @@ export interface FileSourceOptions {
 }
 
 /**
- * A decoded WAV/FLAC file replayed as blocks. The whole file is decoded and resampled
+ * A decoded WAV, FLAC or Ogg Opus file replayed as blocks. The whole file is decoded and resampled
  * up front: files are short call excerpts, and this keeps replay timing free of decode
  * jitter. Without `loop` the last block may be shorter than blockMs.
  *

@@ -9,7 +9,7 @@ import { callerSide, ChannelSurvey, describeChannel, surveyFeatures, type Caller
 
 export interface DevicesCommandOptions {
   json?: boolean;
-  /** An ALSA device, `file:PATH` (WAV/FLAC) or `-` (raw s16le PCM on stdin). */
+  /** An ALSA device, `file:PATH` (WAV, FLAC or Ogg Opus) or `-` (raw s16le PCM on stdin). */
   listen?: string;
   seconds?: number;
   /** stdin: the PCM's rate (required); a device: the rate to capture at. */

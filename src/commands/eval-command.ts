@@ -88,6 +88,10 @@ export async function runEval(options: EvalCommandOptions): Promise<number> {
       });
     }
     process.stdout.write(options.json ? JSON.stringify(result) + '\n' : `${result.model} on ${options.data.join(', ')} (${options.channel}${callWarmup > 0 ? `, each clip after ${callWarmup} of its speaker's other clips in the same call` : ''})\n${summary(metrics)}\n${options.report ? `report: ${options.report}/report.md\n` : ''}`);
+    if (skipped > 0) {
+      process.stderr.write(`ser-edge eval: ${skipped} clip(s) could not be read and are not in these figures (each named above with the reason); fix or remove them and measure again\n`);
+      return 1;
+    }
     return 0;
   } catch (err) {
     process.stderr.write(`ser-edge eval: ${(err as Error).message}\n`);

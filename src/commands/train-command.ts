@@ -128,6 +128,11 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
     await mkdir(options.out, { recursive: true });
     await writeFile(join(options.out, 'training-command.txt'), `ser-edge train ${process.argv.slice(3).join(' ')}\n`);
     log(`wrote ${options.out}: ${manifest.name}@${manifest.version} (${manifest.kind}), ${bytes} bytes of weights, ${Math.round((Date.now() - started) / 1000)} s`);
+    // The bundle is kept (the other clips trained it), but a run that lost data does not pass as a clean one.
+    if (set.skipped.length > 0) {
+      log(`ser-edge train: ${set.skipped.length} clip(s) could not be read and were left out of training (each named above with the reason); fix or remove them and train again`);
+      return 1;
+    }
     return 0;
   } catch (err) {
     process.stderr.write(`ser-edge train: ${(err as Error).message}\n`);

@@ -73,7 +73,7 @@ export const microphoneSourceSchema = z
 export const fileSourceSchema = z
   .object({
     type: z.literal('file'),
-    /** WAV or FLAC; relative to the config file that names it. */
+    /** WAV, FLAC or Ogg Opus; relative to the config file that names it. */
     path: z.string().min(1),
     /** Wall-clock pacing, as a live headset would deliver it; false replays as fast as the CPU allows. */
     realtime: z.boolean().default(true),

@@ -18,7 +18,11 @@ export interface CorpusNaming {
   parse(relativePath: string): NamedClip | null;
 }
 
-const base = (p: string) => p.split('/').pop()!.replace(/\.(wav|flac)$/i, '');
+/** Extensions of the audio files a corpus folder is scanned for; the decoder goes by content, these only pick files. */
+export const AUDIO_EXTENSIONS = ['.wav', '.flac', '.opus', '.ogg'] as const;
+
+/** A file's name without its folder and audio extension: what the conventions below parse. */
+const base = (p: string) => p.split('/').pop()!.replace(/\.(wav|flac|opus|ogg)$/i, '');
 
 const CREMAD_EMOTIONS: Record<string, Emotion> = { ANG: 'angry', DIS: 'disgust', FEA: 'fearful', HAP: 'happy', NEU: 'neutral', SAD: 'sad' };
 

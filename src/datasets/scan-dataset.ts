@@ -1,13 +1,13 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, relative, resolve } from 'node:path';
 import { isEmotion } from '../model/emotions.js';
-import { CORPUS_NAMINGS, type CorpusNaming } from './corpus-naming.js';
+import { AUDIO_EXTENSIONS, CORPUS_NAMINGS, type CorpusNaming } from './corpus-naming.js';
 import { DatasetError, type Gender, type LabelledClip } from './labelled-clip.js';
 
 export const DATASET_FORMATS = ['auto', 'csv', ...CORPUS_NAMINGS.map((n) => n.name)] as const;
 export type DatasetFormat = (typeof DATASET_FORMATS)[number];
 
-const AUDIO = new Set(['.wav', '.flac']);
+const AUDIO = new Set<string>(AUDIO_EXTENSIONS);
 
 async function listAudio(root: string): Promise<string[]> {
   const out: string[] = [];
@@ -99,13 +99,19 @@ export async function scanDataset(path: string, format: DatasetFormat = 'auto'):
   if (!info.isDirectory()) throw new DatasetError(path, 'expected a corpus folder or a CSV file');
   const root = resolve(path);
   const files = await listAudio(root);
-  if (files.length === 0) throw new DatasetError(root, 'no .wav or .flac files here');
+  if (files.length === 0) throw new DatasetError(root, `no ${AUDIO_EXTENSIONS.join(', ')} files here`);
   const naming = format === 'auto' ? detectNaming(root, files) : CORPUS_NAMINGS.find((n) => n.name === format)!;
   const genders = naming.name === 'cremad' ? await cremadGenders(root) : new Map<string, Gender>();
   const clips: LabelledClip[] = [];
+  // One clip in two formats (a FLAC decoded beside its Opus original) would count twice.
+  const byClip = new Map<string, string>();
   for (const file of files) {
     const named = naming.parse(relative(root, file).split('\\').join('/'));
     if (!named) continue;
+    const clip = file.slice(0, file.length - extname(file).length);
+    const twin = byClip.get(clip);
+    if (twin !== undefined) throw new DatasetError(root, `${relative(root, twin)} and ${relative(root, file)} are the same clip in two formats, and each would count as a clip of its own: keep one of them here`);
+    byClip.set(clip, file);
     const gender = named.gender ?? genders.get(named.speaker);
     clips.push({ path: file, label: named.label, speaker: `${naming.name}:${named.speaker}`, ...(gender ? { gender } : {}), corpus: naming.name });
   }

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { DatasetError, type LabelledClip } from './labelled-clip.js';
 import { scanDataset, type DatasetFormat } from './scan-dataset.js';
 import { randomFileSplit, speakerFolds, splitByFold } from './speaker-split.js';
@@ -34,9 +35,33 @@ export function foldOf(clips: LabelledClip[], fold: FoldSpec, seed: number, spli
   return splitByFold(clips, folds, fold.index);
 }
 
+/**
+ * The clips of every `--data` folder or CSV, as one set. Speakers are named by corpus and
+ * id (`cremad:1001`), so the speakers of two folders of one corpus (cremad/ and
+ * cremad-extra/) are simply more speakers, as long as no id turns up in both: that is
+ * refused, since it means the same recordings twice (a folder beside its decoded copy) or
+ * two people under one id, and either would put wrong counts into every split.
+ */
 export async function scanAll(dirs: string[], format: DatasetFormat): Promise<LabelledClip[]> {
   const clips: LabelledClip[] = [];
-  for (const d of dirs) clips.push(...(await scanDataset(d, format)));
+  const speakerFolder = new Map<string, string>();
+  for (const d of dirs) {
+    const found = await scanDataset(d, format);
+    const here = new Set(found.map((c) => c.speaker));
+    const shared = [...here].filter((s) => speakerFolder.has(s));
+    if (shared.length > 0) {
+      const first = speakerFolder.get(shared[0]!)!;
+      if (resolve(first) === resolve(d)) throw new DatasetError(d, 'is given twice as --data: pass each folder once');
+      const who = shared.length === 1 ? `speaker ${shared[0]} has` : `${shared.length} speakers (${shared.slice(0, 3).join(', ')}${shared.length > 3 ? ', …' : ''}) have`;
+      throw new DatasetError(
+        d,
+        `${who} clips here and in ${first}: ` +
+          `a speaker's clips must all come from one --data folder (two folders that share speakers usually hold the same recordings twice, e.g. a corpus and its decoded copy); pass only one of them, or give a CSV's speakers names of their own`,
+      );
+    }
+    for (const s of here) speakerFolder.set(s, d);
+    clips.push(...found);
+  }
   if (clips.length === 0) throw new DatasetError(dirs.join(', '), 'no labelled clips found');
   return clips;
 }

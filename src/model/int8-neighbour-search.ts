@@ -1,5 +1,5 @@
 import { wasmBase64 as int8DistanceWasm } from './kernels/int8-distance.wasm.js';
-import { instantiateKernel, kernelModule } from './kernels/wasm-kernel.js';
+import { instantiateKernel, kernelModule } from '../wasm/kernel-loader.js';
 
 export type DistanceMetric = 'l1' | 'l2';
 /** Which code computes the distances: the SIMD kernel (int8-distance.wat) or plain JS. */

@@ -28,6 +28,8 @@ export interface TrainingSet {
   validationAugmented: ClipWindows[];
   trainSpeakers: number;
   validationSpeakers: number;
+  /** Clips that could not be read (each logged with its reason): left out of every side. */
+  skipped: string[];
 }
 
 /**
@@ -40,7 +42,11 @@ export async function buildTrainingSet(clips: LabelledClip[], options: TrainingS
   if (speakers < options.validationFolds) throw new Error(`${speakers} training speakers cannot make ${options.validationFolds} validation folds: use --validation-folds ${Math.max(2, speakers)} or fewer, or more speakers`);
   const split = foldOf(clips, { index: 0, count: options.validationFolds }, options.seed + 1);
   const log = options.log ?? (() => {});
-  const onError = (clip: LabelledClip, err: Error) => log(`skipped ${clip.path}: ${err.message}`);
+  const skipped: string[] = [];
+  const onError = (clip: LabelledClip, err: Error) => {
+    skipped.push(clip.path);
+    log(`skipped ${clip.path}: ${err.message}`);
+  };
   const common = { features: options.features, ...(options.windowing ? { windowing: options.windowing } : {}), ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}), progress: options.progress ?? false, onError };
   log(`training speakers ${new Set(split.train.map((c) => c.speaker)).size} (${split.train.length} clips, ×${1 + options.augmentations.length} with augmentation: ${options.augmentations.join(', ') || 'none'}), validation speakers ${new Set(split.test.map((c) => c.speaker)).size} (${split.test.length} clips)`);
   const all = await extractClipWindows([...split.train, ...split.test], { ...common, augmentations: options.augmentations });
@@ -48,5 +54,5 @@ export async function buildTrainingSet(clips: LabelledClip[], options: TrainingS
   const train = all.filter((i) => !validationSpeakers.has(i.clip.speaker));
   const validation = all.filter((i) => validationSpeakers.has(i.clip.speaker) && i.variant === 'clean');
   const validationAugmented = all.filter((i) => validationSpeakers.has(i.clip.speaker) && i.variant !== 'clean');
-  return { labels, train, validation, validationAugmented, trainSpeakers: new Set(split.train.map((c) => c.speaker)).size, validationSpeakers: validationSpeakers.size };
+  return { labels, train, validation, validationAugmented, trainSpeakers: new Set(split.train.map((c) => c.speaker)).size, validationSpeakers: validationSpeakers.size, skipped };
 }

@@ -1,5 +1,5 @@
 import type { FeatureOutput } from './output.js';
-import { instantiateKernel, kernelModule } from '../../model/kernels/wasm-kernel.js';
+import { instantiateKernel, kernelModule } from '../../wasm/kernel-loader.js';
 import { wasmBase64 as autocorrelationWasm } from '../kernels/autocorrelation.wasm.js';
 
 /** Lowest and highest F0 searched (Hz): covers low male to high, tense female voices. */

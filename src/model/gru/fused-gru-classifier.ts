@@ -3,7 +3,7 @@ import type { BundleManifest } from '../bundle-manifest.js';
 import type { Classifier } from '../classifier.js';
 import type { Emotion } from '../emotions.js';
 import { wasmBase64 as gruWasm } from '../kernels/gru.wasm.js';
-import { instantiateKernel, kernelModule } from '../kernels/wasm-kernel.js';
+import { instantiateKernel, kernelModule } from '../../wasm/kernel-loader.js';
 import { bundleFile, BundleError, type ModelBundle } from '../model-bundle.js';
 import { decodeGruWeights, type GruLayerWeights, type GruWeights } from './gru-weights.js';
 import { sequenceInput } from './sequence-input.js';

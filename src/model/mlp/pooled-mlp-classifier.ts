@@ -6,7 +6,7 @@ import type { CallContext, Classifier } from '../classifier.js';
 import type { Emotion } from '../emotions.js';
 import { packPanels, pad4, softmaxInto, type GruKernelName } from '../gru/fused-gru-classifier.js';
 import { wasmBase64 as gruWasm } from '../kernels/gru.wasm.js';
-import { instantiateKernel, kernelModule } from '../kernels/wasm-kernel.js';
+import { instantiateKernel, kernelModule } from '../../wasm/kernel-loader.js';
 import { bundleFile, BundleError, type ModelBundle } from '../model-bundle.js';
 import { CallerBaseline, mlpInputSize } from './caller-baseline.js';
 import { decodeMlpWeights, type DenseLayer, type MlpWeights } from './mlp-weights.js';

@@ -8,7 +8,7 @@
  * `--baseline-windows 0` it is the recipe itself through the same loop: the control.
  * Nothing it trains is exported.
  *
- *   node dist/scripts/probe-gru-baseline.js --data ../shared/data/cremad --fold 0/5 [--baseline-windows 3]
+ *   node dist/experiments/probe-gru-baseline.js --data ../shared/data/cremad --fold 0/5 [--baseline-windows 3]
  */
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';

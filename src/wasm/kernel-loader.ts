@@ -1,7 +1,11 @@
 /**
- * Loading the hand-written WebAssembly kernels. They are small (well under the 4 KiB that
- * browsers allow for synchronous compilation; Node has no limit), so they are compiled
- * synchronously and a classifier can be built without an await.
+ * Loading the hand-written WebAssembly kernels. Each kernel lives with the stage that runs
+ * it (`features/kernels/`, `model/kernels/`); this loader is shared by both, so it sits
+ * below them and neither stage imports the other's code.
+ *
+ * They are small (well under the 4 KiB that browsers allow for synchronous compilation;
+ * Node has no limit), so they are compiled synchronously and a frame analyser or a
+ * classifier can be built without an await.
  */
 const modules = new Map<string, WebAssembly.Module | null>();
 

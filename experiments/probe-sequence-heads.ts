@@ -11,7 +11,7 @@
  *     step stacking and a dense layer), pooled by mean and max over time.
  * Nothing it trains is exported.
  *
- *   node dist/scripts/probe-sequence-heads.js --data ../shared/data/cremad --fold 0/5 --head attention
+ *   node dist/experiments/probe-sequence-heads.js --data ../shared/data/cremad --fold 0/5 --head attention
  */
 import * as tf from '@tensorflow/tfjs';
 import { Command, Option } from 'commander';

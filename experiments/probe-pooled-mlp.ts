@@ -6,7 +6,7 @@
  * it trains is exported. Same folds, validation speakers, augmentation and feature cache as
  * `train` and `cross-validate`, so its figures sit beside theirs.
  *
- *   node dist/scripts/probe-pooled-mlp.js --data ../shared/data/cremad --fold 0/5 [--ensemble-with var/cv/gru] [--baseline calm]
+ *   node dist/experiments/probe-pooled-mlp.js --data ../shared/data/cremad --fold 0/5 [--ensemble-with var/cv/gru] [--baseline calm]
  *
  * --baseline speaker: minus the mean vector of the speaker's other clean clips (the
  * classic speaker normalisation; it needs every emotion of the speaker, which a live call
