@@ -3,6 +3,12 @@ import { writeFile } from 'node:fs/promises';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 
+/** Programs still running: killed when the test process exits (one listener for all, however many a file starts). */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** A ser-edge process started from a bundle or an installed package, with its JSON log lines. */
 export interface ProgramProcess {
   child: ChildProcess;
@@ -47,7 +53,8 @@ export function spawnProgram(command: string, args: string[], options: { cwd: st
     for (const l of listeners) l();
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  process.once('exit', () => child.kill('SIGKILL'));
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   return {
     child,
     logs: () => parsed,
