@@ -395,6 +395,8 @@ test('a shadow trial runs the staged model on the same windows without publishin
     assert.equal(after.staged, null);
     const discard = await view.command('model.discard', {});
     assert.equal(discard.reply.error?.code, 'no_staged');
+    const unchanged = await view.modelStateAfter(discard.sent - 1, (s) => s.lastInstall !== null, 'the state after the refused discard');
+    assert.equal(unchanged.lastInstall?.reason, 'promoted', 'a discard with nothing staged leaves the last install as it was');
   } finally {
     await stop(daemon);
     await sub.end();

@@ -236,8 +236,8 @@ export class ModelUpdater {
       const message = (error as Error).message;
       // Info: the link logs the refusal as `command refused` at warn, throttled.
       this.deps.logger.info({ command: name, reason, error: message }, 'model command failed; the active model is unchanged');
-      // `busy` says nothing about the model: the operation under way records its own outcome.
-      if (reason !== 'busy') {
+      // These change nothing and say nothing about a model: the last install's outcome stays what …/model shows.
+      if (reason !== 'busy' && reason !== 'no_staged' && reason !== 'no_previous') {
         const bundle = error instanceof InstallError ? error.bundle : undefined;
         await this.commit({ lastInstall: this.outcome(false, reason, bundle, message) }).catch((e: Error) =>
           this.deps.logger.error({ error: e.message }, 'could not record the failed install in the model store'),
