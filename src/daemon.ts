@@ -58,12 +58,7 @@ export class Daemon {
   readonly bus = new DaemonBus();
   readonly metrics = new PipelineMetrics();
   private slot: ModelSlot | undefined;
-  private store: ModelStore | undefined;
   private updater: ModelUpdater | undefined;
-  private activeAtStart: StartedModel['active'] | undefined;
-  private startRecorded: string | undefined;
-  private trustedKeys: readonly TrustedKey[] = [];
-  private downloadCa: Buffer | undefined;
   private broker: EmbeddedBroker | undefined;
   private outbox: TimedOutbox | undefined;
   private link: MqttLink | undefined;
@@ -123,6 +118,7 @@ export class Daemon {
     }
     // Read once: the start, the installs and the checks of the store's bundles all use the same keys.
     const trust = await configuredTrust(config.model);
+    const downloadCa = await readDownloadCa(config.update.caFile);
     const store = new ModelStore({ dir: join(config.stateDir, MODEL_STORE_DIR) });
     const started = await startModel({
       store,
@@ -136,11 +132,6 @@ export class Daemon {
     const classifier = started.classifier;
     const slot = new ModelSlot({ initial: liveModel(classifier, config.urgency.weights, started.active.sha256), tracker: trackerConfig(config) });
     this.slot = slot;
-    this.store = store;
-    this.activeAtStart = started.active;
-    this.startRecorded = started.recordedStart;
-    this.trustedKeys = trust.keys;
-    this.downloadCa = await readDownloadCa(config.update.caFile);
     this.continueStarting();
     /** The model in use now: a switch changes it while the daemon runs. */
     const model = () => ({ name: slot.current.ref.name, version: slot.current.ref.version });
@@ -180,7 +171,7 @@ export class Daemon {
     });
     this.publisher = new UrgencyPublisher({ link: this.link, outbox: this.outbox, logger });
     const link = this.link;
-    const updater = this.modelUpdater(slot, link);
+    const updater = this.modelUpdater(slot, link, { store, started, trustedKeys: trust.keys, downloadCa });
     this.updater = updater;
     // Retained, and again after every reconnect: a broker that lost its store still learns what runs here.
     link.on('connect', () => updater.publish());
@@ -286,7 +277,11 @@ export class Daemon {
   }
 
   /** The update stage over the running channels: installs, shadow trials and rollbacks switch `slot` between two windows. */
-  private modelUpdater(slot: ModelSlot, link: MqttLink): ModelUpdater {
+  private modelUpdater(
+    slot: ModelSlot,
+    link: MqttLink,
+    start: { store: ModelStore; started: StartedModel; trustedKeys: readonly TrustedKey[]; downloadCa: Buffer | undefined },
+  ): ModelUpdater {
     const { config, logger } = this.deps;
     const runtime = config.model.runtime === 'tfjs' ? { gruRuntime: 'tfjs' as const, tfBackends: config.model.backends } : {};
     const live = (classifier: Classifier, ref: BundleRef) => liveModel(classifier, config.urgency.weights, ref.sha256);
@@ -294,19 +289,19 @@ export class Daemon {
     return new ModelUpdater({
       site: config.site,
       gateway: config.gateway,
-      store: this.store!,
-      trustedKeys: this.trustedKeys,
+      store: start.store,
+      trustedKeys: start.trustedKeys,
       settings: {
         maxInlineBytes: config.update.maxInlineBytes,
         maxBundleBytes: config.update.maxBundleBytes,
         downloadTimeoutSeconds: config.update.downloadTimeoutSeconds,
-        ...(this.downloadCa !== undefined ? { ca: this.downloadCa } : {}),
+        ...(start.downloadCa !== undefined ? { ca: start.downloadCa } : {}),
         shadowMinutes: config.update.shadowMinutes,
         confirmAfterSeconds: config.update.confirmAfterSeconds,
       },
       buildClassifier: (bundle) => buildClassifier(bundle, runtime),
-      active: this.activeAtStart!,
-      ...(this.startRecorded !== undefined ? { thisStart: this.startRecorded } : {}),
+      active: start.started.active,
+      ...(start.started.recordedStart !== undefined ? { thisStart: start.started.recordedStart } : {}),
       live: {
         activate: (classifier, ref) => {
           slot.activate(live(classifier, ref)).classifier.dispose();

@@ -5,7 +5,7 @@ import { appendFileSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSy
 import { basename, isAbsolute, join, normalize } from 'node:path';
 import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
 import { tempDir } from './helpers/audio-fixtures.js';
-import { docBlocks, shellCommands } from './helpers/doc-blocks.js';
+import { assertApplied, docBlocks, shellCommands } from './helpers/doc-blocks.js';
 import { bundleCopy, repoRoot, runInstaller, writeCredentialFiles } from './helpers/gateway-install.js';
 
 /**
@@ -32,18 +32,6 @@ const guide = join(repoRoot, 'docs', 'installing.md');
 
 
 
-/** Every value the fragment sets is in the loaded config at the same place (which adds defaults around them). */
-function assertApplied(actual: unknown, expected: unknown, at: string, path = ''): void {
-  if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual) && actual.length === expected.length, `${at}: ${path} is not the fragment's (${JSON.stringify(actual)})`);
-    expected.forEach((e, i) => assertApplied(actual[i], e, at, `${path}[${i}]`));
-  } else if (expected !== null && typeof expected === 'object') {
-    assert.ok(actual !== null && typeof actual === 'object', `${at}: ${path} is missing from the loaded config`);
-    for (const [key, value] of Object.entries(expected)) assertApplied((actual as Record<string, unknown>)[key], value, at, path === '' ? key : `${path}.${key}`);
-  } else {
-    assert.equal(actual, expected, `${at}: ${path}`);
-  }
-}
 
 const normaliseReleases = (text: string) => text.replaceAll(/(\d+\.\d+\.\d+\S*?)-[0-9a-f]{12}\b/g, '$1-<hash>');
 

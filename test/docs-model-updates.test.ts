@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
 import { INSTALL_REASONS, ModelState, StatusPayload } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
-import { docBlocks, shellCommands, type DocBlock } from './helpers/doc-blocks.js';
+import { assertApplied, docBlocks, shellCommands, type DocBlock } from './helpers/doc-blocks.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav, type DaemonProcess } from './helpers/daemon-process.js';
 import { bundleVariant } from './helpers/model-updates.js';
 import { MOSQUITTO_MISSING, OPENSSL_MISSING, connectSubscriber, generateTestCertificates, startMosquitto, type Mosquitto, type TestSubscriber } from './helpers/mosquitto.js';
@@ -115,18 +115,6 @@ function assertOutput(block: DocBlock, printed: string, at: string): void {
   }
 }
 
-/** Every value the fragment sets is in the loaded config at the same place (which adds defaults around them). */
-function assertApplied(actual: unknown, expected: unknown, at: string, path = ''): void {
-  if (Array.isArray(expected)) {
-    assert.ok(Array.isArray(actual) && actual.length === expected.length, `${at}: ${path} is not the fragment's (${JSON.stringify(actual)})`);
-    expected.forEach((e, i) => assertApplied(actual[i], e, at, `${path}[${i}]`));
-  } else if (expected !== null && typeof expected === 'object') {
-    assert.ok(actual !== null && typeof actual === 'object', `${at}: ${path} is missing from the loaded config`);
-    for (const [key, value] of Object.entries(expected)) assertApplied((actual as Record<string, unknown>)[key], value, at, path === '' ? key : `${path}.${key}`);
-  } else {
-    assert.equal(actual, expected, `${at}: ${path}`);
-  }
-}
 
 /** `base` with `extra` merged in: objects key by key, anything else replaced. */
 function merged(base: unknown, extra: unknown): unknown {

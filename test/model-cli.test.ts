@@ -13,7 +13,7 @@ import { SIGNATURE_FILE } from '../src/update/bundle-signature.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { writeSyntheticModel } from './helpers/daemon-process.js';
 import { tamperWeights } from './helpers/model-updates.js';
-import { onlyCommanderHook } from './helpers/program-process.js';
+import { onlyCommanderHook, runSerEdge } from './helpers/program-process.js';
 
 /** `ser-edge model keygen|sign|verify|pack`, run as a field tech runs them: the program, as a child process. */
 
@@ -23,12 +23,7 @@ const dir = tempDir('ser-edge-model-cli-');
 let bundleDir: string;
 let keys: { privateFile: string; publicFile: string; keyId: string };
 
-async function serEdge(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return execute(process.execPath, [cli, ...args]).then(
-    (r) => ({ code: 0, ...r }),
-    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
-  );
-}
+const serEdge = (...args: string[]) => runSerEdge(args, 60_000);
 
 let copies = 0;
 /** A fresh copy of the unsigned synthetic bundle. */

@@ -1,29 +1,17 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
 import { buildKnnModel } from '../src/training/knn-trainer.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { writeSyntheticDataset } from './helpers/synthetic-dataset.js';
+import { runSerEdge } from './helpers/program-process.js';
 
-const run = promisify(execFile);
-const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
 const dir = tempDir('ser-edge-train-');
 let csv = '';
 
-async function serEdge(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const serEdge = (...args: string[]) => runSerEdge(args, 600_000);
 
 before(async () => {
   csv = await writeSyntheticDataset(join(dir, 'data'), { speakers: 6, perClass: 2 });

@@ -1,9 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { scanDataset } from '../src/datasets/scan-dataset.js';
 import { FEATURE_PRESETS } from '../src/training/feature-presets.js';
 import { buildTrainingSet } from '../src/training/training-set.js';
@@ -16,6 +13,7 @@ import { writeBundle } from '../src/model/model-bundle.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { writeSyntheticDataset } from './helpers/synthetic-dataset.js';
+import { runSerEdge } from './helpers/program-process.js';
 
 test('a small MLP bag learns clearly separable synthetic classes, reproducibly, and exports a bundle that loads and passes its self-test', async () => {
   const dir = tempDir('ser-edge-mlp-');
@@ -39,17 +37,7 @@ test('a small MLP bag learns clearly separable synthetic classes, reproducibly, 
 
 const pick = (r: { callWarmup: number; n: number }) => ({ callWarmup: r.callWarmup, n: r.n });
 
-const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
-
-async function serEdge(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const serEdge = (...args: string[]) => runSerEdge(args, 600_000);
 
 test('train --kind mlp writes a bundle eval can measure on its held-out fold, and refuses a bag over the size budget or too many members', async () => {
   const dir = tempDir('ser-edge-mlp-cli-');

@@ -1,34 +1,23 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { access, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { findOnPath } from '../src/audio/microphone-source.js';
 import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
 import { tempDir, writeWav } from './helpers/audio-fixtures.js';
+import { runSerEdge } from './helpers/program-process.js';
 
 // The layout of ../shared/data: cremad/ in FLAC (here WAV) and cremad-extra/ in Ogg Opus,
 // with CREMA-D's names and an actor table in each, other actors in each.
 
-const run = promisify(execFile);
-const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
 const dir = tempDir('ser-edge-train-opus-');
 const opusenc = await findOnPath('opusenc');
 const skip = opusenc === undefined && 'opusenc absent (Debian: apt-get install opus-tools): skipping training on Ogg Opus folders';
 const lossless = join(dir, 'cremad');
 const opus = join(dir, 'cremad-extra');
 
-async function serEdge(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const serEdge = (...args: string[]) => runSerEdge(args, 600_000);
 
 const CLASSES = { calm: 'NEU', angry: 'ANG', sad: 'SAD' } as const;
 

@@ -18,6 +18,11 @@ export interface BundleRef {
   sha256: string;
 }
 
+/** Just the reference of a stored bundle or a state entry (no directory, no times): what logs and …/model name. */
+export function refOf(bundle: BundleRef): BundleRef {
+  return { name: bundle.name, version: bundle.version, sha256: bundle.sha256 };
+}
+
 export interface InstallPipelineDependencies {
   store: ModelStore;
   trustedKeys: readonly TrustedKey[];

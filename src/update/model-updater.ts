@@ -5,7 +5,7 @@ import type { ModelBundle } from '../model/model-bundle.js';
 import type { InstallReason, ModelCommandResult, ModelInstallCommand, ModelState, ShadowTrialReport } from '../mqtt/payload-schemas.js';
 import type { TrustedKey } from './bundle-signature.js';
 import { InstallError } from './install-error.js';
-import { loadStored, prepareInstall, type BundleRef } from './install-pipeline.js';
+import { loadStored, prepareInstall, refOf, type BundleRef } from './install-pipeline.js';
 import type { ModelStore, StoreState, StoredBundle } from './model-store.js';
 
 /** What the updater needs of the running channels: the live side of a switch and of a shadow trial. */
@@ -306,9 +306,6 @@ export class ModelUpdater {
   }
 }
 
-export function refOf(bundle: BundleRef): BundleRef {
-  return { name: bundle.name, version: bundle.version, sha256: bundle.sha256 };
-}
 
 function stripActivation(bundle: StoredBundle & { activatedAt?: string }): StoredBundle {
   const { activatedAt: _activatedAt, ...rest } = bundle;

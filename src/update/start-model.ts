@@ -5,7 +5,7 @@ import { MANIFEST_FILE } from '../model/bundle-manifest.js';
 import type { Classifier } from '../model/classifier.js';
 import { sha256 } from '../model/model-bundle.js';
 import type { ModelStore, StoredBundle } from './model-store.js';
-import { refOf } from './model-updater.js';
+import { refOf } from './install-pipeline.js';
 
 export interface StartModelDependencies {
   store: ModelStore;

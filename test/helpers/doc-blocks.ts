@@ -48,3 +48,16 @@ export function shellCommands(block: DocBlock, doc: string): { line: number; wor
   }
   return out;
 }
+
+/** Every value the fragment sets is in the loaded config at the same place (which adds defaults around them). */
+export function assertApplied(actual: unknown, expected: unknown, at: string, path = ''): void {
+  if (Array.isArray(expected)) {
+    assert.ok(Array.isArray(actual) && actual.length === expected.length, `${at}: ${path} is not the fragment's (${JSON.stringify(actual)})`);
+    expected.forEach((e, i) => assertApplied(actual[i], e, at, `${path}[${i}]`));
+  } else if (expected !== null && typeof expected === 'object') {
+    assert.ok(actual !== null && typeof actual === 'object', `${at}: ${path} is missing from the loaded config`);
+    for (const [key, value] of Object.entries(expected)) assertApplied((actual as Record<string, unknown>)[key], value, at, path === '' ? key : `${path}.${key}`);
+  } else {
+    assert.equal(actual, expected, `${at}: ${path}`);
+  }
+}
