@@ -202,6 +202,23 @@ test('an install and a rollback switch models without losing or repeating a wind
     // Flags name the model that made them: both versions appear on the switching gateway.
     const versions = new Set(sub.messages.filter((m) => m.topic.startsWith(`${switching.base}/channel/`) && m.topic.endsWith('/urgency')).map((m) => m.json<UrgencyEvent>().model.version));
     assert.ok(versions.size >= 1 && [...versions].every((v) => v === '0.0.1' || v === '0.2.0'), `flag versions: ${[...versions].join(', ')}`);
+    // 0.2.0 is the same network under a new version, so what arrived at the central side must
+    // be the twin's flags, one for one: a window lost or judged twice at a switch would show here.
+    assert.equal(final(switching).outboxDepth, 0, 'every flag acknowledged');
+    assert.equal(final(twin).outboxDepth, 0, 'every flag acknowledged');
+    const arrived = (v: ReturnType<typeof gatewayView>) => {
+      const byId = new Map<string, UrgencyEvent>();
+      for (const m of sub.messages) if (m.topic === `${v.base}/channel/hs1/urgency`) byId.set(m.json<UrgencyEvent>().id, UrgencyEvent.parse(m.json()));
+      return [...byId.values()].sort((a, b) => a.seq - b.seq);
+    };
+    const switchedFlags = arrived(switching);
+    const twinFlags = arrived(twin);
+    assert.ok(twinFlags.length >= 2, `the twin flagged ${twinFlags.length} times`);
+    assert.deepEqual(
+      switchedFlags.map((f) => `${f.kind} ${f.level}`),
+      twinFlags.map((f) => `${f.kind} ${f.level}`),
+      'the same flags arrived from both gateways, in the same order',
+    );
   } finally {
     await Promise.all(daemons.map(stop));
     await sub.end();
