@@ -106,7 +106,7 @@ for (const fold of folds) {
   const t0 = Date.now();
   const record: FoldRecord = { settings, row: {}, outcomes: {} };
   const set = await buildTrainingSet(split.train, { features, augmentations: parseAugmentations(opts.augment), validationFolds: 5, seed: opts.seed, cacheDir: opts.cache, log });
-  const common = { name: `cv-fold-${fold}`, version: '0.0.0', features, seed: opts.seed, urgent, log, provenance: { heldOutFold: `${fold}/${opts.folds}`, split: opts.split, splitSeed: opts.seed } };
+  const common = { name: `cv-fold-${fold}`, version: '0.0.0', features, seed: opts.seed, urgent, log, provenance: { heldOutFold: `${fold}/${opts.folds}`, split: opts.split, splitSeed: opts.seed, trainingSeed: opts.seed, validationFolds: 5 } };
   const model =
     opts.kind === 'knn'
       ? trainKnn(set, { ...common, maxReferenceBytes: 1_000_000 - 64 * 1024 })

@@ -35,7 +35,8 @@ import { HealthProbe } from './telemetry/health-probe.js';
 import { PipelineMetrics } from './telemetry/pipeline-metrics.js';
 import { PrometheusEndpoint } from './telemetry/prometheus-endpoint.js';
 import { TelemetryReporter } from './telemetry/telemetry-reporter.js';
-import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from './urgency/urgency-tracker.js';
+import type { UrgencySettings } from './urgency/call-urgency.js';
+import { DEFAULT_TRACKER_CONFIG } from './urgency/urgency-tracker.js';
 import { DEFAULT_WINDOWING } from './audio/speech-windower.js';
 
 export interface DaemonDependencies {
@@ -130,7 +131,7 @@ export class Daemon {
       logger,
     });
     const classifier = started.classifier;
-    const slot = new ModelSlot({ initial: liveModel(classifier, config.urgency.weights, started.active.sha256), tracker: trackerConfig(config) });
+    const slot = new ModelSlot({ initial: liveModel(classifier, urgencySettings(config), started.active.sha256) });
     this.slot = slot;
     this.continueStarting();
     /** The model in use now: a switch changes it while the daemon runs. */
@@ -284,7 +285,7 @@ export class Daemon {
   ): ModelUpdater {
     const { config, logger } = this.deps;
     const runtime = config.model.runtime === 'tfjs' ? { gruRuntime: 'tfjs' as const, tfBackends: config.model.backends } : {};
-    const live = (classifier: Classifier, ref: BundleRef) => liveModel(classifier, config.urgency.weights, ref.sha256);
+    const live = (classifier: Classifier, ref: BundleRef) => liveModel(classifier, urgencySettings(config), ref.sha256);
     const afterSwitch = () => link.publishStatus().catch((error: Error) => logger.warn({ error: error.message }, 'could not publish the status'));
     return new ModelUpdater({
       site: config.site,
@@ -321,7 +322,6 @@ export class Daemon {
 
   private buildChannels(model: ModelSlot): void {
     const { config, logger } = this.deps;
-    const tracker = trackerConfig(config);
     const windowing = { ...DEFAULT_WINDOWING, windowSeconds: config.audio.windowSeconds, hopSeconds: config.audio.hopSeconds };
     // Opened at the first model's rate for good: a model switch keeps it (ModelSlot.canAdopt).
     const sampleRate = model.sampleRate;
@@ -337,7 +337,6 @@ export class Daemon {
           id,
           role,
           model,
-          tracker,
           windowing,
           callSilenceSeconds: config.calls.callSilenceSeconds,
           ...(callId ? { callId } : {}),
@@ -475,14 +474,22 @@ async function settleWithin(work: Promise<unknown>, ms: number): Promise<'done' 
   }
 }
 
-/** The urgency tracker's settings from the config: every channel's calls, and a shadow trial's, follow them. */
-function trackerConfig(config: ResolvedConfig): TrackerConfig {
+/**
+ * The urgency settings from the config, which every model loaded is resolved with: the one
+ * tracker (and weights) of a bundle without a trained head, the per-emotion overrides of
+ * one with it. Every channel's calls, and a shadow trial's, follow them.
+ */
+function urgencySettings(config: ResolvedConfig): UrgencySettings {
   return {
-    smoothing: config.urgency.smoothing,
-    thresholds: config.urgency.thresholds ?? DEFAULT_TRACKER_CONFIG.thresholds,
-    hysteresis: config.urgency.hysteresis,
-    raiseWindows: config.urgency.raiseWindows,
-    clearWindows: config.urgency.clearWindows,
+    tracker: {
+      smoothing: config.urgency.smoothing,
+      thresholds: config.urgency.thresholds ?? DEFAULT_TRACKER_CONFIG.thresholds,
+      hysteresis: config.urgency.hysteresis,
+      raiseWindows: config.urgency.raiseWindows,
+      clearWindows: config.urgency.clearWindows,
+    },
+    weights: config.urgency.weights,
+    emotions: config.urgency.emotions,
   };
 }
 
@@ -501,6 +508,7 @@ function toFlag(change: UrgencyChangeEvent): Omit<UrgencyEvent, 'schema' | 'id' 
     level: change.level,
     previousLevel: change.previous,
     score: round(change.score),
+    driver: change.driver,
     emotion: change.emotion,
     probabilities: change.probabilities as Partial<Record<(typeof EMOTIONS)[number], number>>,
     // Name and version only: the event's contract has no digest.

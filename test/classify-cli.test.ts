@@ -1,4 +1,5 @@
 import { test, before } from 'node:test';
+import { UrgencyStage } from '../src/urgency/call-urgency.js';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -152,17 +153,18 @@ test('a hop longer than the window is refused once, naming both flags, before th
 
 /** A verdict as classify makes one, for the text summary's own rules. */
 function verdictOf(overrides: { score: number; level: 'low' | 'medium' | 'high'; trackedPeak: 'low' | 'medium' | 'high'; trackedPeakScore?: number; windows?: number }): FileVerdict {
-  const window = { start: 0.2, end: 3.2, speechSeconds: 3, emotion: 'angry' as const, probabilities: { angry: overrides.score, neutral: 1 - overrides.score }, urgency: { level: overrides.level, score: overrides.score } };
+  const window = { start: 0.2, end: 3.2, speechSeconds: 3, emotion: 'angry' as const, probabilities: { angry: overrides.score, neutral: 1 - overrides.score }, urgency: { level: overrides.level, score: overrides.score, driver: 'weighted' as const } };
   return {
     file: 'clip.wav',
     durationSeconds: 3.5,
     emotion: 'angry',
     probabilities: { angry: overrides.score, neutral: 1 - overrides.score },
-    urgency: { level: overrides.level, score: overrides.score, trackedPeak: overrides.trackedPeak, trackedPeakScore: overrides.trackedPeakScore ?? overrides.score / 2 },
+    urgency: { level: overrides.level, score: overrides.score, driver: 'weighted', trackedPeak: overrides.trackedPeak, trackedPeakScore: overrides.trackedPeakScore ?? overrides.score / 2, trackedDriver: 'weighted' },
     windows: Array.from({ length: overrides.windows ?? 1 }, (_, i) => ({ ...window, start: window.start + i, end: window.end + i })),
   };
 }
-const settings = { tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING };
+// A model without a trained head: one weighted score on the daemon's default tracker.
+const settings = { urgency: UrgencyStage.of({ labels: ['neutral', 'angry'], manifest: {} }), windowing: DEFAULT_WINDOWING };
 
 test('a clip that scores high as a whole but never raised the live tracker says why, instead of "high … peak: low"', async () => {
   const angry = join(dir, 'one-window-angry.wav');

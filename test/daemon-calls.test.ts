@@ -58,8 +58,8 @@ function channel(role: 'customer' | 'agent' = 'customer', callSilenceSeconds = 5
   const headset = new HeadsetChannel({
     id,
     role,
-    model: new ModelSlot({ initial: liveModel(classifier, undefined, 'f'.repeat(64)), tracker: DEFAULT_TRACKER_CONFIG }),
-    tracker: DEFAULT_TRACKER_CONFIG,
+    model: new ModelSlot({ initial: liveModel(classifier, undefined, 'f'.repeat(64)) }),
+
     windowing: DEFAULT_WINDOWING,
     callSilenceSeconds,
     ...(callId ? { callId } : {}),

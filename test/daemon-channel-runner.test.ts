@@ -10,7 +10,7 @@ import { ChannelRunner } from '../src/daemon/channel-runner.js';
 import { DaemonBus, type SourceFailureEvent } from '../src/daemon/daemon-events.js';
 import { EventLoopTurns } from '../src/daemon/event-loop-turns.js';
 import { HeadsetChannel } from '../src/daemon/headset-channel.js';
-import { ModelSlot } from '../src/daemon/model-slot.js';
+import { liveModel, ModelSlot } from '../src/daemon/model-slot.js';
 import { LoadShedder } from '../src/daemon/load-shedder.js';
 import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
 import type { BundleManifest } from '../src/model/bundle-manifest.js';
@@ -53,11 +53,11 @@ function runnerFor(source: SourceConfig, options: { maxLagSeconds?: number; clas
   const logs: Record<string, unknown>[] = [];
   const failures: SourceFailureEvent[] = [];
   bus.on('source-failed', (e) => failures.push(e));
-  const model = new ModelSlot({ initial: { classifier, labelWeights: new Float32Array([0, 1]), ref: { name: 'scripted', version: '1', sha256: 'f'.repeat(64) } }, tracker: DEFAULT_TRACKER_CONFIG });
+  const model = new ModelSlot({ initial: liveModel(classifier, { tracker: DEFAULT_TRACKER_CONFIG, weights: { neutral: 0, angry: 1 } }, 'f'.repeat(64)) });
   const channels = new Map(
     source.channels.map(({ id, role }) => [
       id,
-      new HeadsetChannel({ id, role, model, tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING, callSilenceSeconds: 30, bus, metrics }),
+      new HeadsetChannel({ id, role, model, windowing: DEFAULT_WINDOWING, callSilenceSeconds: 30, bus, metrics }),
     ]),
   );
   let opened = 0;

@@ -7,6 +7,7 @@ import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
 import { Daemon } from '../src/daemon.js';
 import { manifestDigest } from '../src/daemon/load-model.js';
 import { liveModel } from '../src/daemon/model-slot.js';
+import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { TelemetryPayload, UrgencyEvent } from '../src/mqtt/payload-schemas.js';
 import { tempDir } from './helpers/audio-fixtures.js';
@@ -54,7 +55,7 @@ test('a running daemon reports a shadow trial in telemetry without publishing it
     const first = UrgencyEvent.parse((await sub.waitFor(urgency, 20_000, 'the first flag')).json());
     assert.deepEqual(first.model, { name: 'synthetic', version: '1.0.0' });
 
-    const staged = liveModel(await loadClassifier(bundles.contrary), config.urgency.weights, await manifestDigest(bundles.contrary));
+    const staged = liveModel(await loadClassifier(bundles.contrary), { tracker: DEFAULT_TRACKER_CONFIG, weights: config.urgency.weights }, await manifestDigest(bundles.contrary));
     const trial = slot.startShadow(staged, 10);
     const reported = await sub.waitFor(
       (m) => m.topic.endsWith('/telemetry') && (m.json<TelemetryPayload>().pipeline.shadow?.windows ?? 0) >= 3,

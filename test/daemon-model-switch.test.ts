@@ -27,14 +27,14 @@ before(async () => {
   bundles = await writeKnnBundles(dir);
 });
 
-function channelOn(slot: ModelSlot, tracker: TrackerConfig = DEFAULT_TRACKER_CONFIG) {
+function channelOn(slot: ModelSlot) {
   const bus = new DaemonBus();
   const metrics = new PipelineMetrics();
   const urgency: UrgencyChangeEvent[] = [];
   const calls: CallBoundaryEvent[] = [];
   bus.on('urgency', (e) => urgency.push(e));
   bus.on('call', (e) => calls.push(e));
-  const headset = new HeadsetChannel({ id: 'desk-1', role: 'customer', model: slot, tracker, windowing: DEFAULT_WINDOWING, callSilenceSeconds: 30, bus, metrics });
+  const headset = new HeadsetChannel({ id: 'desk-1', role: 'customer', model: slot, windowing: DEFAULT_WINDOWING, callSilenceSeconds: 30, bus, metrics });
   return { headset, metrics, urgency, calls };
 }
 
@@ -54,7 +54,7 @@ test('switching models between capture blocks, many times and mid-utterance, cla
   const judged: (SeenWindow & { tag: string })[] = [];
   const a = await countedModel(bundles.synthetic, 'synthetic', judged);
   const b = await countedModel(bundles.contrary, 'contrary', judged);
-  const slot = new ModelSlot({ initial: a, tracker: DEFAULT_TRACKER_CONFIG });
+  const slot = new ModelSlot({ initial: a });
   const c = channelOn(slot);
   const blocks = voiceBlocks([['calm', 15], ['angry', 15], ['calm', 10], ['sad', 10]]);
   const expected = referenceWindows(DEFAULT_FEATURE_CONFIG, blocks);
@@ -96,7 +96,7 @@ test("a switch gives the call a fresh context from the new model, and switching 
   // The shipped model keeps a caller baseline per call: a context worth renewing.
   const first = await countedModel(defaultModelDir(), 'shipped-1');
   const second = await countedModel(defaultModelDir(), 'shipped-2');
-  const slot = new ModelSlot({ initial: first, tracker: DEFAULT_TRACKER_CONFIG });
+  const slot = new ModelSlot({ initial: first });
   const c = channelOn(slot);
   // The demo's caller: calm, then angry, which the shipped model flags high.
   const blocks = voiceBlocks([['calm', 20], ['angry', 20], ['calm', 20]]);
@@ -142,12 +142,15 @@ test('a switch to a model with other frame features at the same rate rebuilds th
     out[labels.indexOf(n++ % 2 === 0 ? 'angry' : 'neutral')] = 1;
   };
   const judged: (SeenWindow & { tag: string })[] = [];
-  const a = await countedModel(bundles.synthetic, 'knn', judged, toggle);
-  const b = await countedModel(defaultModelDir(), 'shipped', judged, toggle);
+  // Every window moves the level: one window to raise or clear, whichever urgency stage a bundle has.
+  const everyWindow: TrackerConfig = { smoothing: 1, thresholds: { medium: 0.5, high: 0.7 }, hysteresis: 0, raiseWindows: 1, clearWindows: 1 };
+  const settings = { tracker: everyWindow, emotions: { angry: everyWindow, sad: everyWindow } };
+  const a = await countedModel(bundles.synthetic, 'knn', judged, toggle, settings);
+  const b = await countedModel(defaultModelDir(), 'shipped', judged, toggle, settings);
   assert.notEqual(b.classifier.manifest.features.mfccCount, a.classifier.manifest.features.mfccCount, 'the two bundles compute other frame features');
 
-  const slot = new ModelSlot({ initial: a, tracker: DEFAULT_TRACKER_CONFIG });
-  const c = channelOn(slot, { smoothing: 1, thresholds: { medium: 0.5, high: 0.7 }, hysteresis: 0, raiseWindows: 1, clearWindows: 1 });
+  const slot = new ModelSlot({ initial: a });
+  const c = channelOn(slot);
   const blocks = voiceBlocks([['angry', 25]]);
   const speech = speechPerBlock(DEFAULT_FEATURE_CONFIG, blocks);
   let at = 120;
@@ -183,7 +186,7 @@ test('a switch to a model with other frame features at the same rate rebuilds th
 
 test('canAdopt refuses another sample rate for a switch, and any other frame feature for a shadow; a switch takes other frame features', async () => {
   const a = await countedModel(bundles.synthetic, 'synthetic');
-  const slot = new ModelSlot({ initial: a, tracker: DEFAULT_TRACKER_CONFIG });
+  const slot = new ModelSlot({ initial: a });
   const manifest = a.classifier.manifest;
   const other = (features: Partial<FeatureConfig>): BundleManifest => ({ ...manifest, name: 'other', version: '2.0.0', features: { ...manifest.features, ...features } });
 
@@ -208,7 +211,7 @@ test('canAdopt refuses another sample rate for a switch, and any other frame fea
 test('activate refuses what canAdopt refuses, the active model itself and the model under trial, and leaves the current model in place', async () => {
   const a = await countedModel(bundles.synthetic, 'synthetic');
   const b = await countedModel(bundles.contrary, 'contrary');
-  const slot = new ModelSlot({ initial: a, tracker: DEFAULT_TRACKER_CONFIG });
+  const slot = new ModelSlot({ initial: a });
   const eightKHz: LiveModel = { ...b, classifier: { ...b.classifier, manifest: { ...b.classifier.manifest, features: { ...b.classifier.manifest.features, sampleRate: 8000 } } } };
   assert.throws(() => slot.activate(eightKHz), /takes audio at 8000 Hz/);
   assert.equal(slot.current, a);

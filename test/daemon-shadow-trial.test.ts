@@ -33,12 +33,12 @@ const CALL: Parameters<typeof voiceBlocks>[0] = [['calm', 10], ['angry', 15], ['
 /** A channel on a slot of its own, the slot's clock advanced by each block fed. */
 function rig(active: LiveModel, role: HeadsetRole = 'customer', callSilenceSeconds = 30) {
   let clock = START;
-  const slot = new ModelSlot({ initial: active, tracker: DEFAULT_TRACKER_CONFIG, now: () => clock });
+  const slot = new ModelSlot({ initial: active, now: () => clock });
   const bus = new DaemonBus();
   const metrics = new PipelineMetrics();
   const urgency: UrgencyChangeEvent[] = [];
   bus.on('urgency', (e) => urgency.push(e));
-  const headset = new HeadsetChannel({ id: 'desk-1', role, model: slot, tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING, callSilenceSeconds, bus, metrics });
+  const headset = new HeadsetChannel({ id: 'desk-1', role, model: slot, windowing: DEFAULT_WINDOWING, callSilenceSeconds, bus, metrics });
   const feed = (blocks: Float32Array[]) => {
     for (const block of blocks) {
       headset.push(block);
@@ -175,7 +175,7 @@ test('startShadow refuses a second trial, the active model itself, other frame f
   const active = await countedModel(bundles.synthetic, 'active');
   const staged = await countedModel(bundles.contrary, 'staged');
   const shipped = await countedModel(defaultModelDir(), 'shipped');
-  const slot = new ModelSlot({ initial: active, tracker: DEFAULT_TRACKER_CONFIG });
+  const slot = new ModelSlot({ initial: active });
   assert.throws(() => slot.startShadow(active, 10), /is the active model: a shadow trial needs a model of its own/);
   assert.throws(() => slot.startShadow(shipped, 10), /computes other frame features.*install it without shadow/);
   assert.throws(() => slot.startShadow(staged, 0), /minutes must be a positive number, got 0/);

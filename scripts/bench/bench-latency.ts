@@ -151,7 +151,8 @@ export async function benchPublishLatency(options: { classifier: Classifier; cli
         stateDir: dir,
         brokerUrl,
         telemetrySeconds,
-        urgency: BENCH_URGENCY,
+        // The same fast tracker for a bundle without a head and for each emotion of one with it.
+        urgency: { ...BENCH_URGENCY, emotions: { angry: BENCH_URGENCY, sad: BENCH_URGENCY } },
         sources: [{ type: 'stdin', inputRate: rate, channelCount: channels, channels: Array.from({ length: channels }, (_, c) => ({ index: c, id: `ch${c}` })) }],
       }),
       calls: { callSilenceSeconds: CALL_SILENCE_SECONDS },
@@ -237,14 +238,13 @@ async function replicate(classifier: Classifier, pcm: Buffer, channels: number):
   const bus = new DaemonBus();
   const metrics = new PipelineMetrics();
   const expected = new Map<string, ExpectedEvent[]>();
-  const model = new ModelSlot({ initial: liveModel(classifier, undefined, ''), tracker: BENCH_TRACKER });
+  const model = new ModelSlot({ initial: liveModel(classifier, { tracker: BENCH_TRACKER, emotions: { angry: BENCH_URGENCY, sad: BENCH_URGENCY } }, '') });
   const heads = Array.from({ length: channels }, (_, c) => {
     expected.set(`ch${c}`, []);
     return new HeadsetChannel({
       id: `ch${c}`,
       role: 'customer',
       model,
-      tracker: BENCH_TRACKER,
       windowing: DEFAULT_WINDOWING,
       callSilenceSeconds: CALL_SILENCE_SECONDS,
       bus,

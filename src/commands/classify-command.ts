@@ -1,4 +1,5 @@
 import type { Classifier } from '../model/classifier.js';
+import { UrgencyStage } from '../urgency/call-urgency.js';
 import { loadClassifier } from '../model/load-classifier.js';
 import { classifyFile, type FileVerdict } from '../pipeline/classify-file.js';
 import { levelRank, resolveWeights, weightsForLabels, type UrgencyLevel } from '../urgency/urgency-score.js';
@@ -19,16 +20,19 @@ export interface ClassifyCommandOptions {
  * and the level a live call's tracker would have reached over its windows, with the reason
  * when that is lower (a short clip may never give the tracker the windows it needs).
  */
-export function describeVerdict(v: FileVerdict, settings: { tracker: TrackerConfig; windowing: WindowingConfig }): string {
+export function describeVerdict(v: FileVerdict, settings: { urgency: UrgencyStage; windowing: WindowingConfig }): string {
   const lines = [];
-  const { tracker, windowing } = settings;
+  const { urgency, windowing } = settings;
+  // The tracker of the score that gives the whole file its level.
+  const tracker = urgency.configs[Math.max(0, urgency.drivers.indexOf(v.urgency.driver))]!;
+  const what = v.urgency.driver === 'weighted' ? 'a smoothed score' : `a smoothed ${v.urgency.driver} score`;
   let head = 'no speech found';
   if (v.emotion) {
     head = `${v.emotion} ${(v.probabilities[v.emotion]! * 100).toFixed(0)}%  whole-file score ${scoreText(v.urgency.score)} (${v.urgency.level}); live tracker reached ${v.urgency.trackedPeak}`;
     if (levelRank(v.urgency.trackedPeak) < levelRank(v.urgency.level)) {
       const level = v.urgency.level as Exclude<UrgencyLevel, 'low'>;
       const why = v.windows.length < tracker.raiseWindows ? `this file has ${v.windows.length} window${v.windows.length === 1 ? '' : 's'}` : `its smoothed score peaked at ${scoreText(v.urgency.trackedPeakScore)}`;
-      head += ` (it raises ${level} after ${tracker.raiseWindows} window${tracker.raiseWindows === 1 ? '' : 's'} in a row with a smoothed score ≥ ${tracker.thresholds[level]}; ${why})`;
+      head += ` (it raises ${level} after ${tracker.raiseWindows} window${tracker.raiseWindows === 1 ? '' : 's'} in a row with ${what} ≥ ${tracker.thresholds[level]}; ${why})`;
     } else if (levelRank(v.urgency.trackedPeak) > levelRank(v.urgency.level)) {
       head += ' (a stretch of the file was more urgent than the file as a whole)';
     }
@@ -77,13 +81,13 @@ export async function runClassify(files: string[], options: ClassifyCommandOptio
     process.stderr.write(`ser-edge classify: ${(err as Error).message}\n`);
     return 2;
   }
-  const labelWeights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights));
+  const urgency = UrgencyStage.of(classifier);
   const windowing = { ...DEFAULT_WINDOWING, windowSeconds: options.window, hopSeconds: options.hop };
   let failed = 0;
   for (const file of files) {
     try {
-      const verdict = await classifyFile(file, classifier, { labelWeights, thresholds: DEFAULT_TRACKER_CONFIG.thresholds, tracker: DEFAULT_TRACKER_CONFIG, windowing });
-      process.stdout.write((options.json ? JSON.stringify(verdict) : describeVerdict(verdict, { tracker: DEFAULT_TRACKER_CONFIG, windowing })) + '\n');
+      const verdict = await classifyFile(file, classifier, { urgency, windowing });
+      process.stdout.write((options.json ? JSON.stringify(verdict) : describeVerdict(verdict, { urgency, windowing })) + '\n');
     } catch (err) {
       failed++;
       process.stderr.write(`ser-edge classify: ${(err as Error).message}\n`);

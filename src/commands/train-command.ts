@@ -69,6 +69,9 @@ export async function runTrain(options: TrainCommandOptions): Promise<number> {
       clips: clips.length,
       speakers: set.trainSpeakers + set.validationSpeakers,
       ...(holdout ? { heldOutFold: options.holdout, split: options.split, splitSeed: options.seed } : {}),
+      // Which speakers validated: what fit-urgency fits the urgency head on.
+      trainingSeed: options.seed,
+      validationFolds: options.validationFolds,
       augmentation: augmentations,
       featurePreset: preset,
     };

@@ -3,6 +3,7 @@ import { describeChannelCount } from '../audio/channel-map.js';
 import { EMOTIONS } from '../model/emotions.js';
 import { DEFAULT_CALL_RATE, DEFAULT_COMMAND_RATE } from '../mqtt/command-rate-limit.js';
 import { DEFAULT_REPLY_TOPICS, replyTopicFilterProblem } from '../mqtt/reply-topics.js';
+import { trackerOverrideSchema } from '../urgency/call-urgency.js';
 import { urgencyThresholdsSchema } from '../urgency/urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
 
@@ -265,8 +266,13 @@ export const daemonConfigSchema = z
         hysteresis: z.number().min(0).max(0.5).default(DEFAULT_TRACKER_CONFIG.hysteresis),
         raiseWindows: z.number().int().min(1).max(20).default(DEFAULT_TRACKER_CONFIG.raiseWindows),
         clearWindows: z.number().int().min(1).max(60).default(DEFAULT_TRACKER_CONFIG.clearWindows),
-        /** Site overrides of the bundle's emotion weights. */
+        /** Site overrides of the bundle's emotion weights (a bundle without a trained urgency head). */
         weights: z.partialRecord(z.enum(EMOTIONS), z.number().min(0).max(1)).optional(),
+        /**
+         * Site overrides of a bundle's per-emotion trackers (a bundle with a trained urgency
+         * head, such as the shipped model, whose own settings the settings above do not change).
+         */
+        emotions: z.object({ angry: trackerOverrideSchema.optional(), sad: trackerOverrideSchema.optional() }).strict().optional(),
       })
       .strict()
       .prefault({}),

@@ -1,16 +1,16 @@
 import { ulid } from 'ulid';
 import type { CallContext } from '../model/classifier.js';
-import { UrgencyTracker, type TrackerConfig } from '../urgency/urgency-tracker.js';
+import type { CallUrgency } from '../urgency/call-urgency.js';
 import type { LiveModel } from './model-slot.js';
 import type { ShadowCall, ShadowTrial } from './shadow-trial.js';
 
 /**
- * One call on one headset channel: its id, its urgency tracker and the model's context
+ * One call on one headset channel: its id, its urgency (level and trackers) and the model's context
  * for it (a caller baseline). A new session per call is the reset: the next caller starts
  * at low, and is compared with their own voice, whatever the last one said.
  */
 export class CallSession {
-  readonly tracker: UrgencyTracker;
+  readonly urgency: CallUrgency;
   readonly callId: string;
   readonly startedBy: 'command' | 'speech';
   /** Last window's verdict, for the clear event a call end may have to send. */
@@ -21,8 +21,8 @@ export class CallSession {
   private contextOf: LiveModel | null = null;
   private shadowCall: ShadowCall | null = null;
 
-  constructor(dependencies: { tracker: TrackerConfig; callId?: string; startedBy: 'command' | 'speech' }) {
-    this.tracker = new UrgencyTracker(dependencies.tracker);
+  constructor(dependencies: { model: LiveModel; callId?: string; startedBy: 'command' | 'speech' }) {
+    this.urgency = dependencies.model.urgency.newCall();
     // The telephony system's id when it told us; otherwise a ULID, sortable by start time.
     this.callId = dependencies.callId ?? ulid();
     this.startedBy = dependencies.startedBy;
@@ -31,12 +31,14 @@ export class CallSession {
   /**
    * This call's context for `model`. A model switched in during the call gets a context
    * of its own (another model's baseline means nothing to it), built from the windows it
-   * judges from then on; the tracker, the call's urgency so far, carries on.
+   * judges from then on; the call's urgency so far carries on under the new model's
+   * urgency stage (`CallUrgency.follow`).
    */
   contextFor(model: LiveModel): CallContext | null {
     if (model !== this.contextOf) {
       this.context = model.classifier.newCallContext();
       this.contextOf = model;
+      this.urgency.follow(model.urgency);
     }
     return this.context;
   }

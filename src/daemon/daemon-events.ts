@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { HeadsetRole } from '../audio/channel-map.js';
 import type { Emotion } from '../model/emotions.js';
+import type { UrgencyDriver } from '../urgency/call-urgency.js';
 import type { UrgencyLevel } from '../urgency/urgency-score.js';
 
 /** A customer channel's urgency moved: the event that becomes a flag on `…/urgency`. */
@@ -12,6 +13,8 @@ export interface UrgencyChangeEvent {
   previous: UrgencyLevel;
   /** Smoothed score of the call at the change, 0..1. */
   score: number;
+  /** Which urgency score set the level (angry or sad with a trained head, weighted without). */
+  driver: UrgencyDriver;
   /** Top emotion of the window that caused it (of the last window when a call ends). */
   emotion: Emotion;
   probabilities: Record<string, number>;

@@ -6,7 +6,6 @@ import { SpeechFeatureStream, type SpeechWindow } from '../pipeline/speech-featu
 import { judgeWindow, probabilityRecord } from '../pipeline/window-verdict.js';
 import type { PipelineMetrics } from '../telemetry/pipeline-metrics.js';
 import type { UrgencyLevel } from '../urgency/urgency-score.js';
-import type { TrackerConfig } from '../urgency/urgency-tracker.js';
 import { CallSession } from './call-session.js';
 import type { CallBoundaryEvent, DaemonBus } from './daemon-events.js';
 import type { LiveModel, ModelSlot } from './model-slot.js';
@@ -17,7 +16,6 @@ export interface HeadsetChannelDependencies {
   role: HeadsetRole;
   /** The live model: every window is judged by `model.current` at that moment, and by the shadow model while a trial runs. */
   model: ModelSlot;
-  tracker: TrackerConfig;
   windowing: WindowingConfig;
   callSilenceSeconds: number;
   /** The config's call id for calls no cmd/call names; a ULID per call when absent. */
@@ -39,7 +37,7 @@ export interface HeadsetChannelDependencies {
  * and the skipped hops are counted as dropped windows for this channel.
  *
  * The model can change between any two windows (see ModelSlot): the call goes on, with
- * its tracker, and the new model gets a context of its own for it. A shadow trial's model
+ * its urgency, and the new model gets a context of its own for it. A shadow trial's model
  * judges the same windows beside it and publishes nothing.
  */
 export class HeadsetChannel {
@@ -86,7 +84,7 @@ export class HeadsetChannel {
   }
 
   get level(): UrgencyLevel {
-    return this.call?.tracker.level ?? 'low';
+    return this.call?.urgency.level ?? 'low';
   }
 
   /** Publishes the idle state once, so a subscriber sees the channel before its first call. */
@@ -152,7 +150,7 @@ export class HeadsetChannel {
   endCall(callId?: string, reason: CallBoundaryEvent['reason'] = 'command'): boolean {
     const call = this.call;
     if (call === null || (callId !== undefined && callId !== call.callId)) return false;
-    if (this.deps.role === 'customer' && call.tracker.level !== 'low') {
+    if (this.deps.role === 'customer' && call.urgency.level !== 'low') {
       // The queue must see the flag go down with the call, not hang on for the next caller.
       const now = Date.now();
       this.deps.metrics.flagsCleared++;
@@ -161,8 +159,9 @@ export class HeadsetChannel {
         callId: call.callId,
         kind: 'clear',
         level: 'low',
-        previous: call.tracker.level,
-        score: call.tracker.score,
+        previous: call.urgency.level,
+        score: call.urgency.score,
+        driver: call.urgency.driver,
         emotion: (call.last?.emotion ?? 'neutral') as Emotion,
         probabilities: call.last?.probabilities ?? {},
         window: call.last?.window ?? { startMs: now, endMs: now },
@@ -189,7 +188,7 @@ export class HeadsetChannel {
         callId = this.configuredCalls === 1 ? this.deps.callId : `${this.deps.callId}-${this.configuredCalls}`;
       } while (callId === this.lastCallId);
     }
-    this.call = new CallSession({ tracker: this.deps.tracker, callId, startedBy: reason });
+    this.call = new CallSession({ model: this.deps.model.current, callId, startedBy: reason });
     this.lastCallId = this.call.callId;
     this.lastSpeechSeconds = this.audioSeconds;
     this.deps.bus.emit('call', { channel: this.deps.id, callId: this.call.callId, action: 'start', reason });
@@ -204,7 +203,7 @@ export class HeadsetChannel {
    * starts over from the next speech frame, and the next verdict comes once the new
    * stream holds a full window of speech (`windowSeconds`, 3 s by default) or an
    * utterance ends, rather than a hop after the last; the voice detector also learns the
-   * room's noise floor afresh. The call and its tracker carry on.
+   * room's noise floor afresh. The call and its urgency carry on.
    */
   private followModel(): void {
     const next = this.deps.model.current;
@@ -237,12 +236,12 @@ export class HeadsetChannel {
     const probabilities = probabilityRecord(live.classifier.labels, verdict.probabilities);
     call.last = { emotion: verdict.emotion, probabilities, window: { startMs: wallOf(window.startSeconds), endMs: wallOf(window.endSeconds) }, model: live.ref };
 
-    const before = call.tracker.level;
-    const change = call.tracker.update(verdict.score);
+    const before = call.urgency.level;
+    const change = call.urgency.update(verdict.probabilities);
     const trial = slot.shadow;
     if (trial !== null && !trial.done) this.judgeInShadow(trial, call, window, verdict.emotion, change !== null && change.kind === 'raise');
     if (this.deps.role === 'agent') {
-      metrics.agentStrain.set(this.deps.id, call.tracker.score);
+      metrics.agentStrain.set(this.deps.id, call.urgency.score);
       return;
     }
     if (change === null) return;
@@ -255,6 +254,7 @@ export class HeadsetChannel {
       level: change.level,
       previous: before,
       score: change.score,
+      driver: change.driver,
       emotion: verdict.emotion,
       probabilities,
       window: call.last.window,
@@ -267,7 +267,7 @@ export class HeadsetChannel {
   /** The shadow model judges the window too; what it says goes into the trial's counts only, never onto the bus. */
   private judgeInShadow(trial: ShadowTrial, call: CallSession, window: SpeechWindow, activeEmotion: Emotion, activeRaised: boolean): void {
     const started = performance.now();
-    trial.judge(call.shadowFor(trial), window, this.deps.role, activeEmotion, call.tracker.level, activeRaised);
+    trial.judge(call.shadowFor(trial), window, this.deps.role, activeEmotion, call.urgency.level, activeRaised);
     // Model time, not feature time: the features latency of the push leaves it out.
     this.modelMsInPush += performance.now() - started;
   }
@@ -283,8 +283,8 @@ export class HeadsetChannel {
       channel: this.deps.id,
       role: this.deps.role,
       callId: this.call?.callId ?? null,
-      level: this.call?.tracker.level ?? 'low',
-      score: this.call?.tracker.score ?? 0,
+      level: this.call?.urgency.level ?? 'low',
+      score: this.call?.urgency.score ?? 0,
     });
   }
 }

@@ -1,8 +1,7 @@
 import { frameFeatureDifferences } from '../features/feature-config.js';
 import type { BundleManifest } from '../model/bundle-manifest.js';
 import type { Classifier } from '../model/classifier.js';
-import { resolveWeights, weightsForLabels, type UrgencyWeights } from '../urgency/urgency-score.js';
-import type { TrackerConfig } from '../urgency/urgency-tracker.js';
+import { UrgencyStage, type UrgencySettings } from '../urgency/call-urgency.js';
 import { ShadowTrial } from './shadow-trial.js';
 
 /** A loaded model as the channels use it. */
@@ -10,25 +9,22 @@ export interface LiveModel {
   classifier: Classifier;
   /** Urgency weights for classifier.labels: the bundle's, overridden by the config's `urgency.weights`. */
   labelWeights: Float32Array;
+  /** How its windows become a call's urgency: the bundle's trained head and trackers, or the weights on the config's tracker. */
+  urgency: UrgencyStage;
   /** The bundle: its manifest's name and version, and the sha256 of its manifest.json. */
   ref: { name: string; version: string; sha256: string };
 }
 
-/** `classifier` ready for the channels, with its labels' urgency weights resolved once. */
-export function liveModel(classifier: Classifier, configWeights: Partial<UrgencyWeights> | undefined, sha256: string): LiveModel {
+/** `classifier` ready for the channels, with its urgency stage resolved once (the config's settings, or the defaults). */
+export function liveModel(classifier: Classifier, settings: UrgencySettings | undefined, sha256: string): LiveModel {
   const { manifest } = classifier;
-  return {
-    classifier,
-    labelWeights: weightsForLabels(classifier.labels, resolveWeights(manifest.urgencyWeights, configWeights)),
-    ref: { name: manifest.name, version: manifest.version, sha256 },
-  };
+  const urgency = UrgencyStage.of(classifier, settings);
+  return { classifier, labelWeights: urgency.labelWeights, urgency, ref: { name: manifest.name, version: manifest.version, sha256 } };
 }
 
 export interface ModelSlotDependencies {
   /** The model the daemon started with; its sample rate is the audio sources' for good. */
   initial: LiveModel;
-  /** The channels' tracker config, which a shadow trial follows its calls with. */
-  tracker: TrackerConfig;
   /** Epoch ms, for shadow trials; tests drive it. */
   now?: () => number;
 }
@@ -40,7 +36,7 @@ export interface ModelSlotDependencies {
  * before it was judged by the old model, the one after by the new, none by both or by
  * neither, and there is no moment without a model. The channels read `current` per
  * window and notice a new model by its object: each call then gets a context from the
- * new model and keeps its urgency tracker.
+ * new model and keeps its urgency level.
  *
  * The slot owns the models it holds, and hands back the ones it lets go of: whoever
  * switches disposes of those.
@@ -122,7 +118,7 @@ export class ModelSlot {
     if (model === this.live) throw new Error(`model ${model.ref.name} ${model.ref.version} is the active model: a shadow trial needs a model of its own (load the bundle again)`);
     const refused = this.canAdopt(model.classifier.manifest, 'shadow');
     if (refused !== null) throw new Error(refused);
-    this.trial = new ShadowTrial({ model, minutes, tracker: this.deps.tracker, ...(this.deps.now ? { now: this.deps.now } : {}) });
+    this.trial = new ShadowTrial({ model, minutes, ...(this.deps.now ? { now: this.deps.now } : {}) });
     return this.trial;
   }
 

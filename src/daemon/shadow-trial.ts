@@ -5,7 +5,7 @@ import type { ShadowTrialReport } from '../mqtt/payload-schemas.js';
 import type { SpeechWindow } from '../pipeline/speech-feature-stream.js';
 import { judgeWindow } from '../pipeline/window-verdict.js';
 import type { UrgencyLevel } from '../urgency/urgency-score.js';
-import { UrgencyTracker, type TrackerConfig } from '../urgency/urgency-tracker.js';
+import type { CallUrgency } from '../urgency/call-urgency.js';
 import type { LiveModel } from './model-slot.js';
 
 export interface ShadowTrialDependencies {
@@ -13,22 +13,20 @@ export interface ShadowTrialDependencies {
   model: LiveModel;
   /** Length of the trial; after it the trial keeps its report and judges no more. */
   minutes: number;
-  /** The channels' tracker config, so the shadow's levels move as the active model's would. */
-  tracker: TrackerConfig;
   /** Epoch ms; tests drive the trial's clock. */
   now?: () => number;
 }
 
 /**
  * One call as the shadow model follows it: its own context (a caller baseline) and its
- * own tracker, so its levels are what the call would have shown had it been active. A
- * trial that starts during a call follows that call from its next window: its tracker
- * starts at low then, where the active one may already be higher.
+ * own urgency trackers (the staged bundle's), so its levels are what the call would have shown had it been active. A
+ * trial that starts during a call follows that call from its next window: its trackers
+ * start at low then, where the active one may already be higher.
  */
 export interface ShadowCall {
   readonly trial: ShadowTrial;
   readonly context: CallContext | null;
-  readonly tracker: UrgencyTracker;
+  readonly urgency: CallUrgency;
 }
 
 /**
@@ -46,7 +44,6 @@ export class ShadowTrial {
   readonly model: LiveModel;
   readonly startedAtMs: number;
   readonly endsAtMs: number;
-  private readonly tracker: TrackerConfig;
   private readonly now: () => number;
   private windows = 0;
   private emotionAgreed = 0;
@@ -59,7 +56,6 @@ export class ShadowTrial {
       throw new Error(`shadow trial of ${dependencies.model.ref.name} ${dependencies.model.ref.version}: minutes must be a positive number, got ${dependencies.minutes}`);
     }
     this.model = dependencies.model;
-    this.tracker = dependencies.tracker;
     this.now = dependencies.now ?? Date.now;
     this.startedAtMs = this.now();
     this.endsAtMs = this.startedAtMs + dependencies.minutes * 60_000;
@@ -72,7 +68,7 @@ export class ShadowTrial {
 
   /** A call the shadow model starts following (at the call's first window in the trial). */
   openCall(): ShadowCall {
-    return { trial: this, context: this.model.classifier.newCallContext(), tracker: new UrgencyTracker(this.tracker) };
+    return { trial: this, context: this.model.classifier.newCallContext(), urgency: this.model.urgency.newCall() };
   }
 
   /**
@@ -87,10 +83,10 @@ export class ShadowTrial {
     if (flags && activeRaised) this.activeFlags++;
     const verdict = judgeWindow(this.model.classifier, window, this.model.labelWeights, call.context);
     if (!Number.isFinite(verdict.score)) return;
-    const change = call.tracker.update(verdict.score);
+    const change = call.urgency.update(verdict.probabilities);
     this.windows++;
     if (verdict.emotion === activeEmotion) this.emotionAgreed++;
-    if (call.tracker.level === activeLevel) this.levelAgreed++;
+    if (call.urgency.level === activeLevel) this.levelAgreed++;
     if (flags && change !== null && change.kind === 'raise') this.shadowFlags++;
   }
 

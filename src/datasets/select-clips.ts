@@ -84,3 +84,15 @@ export function heldOutClips(clips: LabelledClip[], bundleMetrics: Record<string
   }
   return foldOf(clips, parseFold(trained), seed, split).test;
 }
+
+/**
+ * The clips a bundle was trained on: the rest of the data beside its held-out fold
+ * (`heldOutFold`, `splitSeed` in its metrics), or all of `clips` for a bundle trained on
+ * everything. What its validation speakers are drawn from.
+ */
+export function trainedOnClips(clips: LabelledClip[], bundleMetrics: Record<string, unknown>): LabelledClip[] {
+  const trained = typeof bundleMetrics['heldOutFold'] === 'string' ? (bundleMetrics['heldOutFold'] as string) : null;
+  if (trained === null) return clips;
+  const seed = typeof bundleMetrics['splitSeed'] === 'number' ? (bundleMetrics['splitSeed'] as number) : 1;
+  return foldOf(clips, parseFold(trained), seed, bundleMetrics['split'] === 'random' ? 'random' : 'speaker').train;
+}

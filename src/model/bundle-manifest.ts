@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { urgencySectionSchema } from '../urgency/call-urgency.js';
 import { featureConfigSchema } from '../features/feature-config.js';
 import { EMOTIONS } from './emotions.js';
 
@@ -133,6 +134,8 @@ export const manifestSchema = z
     /** Every kind but an ensemble, whose members carry their own. */
     normaliser: normaliserSchema.optional(),
     urgencyWeights: z.partialRecord(emotion, z.number().min(0).max(1)).optional(),
+    /** A trained urgency head with its per-emotion trackers; without one, `urgencyWeights` score each window. */
+    urgency: urgencySectionSchema.optional(),
     metrics: z.record(z.string(), z.unknown()),
     createdAt: z.iso.datetime(),
     files: z.record(z.string().regex(/^[A-Za-z0-9._-]+$/), fileEntry),
@@ -152,6 +155,10 @@ export const manifestSchema = z
     if (new Set(m.labels).size !== m.labels.length) ctx.addIssue({ code: 'custom', path: ['labels'], message: 'lists a label twice' });
     if (m.normaliser && m.normaliser.mean.length !== m.normaliser.std.length)
       ctx.addIssue({ code: 'custom', path: ['normaliser'], message: 'mean and std differ in length' });
+    m.urgency?.head.weights.forEach((row, c) => {
+      if (row.length !== 2 * m.labels.length + 1)
+        ctx.addIssue({ code: 'custom', path: ['urgency', 'head', 'weights', c], message: `has ${row.length} weights; ${m.labels.length} labels need ${2 * m.labels.length + 1} (2 × labels + bias)` });
+    });
     for (const [i, v] of m.selfTest.entries()) {
       if (v.expected.length !== m.labels.length)
         ctx.addIssue({ code: 'custom', path: ['selfTest', i, 'expected'], message: `has ${v.expected.length} values for ${m.labels.length} labels` });

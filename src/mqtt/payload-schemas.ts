@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EMOTIONS } from '../model/emotions.js';
+import { URGENCY_DRIVERS } from '../urgency/call-urgency.js';
 import { URGENCY_LEVELS } from '../urgency/urgency-score.js';
 
 /**
@@ -57,7 +58,11 @@ export const UrgencyEvent = z
     kind: z.enum(['raise', 'clear']).describe('raise: the level went up; clear: it came down'),
     level,
     previousLevel: level.optional(),
-    score: unit.describe('Smoothed urgency score'),
+    score: unit.describe('Smoothed urgency score (of the driver behind the level)'),
+    driver: z
+      .enum(URGENCY_DRIVERS)
+      .optional()
+      .describe("Why the call is at this level: angry or sad (a model with a trained urgency head follows each on its own tracker; a sad caller can be flagged while the window's top emotion is still neutral), or weighted (one score, Σ weight × probability); absent from older gateways, so consumers must not require it"),
     emotion: z.enum(EMOTIONS).describe('Top emotion of the window that caused the change'),
     probabilities: z.partialRecord(z.enum(EMOTIONS), unit).describe('Emotion label to probability'),
     model: modelRef,

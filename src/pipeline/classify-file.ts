@@ -3,8 +3,8 @@ import type { WindowingConfig } from '../audio/speech-windower.js';
 import type { CallContext, Classifier } from '../model/classifier.js';
 import { argMax } from '../model/classifier.js';
 import type { Emotion } from '../model/emotions.js';
-import { levelForScore, levelRank, urgencyScore, type UrgencyLevel, type UrgencyThresholds } from '../urgency/urgency-score.js';
-import { UrgencyTracker, type TrackerConfig } from '../urgency/urgency-tracker.js';
+import type { UrgencyDriver, UrgencyStage } from '../urgency/call-urgency.js';
+import { levelRank, type UrgencyLevel } from '../urgency/urgency-score.js';
 import { truncateScore } from '../urgency/score-text.js';
 import { loadMono, streamWindows, type FileAudio } from './file-features.js';
 import { judgeWindow, probabilityRecord, type WindowVerdict } from './window-verdict.js';
@@ -20,9 +20,11 @@ export interface FileVerdict {
    * the highest level the live per-call tracker (smoothing, hysteresis, `raiseWindows` in a row)
    * reached over the file's windows, and `trackedPeakScore` its highest smoothed score. The two
    * answer different questions (what is this clip? would a live call have been flagged?), so a
-   * short clip can score high as a whole and never raise the tracker.
+   * short clip can score high as a whole and never raise the tracker. `driver`: which of the
+   * urgency stage's scores gives `level` (angry or sad with a trained head, else weighted),
+   * and `trackedDriver` the one behind `trackedPeak`.
    */
-  urgency: { level: UrgencyLevel; score: number; trackedPeak: UrgencyLevel; trackedPeakScore: number };
+  urgency: { level: UrgencyLevel; score: number; driver: UrgencyDriver; trackedPeak: UrgencyLevel; trackedPeakScore: number; trackedDriver: UrgencyDriver };
   windows: {
     /** Where the window's first speech frame starts and its last one ends, in seconds of the file; a window can span a pause. */
     start: number;
@@ -31,14 +33,14 @@ export interface FileVerdict {
     speechSeconds: number;
     emotion: Emotion;
     probabilities: Record<string, number>;
-    urgency: { level: UrgencyLevel; score: number };
+    /** The level and raw score this window earns on its own (its driver's), as the call's trackers read it. */
+    urgency: { level: UrgencyLevel; score: number; driver: UrgencyDriver };
   }[];
 }
 
 export interface ClassifyOptions {
-  labelWeights: Float32Array;
-  thresholds: UrgencyThresholds;
-  tracker: TrackerConfig;
+  /** The model's urgency stage (its head or weights, and the trackers a live call would run). */
+  urgency: UrgencyStage;
   windowing?: WindowingConfig;
   vad?: VadConfig;
   /**
@@ -67,41 +69,48 @@ export async function classifyFile(path: string, classifier: Classifier, options
  * telephone` passes a telephone-band version of the file): the same windows and summary.
  */
 export function classifySignal(path: string, audio: FileAudio, classifier: Classifier, options: ClassifyOptions): FileVerdict {
-  const verdicts: { v: WindowVerdict; frames: number }[] = [];
+  const stage = options.urgency;
+  const verdicts: { v: WindowVerdict; frames: number; urgency: ReturnType<UrgencyStage['levelOf']> }[] = [];
   const call = options.call ?? classifier.newCallContext();
+  // The call's urgency as a live channel follows it: its head's baseline and its trackers.
+  const tracked = stage.newCall();
+  let peak: UrgencyLevel = 'low';
+  let peakScore = 0;
+  let peakDriver = tracked.driver;
   const { features } = classifier.manifest;
-  streamWindows(audio.samples, { features, windowing: options.windowing, vad: options.vad }, (w) =>
-    verdicts.push({ v: judgeWindow(classifier, w, options.labelWeights, call), frames: w.frames }),
-  );
+  streamWindows(audio.samples, { features, windowing: options.windowing, vad: options.vad }, (w) => {
+    const v = judgeWindow(classifier, w, stage.labelWeights, call);
+    tracked.update(v.probabilities);
+    if (levelRank(tracked.level) > levelRank(peak)) [peak, peakDriver] = [tracked.level, tracked.driver];
+    peakScore = Math.max(peakScore, tracked.score);
+    verdicts.push({ v, frames: w.frames, urgency: stage.levelOf(tracked.scores) });
+  });
 
   const labels = classifier.labels;
   const mean = new Float64Array(labels.length);
   let weight = 0;
-  const tracker = new UrgencyTracker(options.tracker);
-  let peak: UrgencyLevel = 'low';
-  let peakScore = 0;
   for (const { v, frames } of verdicts) {
     for (let i = 0; i < mean.length; i++) mean[i]! += v.probabilities[i]! * frames;
     weight += frames;
-    tracker.update(v.score);
-    if (levelRank(tracker.level) > levelRank(peak)) peak = tracker.level;
-    peakScore = Math.max(peakScore, tracker.score);
   }
   if (weight > 0) for (let i = 0; i < mean.length; i++) mean[i]! /= weight;
-  const score = weight > 0 ? urgencyScore(mean, options.labelWeights) : 0;
+  // The whole file as one window that opens a call: no baseline of the caller to compare with.
+  const whole = stage.newCall();
+  if (weight > 0) whole.update(mean);
+  const summary = weight > 0 ? stage.levelOf(whole.scores) : { level: 'low' as const, score: 0, driver: whole.driver };
   return {
     file: path,
     durationSeconds: round(audio.durationSeconds),
     emotion: weight > 0 ? labels[argMax(mean)]! : null,
     probabilities: weight > 0 ? probabilityRecord(labels, mean) : {},
-    urgency: { level: levelForScore(score, options.thresholds), score: score4(score), trackedPeak: peak, trackedPeakScore: score4(peakScore) },
-    windows: verdicts.map(({ v, frames }) => ({
+    urgency: { level: summary.level, score: score4(summary.score), driver: summary.driver, trackedPeak: peak, trackedPeakScore: score4(peakScore), trackedDriver: peakDriver },
+    windows: verdicts.map(({ v, frames, urgency }) => ({
       start: round(v.startSeconds),
       end: round(v.endSeconds),
       speechSeconds: round((frames * features.hopSize) / features.sampleRate, 2),
       emotion: v.emotion,
       probabilities: probabilityRecord(labels, v.probabilities),
-      urgency: { level: levelForScore(v.score, options.thresholds), score: score4(v.score) },
+      urgency: { level: urgency.level, score: score4(urgency.score), driver: urgency.driver },
     })),
   };
 }

@@ -1,4 +1,5 @@
 import { basename } from 'node:path';
+import { UrgencyStage } from '../urgency/call-urgency.js';
 import { SingleBar, Presets } from 'cli-progress';
 import { DEFAULT_WINDOWING } from '../audio/speech-windower.js';
 import type { LabelledClip } from '../datasets/labelled-clip.js';
@@ -38,9 +39,9 @@ export interface EvaluateOptions {
  * windows, the model, file verdict = mean of window probabilities) and scores the verdicts.
  */
 export async function classifyClips(clips: LabelledClip[], classifier: Classifier, options: EvaluateOptions): Promise<ClipOutcome[]> {
-  const labelWeights = weightsForLabels(classifier.labels, resolveWeights(classifier.manifest.urgencyWeights));
   const rate = classifier.manifest.features.sampleRate;
-  const settings = { labelWeights, thresholds: DEFAULT_TRACKER_CONFIG.thresholds, tracker: DEFAULT_TRACKER_CONFIG, windowing: DEFAULT_WINDOWING };
+  const urgency = UrgencyStage.of(classifier);
+  const settings = { urgency, windowing: DEFAULT_WINDOWING };
   const decode = async (clip: LabelledClip) => {
     const audio = await loadMono(clip.path, rate);
     if (options.channel === 'telephone') audio.samples = telephoneBand(audio.samples, rate);

@@ -33,6 +33,15 @@ export interface TrainingSet {
 }
 
 /**
+ * The training and validation speakers of a training run with `seed`: one of
+ * `validationFolds` speaker folds (stratified by gender) validates. A trained urgency head
+ * is fitted on the same validation speakers, the ones the network never learnt from.
+ */
+export function validationSplit(clips: LabelledClip[], validationFolds: number, seed: number): { train: LabelledClip[]; test: LabelledClip[] } {
+  return foldOf(clips, { index: 0, count: validationFolds }, seed + 1);
+}
+
+/**
  * Splits clips into training and validation speakers (speaker-disjoint, stratified by
  * gender, seeded) and extracts their windows through the inference feature path.
  */
@@ -40,7 +49,7 @@ export async function buildTrainingSet(clips: LabelledClip[], options: TrainingS
   const labels = EMOTIONS.filter((e) => clips.some((c) => c.label === e));
   const speakers = new Set(clips.map((c) => c.speaker)).size;
   if (speakers < options.validationFolds) throw new Error(`${speakers} training speakers cannot make ${options.validationFolds} validation folds: use --validation-folds ${Math.max(2, speakers)} or fewer, or more speakers`);
-  const split = foldOf(clips, { index: 0, count: options.validationFolds }, options.seed + 1);
+  const split = validationSplit(clips, options.validationFolds, options.seed);
   const log = options.log ?? (() => {});
   const skipped: string[] = [];
   const onError = (clip: LabelledClip, err: Error) => {

@@ -50,7 +50,7 @@ export class UrgencyTracker {
   private aboveRun = 0;
   private belowRun = 0;
 
-  constructor(private readonly config: TrackerConfig = DEFAULT_TRACKER_CONFIG) {}
+  constructor(private config: TrackerConfig = DEFAULT_TRACKER_CONFIG) {}
 
   get level(): UrgencyLevel {
     return this.current;
@@ -87,6 +87,23 @@ export class UrgencyTracker {
       this.belowRun = 0;
     }
     return null;
+  }
+
+  /** New settings from the next window on; the level and smoothed score carry on (a model switch mid-call). */
+  retune(config: TrackerConfig): void {
+    this.config = config;
+  }
+
+  /**
+   * Takes over a level another tracker reached (a model switch to other urgency drivers),
+   * with its smoothed score, so the switch itself neither raises nor clears a flag.
+   */
+  hold(level: UrgencyLevel, score: number): void {
+    this.current = level;
+    this.smoothed = score;
+    this.windows = Math.max(this.windows, 1);
+    this.aboveRun = 0;
+    this.belowRun = 0;
   }
 
   /** Forgets the call: level back to low without an event (the caller publishes the new state). */

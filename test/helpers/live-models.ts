@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { UrgencySettings } from '../../src/urgency/call-urgency.js';
 import { DEFAULT_WINDOWING, type WindowingConfig } from '../../src/audio/speech-windower.js';
 import { synthesiseVoice, VOICE_STYLES } from '../../src/audio/synthetic-voice.js';
 import { liveModel, type LiveModel } from '../../src/daemon/model-slot.js';
@@ -96,10 +97,13 @@ export function counted(inner: Classifier, tag: string, judged: (SeenWindow & { 
   return wrapper;
 }
 
-/** Loads `dir` and wraps it (see `counted`) as a LiveModel, with the bundle's own urgency weights. */
-export async function countedModel(dir: string, tag: string, judged?: (SeenWindow & { tag: string })[], rewrite?: Rewrite): Promise<LiveModel & { classifier: CountedClassifier }> {
+/**
+ * Loads `dir` and wraps it (see `counted`) as a LiveModel, with the bundle's own urgency
+ * stage under `settings` (the daemon's defaults when absent).
+ */
+export async function countedModel(dir: string, tag: string, judged?: (SeenWindow & { tag: string })[], rewrite?: Rewrite, settings?: UrgencySettings): Promise<LiveModel & { classifier: CountedClassifier }> {
   const classifier = counted(await loadClassifier(dir), tag, judged, rewrite);
-  return liveModel(classifier, undefined, await manifestDigest(dir)) as LiveModel & { classifier: CountedClassifier };
+  return liveModel(classifier, settings, await manifestDigest(dir)) as LiveModel & { classifier: CountedClassifier };
 }
 
 /** A synthetic call (`pattern`: [style, seconds] played one after the other), cut into capture blocks. */

@@ -37,7 +37,7 @@ export function measureChannelCapacity(classifier: Classifier, options: { warmup
   const bus = new DaemonBus();
   const metrics = new PipelineMetrics();
   // The manifest's digest names the bundle in reports; a measurement reports none.
-  const model = new ModelSlot({ initial: liveModel(classifier, undefined, ''), tracker: DEFAULT_TRACKER_CONFIG });
+  const model = new ModelSlot({ initial: liveModel(classifier, undefined, '') });
   const channels = Array.from(
     { length: MEASURED_CHANNELS },
     (_, i) =>
@@ -45,7 +45,6 @@ export function measureChannelCapacity(classifier: Classifier, options: { warmup
         id: `doctor-${i}`,
         role: 'customer',
         model,
-        tracker: DEFAULT_TRACKER_CONFIG,
         windowing: DEFAULT_WINDOWING,
         callSilenceSeconds: 30,
         bus,

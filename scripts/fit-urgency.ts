@@ -1,0 +1,85 @@
+/**
+ * Trains a bundle's urgency stage for the call: simulated calls of the speakers that
+ * validated the bundle's network (never its training speakers, never a held-out fold's),
+ * through the live path, clean and telephone-band; a logistic head over each window's
+ * log-probabilities and the same relative to the caller's first windows, fitted on those
+ * calls' windows; then each emotion's tracker, chosen on the same calls for the call
+ * targets. Writes the bundle with its `urgency` section to --out.
+ *
+ *   node dist/scripts/fit-urgency.js --data ../shared/data/cremad ../shared/data/cremad-extra --model var/cv/fold-0 --out var/cv/fold-0-urgency
+ */
+import { Command, Option } from 'commander';
+import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
+import { DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
+import { scanAll, trainedOnClips } from '../src/datasets/select-clips.js';
+import { seededRandom } from '../src/datasets/seeded-random.js';
+import { loadClassifier } from '../src/model/load-classifier.js';
+import { loadBundle, writeBundle } from '../src/model/model-bundle.js';
+import { DEFAULT_CALL_RECIPE, judgeCalls, planCalls } from '../src/training/call-simulation.js';
+import { chooseTrackers, DEFAULT_HEAD_FIT, fitHeadWeights, headRows, VALIDATION_TARGETS } from '../src/training/fit-urgency-head.js';
+import { validationSplit } from '../src/training/training-set.js';
+import type { UrgencyHeadSpec } from '../src/urgency/urgency-head.js';
+
+process.on('uncaughtException', (error) => {
+  process.stderr.write(`fit-urgency: ${error.message}\n`);
+  process.exit(2);
+});
+
+const int = (v: string) => Number.parseInt(v, 10);
+const program = exitTwoOnUsageError(new Command())
+  .name('fit-urgency')
+  .description("Fits a bundle's urgency head and per-emotion trackers on simulated calls of its validation speakers")
+  .requiredOption('--data <dirs...>', 'the corpus folders the bundle was trained on (the same, in the same order)')
+  .requiredOption('-m, --model <dir>', 'the bundle')
+  .requiredOption('-o, --out <dir>', 'where to write the bundle with its urgency section')
+  .addOption(new Option('--format <name>').choices(DATASET_FORMATS).default('auto'))
+  .option('--calls <n>', 'escalating and first-word calls each (half angry, half sad)', int, 48)
+  .option('--calm-calls <n>', 'calm calls (each about 48 s)', int, 96)
+  .option('--baseline-windows <n>', "windows of a call's opening that make the caller's baseline", int, DEFAULT_HEAD_FIT.baselineWindows)
+  .option('--sad-weight <x>', 'weight of sad windows over the class balance', Number, DEFAULT_HEAD_FIT.sadWeight)
+  .option('--false-high <per-hour>', 'false high flags per hour of calm calls allowed on these calls', Number, VALIDATION_TARGETS.falseHighPerHour)
+  .option('--false-medium <per-hour>', 'false flags of any level per hour allowed on these calls', Number, VALIDATION_TARGETS.falseMediumPerHour)
+  .option('--seed <n>', 'seed of the calls', int, 7)
+  .option('--json', 'print the result as one JSON object', false)
+  .parse();
+const opts = program.opts<{ data: string[]; model: string; out: string; format: DatasetFormat; calls: number; calmCalls: number; baselineWindows: number; sadWeight: number; falseHigh: number; falseMedium: number; seed: number; json: boolean }>();
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const bundle = await loadBundle(opts.model);
+const metrics = bundle.manifest.metrics;
+const trainingSeed = typeof metrics['trainingSeed'] === 'number' ? metrics['trainingSeed'] : typeof metrics['splitSeed'] === 'number' ? metrics['splitSeed'] : 1;
+const validationFolds = typeof metrics['validationFolds'] === 'number' ? metrics['validationFolds'] : 5;
+const trained = trainedOnClips(await scanAll(opts.data, opts.format), metrics);
+const validation = validationSplit(trained, validationFolds, trainingSeed).test;
+const speakers = new Set(validation.map((c) => c.speaker));
+log(`${bundle.manifest.name} ${bundle.manifest.version}: ${speakers.size} validation speakers (${validation.length} clips)`);
+
+const classifier = await loadClassifier(opts.model);
+const random = seededRandom(opts.seed);
+const recipe = { ...DEFAULT_CALL_RECIPE, calls: opts.calls, calmCalls: opts.calmCalls };
+const plan = planCalls(validation, recipe, random);
+const t0 = Date.now();
+const calls = await judgeCalls(plan, classifier, { channels: ['clean', 'telephone'], snrDb: recipe.snrDb, random, onCall: (n, total) => n % 50 === 0 && log(`  ${n}/${total} calls judged`) });
+log(`${calls.length} calls judged in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+
+const labels = classifier.labels;
+const rows = headRows(calls, labels.length, opts.baselineWindows);
+const weights = fitHeadWeights(rows, labels.length, { ...DEFAULT_HEAD_FIT, baselineWindows: opts.baselineWindows, sadWeight: opts.sadWeight });
+const head: UrgencyHeadSpec = { kind: 'call-logistic', baselineWindows: opts.baselineWindows, classes: ['angry', 'sad', 'calm'], weights };
+const chosen = chooseTrackers(calls, head, labels, { falseHighPerHour: opts.falseHigh, falseMediumPerHour: opts.falseMedium });
+const hours = (kind: string) => Number((calls.filter((c) => (kind === 'calm' ? c.plan.kind === 'calm' : c.plan.kind !== 'calm')).reduce((s, c) => s + c.seconds, 0) / 3600).toFixed(2));
+const chosenOn = {
+  command: `node dist/scripts/fit-urgency.js ${process.argv.slice(2).join(' ')}`,
+  speakers: [...speakers].sort(),
+  calls: { escalating: opts.calls, firstWord: opts.calls, calm: opts.calmCalls, channels: ['clean', 'telephone'], urgentHours: hours('urgent'), calmHours: hours('calm'), seed: opts.seed },
+  windows: rows.count,
+  targets: { falseHighPerHour: opts.falseHigh, falseMediumPerHour: opts.falseMedium },
+  validation: chosen.validation,
+  settingsTried: chosen.tried,
+};
+const files = Object.fromEntries([...bundle.files].map(([name, data]) => [name, new Uint8Array(data)]));
+const { files: _listed, schemaVersion: _version, ...draft } = bundle.manifest;
+await writeBundle(opts.out, { ...draft, urgency: { head, trackers: chosen.trackers, chosenOn } }, files);
+classifier.dispose();
+const result = { model: opts.out, trackers: chosen.trackers, validation: chosen.validation };
+process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 1) + '\n');
