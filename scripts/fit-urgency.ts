@@ -45,6 +45,15 @@ const program = exitTwoOnUsageError(new Command())
 const opts = program.opts<{ data: string[]; model: string; out: string; format: DatasetFormat; calls: number; calmCalls: number; baselineWindows: number; sadWeight: number; falseHigh: number; falseMedium: number; seed: number; json: boolean }>();
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
+function withoutOut(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--out' || args[i] === '-o') i++;
+    else if (!args[i]!.startsWith('--out=')) out.push(args[i]!);
+  }
+  return out;
+}
+
 const bundle = await loadBundle(opts.model);
 const metrics = bundle.manifest.metrics;
 const trainingSeed = typeof metrics['trainingSeed'] === 'number' ? metrics['trainingSeed'] : typeof metrics['splitSeed'] === 'number' ? metrics['splitSeed'] : 1;
@@ -69,7 +78,8 @@ const head: UrgencyHeadSpec = { kind: 'call-logistic', baselineWindows: opts.bas
 const chosen = chooseTrackers(calls, head, labels, { falseHighPerHour: opts.falseHigh, falseMediumPerHour: opts.falseMedium });
 const hours = (kind: string) => Number((calls.filter((c) => (kind === 'calm' ? c.plan.kind === 'calm' : c.plan.kind !== 'calm')).reduce((s, c) => s + c.seconds, 0) / 3600).toFixed(2));
 const chosenOn = {
-  command: `node dist/scripts/fit-urgency.js ${process.argv.slice(2).join(' ')}`,
+  // Without --out: where the bundle went is no part of how its urgency was chosen, and a rebuild elsewhere gives the same manifest.
+  command: `node dist/scripts/fit-urgency.js ${withoutOut(process.argv.slice(2)).join(' ')}`,
   speakers: [...speakers].sort(),
   calls: { escalating: opts.calls, firstWord: opts.calls, calm: opts.calmCalls, channels: ['clean', 'telephone'], urgentHours: hours('urgent'), calmHours: hours('calm'), seed: opts.seed },
   windows: rows.count,

@@ -12,14 +12,17 @@
  *
  *   node dist/scripts/simulate-calls.js --data ../shared/data/cremad ../shared/data/cremad-extra --models var/cv/fold-0 var/cv/fold-1 …
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-dataset.js';
-import { heldOutClips, scanAll, type SplitKind } from '../src/datasets/select-clips.js';
+import { heldOutClips, parseFold, scanAll, type SplitKind } from '../src/datasets/select-clips.js';
 import { seededRandom } from '../src/datasets/seeded-random.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { DEFAULT_CALL_RECIPE, judgeCalls, planCalls } from '../src/training/call-simulation.js';
 import { callOutcomeBreakdown, type CallOutcome } from '../src/training/call-outcomes.js';
+import { writeJudgedCalls } from '../src/training/judged-calls-file.js';
 import { UrgencyStage } from '../src/urgency/call-urgency.js';
 import { DEFAULT_TRACKER_CONFIG, trackerConfigSchema, type TrackerConfig } from '../src/urgency/urgency-tracker.js';
 
@@ -45,9 +48,10 @@ const program = exitTwoOnUsageError(new Command())
   .option('--snr <db>', 'background noise, dB below the speech', Number, DEFAULT_CALL_RECIPE.snrDb)
   .option('--channels <list>', 'clean and/or telephone', 'clean,telephone')
   .option('--weighted <list>', "judge with one weighted score instead of the bundle's head, on this tracker (e.g. smoothing=0.5,high=0.7,medium=0.5): what fixed thresholds over the six-class probabilities give")
+  .option('--save-calls <dir>', "write each fold's judged calls to DIR/fold-{i}.json, for scripts/cross-fit-urgency")
   .option('--json', 'print one JSON object', false)
   .parse();
-const opts = program.opts<{ data: string[]; models: string[]; format: DatasetFormat; fold?: string; seed: number; split: SplitKind; callsSeed: number; calls: number; calmCalls: number; snr: number; channels: string; weighted?: string; json: boolean }>();
+const opts = program.opts<{ data: string[]; models: string[]; format: DatasetFormat; fold?: string; seed: number; split: SplitKind; callsSeed: number; calls: number; calmCalls: number; snr: number; channels: string; weighted?: string; saveCalls?: string; json: boolean }>();
 const channels = opts.channels.split(',').map((c) => {
   if (c !== 'clean' && c !== 'telephone') throw new Error(`--channels: "${c}" is neither clean nor telephone`);
   return c;
@@ -80,6 +84,12 @@ for (const dir of opts.models) {
   const stage = opts.weighted !== undefined ? new UrgencyStage(classifier.labels, undefined, m.urgencyWeights, { tracker: trackerFromOption(opts.weighted) }) : UrgencyStage.of(classifier);
   const random = seededRandom(opts.callsSeed);
   const calls = await judgeCalls(planCalls(clips, recipe, random), classifier, { channels, snrDb: recipe.snrDb, random });
+  if (opts.saveCalls) {
+    await mkdir(opts.saveCalls, { recursive: true });
+    const file = join(opts.saveCalls, `fold-${fold ? parseFold(fold).index : 'all'}.json`);
+    await writeJudgedCalls(file, { name: m.name, version: m.version, labels: [...classifier.labels], heldOutFold: fold }, calls);
+    process.stderr.write(`wrote ${calls.length} judged calls to ${file}\n`);
+  }
   const outcome = callOutcomeBreakdown(calls, stage);
   perFold.push({ model: `${m.name}@${m.version} (${dir})`, fold, speakers: new Set(clips.map((c) => c.speaker)).size, outcome });
   classifier.dispose();

@@ -37,8 +37,8 @@ import { MOSQUITTO_MISSING, OPENSSL_MISSING, connectSubscriber, generateTestCert
  * the broker on localhost and its free port (its certificate names localhost),
  * `files.callcentre.example` an https server on another port, `/etc/ssl/certs/callcentre-ca.pem`
  * the test CA, `~` (shown as /home/tech) a temporary home. The gateways' model.dir, shown as
- * the shipped cremad-ensemble 3.0.0, is a copy of the synthetic model under that name, and
- * the new bundle in `~/bundles/cremad-ensemble-3.1.0` a copy with the newer version; the
+ * the shipped cremad-call 4.0.0, is a copy of the synthetic model under that name, and
+ * the new bundle in `~/bundles/cremad-call-4.1.0` a copy with the newer version; the
  * stand-in for the shipped model is unsigned, so the gateways' configs allow that, as the
  * shipped model's default does. A shadow trial of N minutes lasts TRIAL_MINUTES here. Outputs
  * are compared with key ids, sha256s and numbers other than versions left out, and runs of
@@ -146,22 +146,22 @@ type Step = { after: 'restart' | 'publish' | 'promote' | 'discard' | 'rollback';
 const every = (expected: Expected): Record<Gateway, Expected> => ({ 'desk-row-a': expected, 'desk-row-b': expected, 'desk-row-c': expected });
 
 const STEPS: Step[] = [
-  { after: 'restart', why: 'the key is trusted; nothing else changes', gateways: every({ active: '3.0.0', staged: null, previous: null }) },
+  { after: 'restart', why: 'the key is trusted; nothing else changes', gateways: every({ active: '4.0.0', staged: null, previous: null }) },
   {
     after: 'publish',
     why: 'the shadow trial on the canary',
-    gateways: { 'desk-row-a': { active: '3.0.0', staged: '3.1.0', trialDone: true }, 'desk-row-b': { active: '3.0.0', staged: null }, 'desk-row-c': { active: '3.0.0', staged: null } },
+    gateways: { 'desk-row-a': { active: '4.0.0', staged: '4.1.0', trialDone: true }, 'desk-row-b': { active: '4.0.0', staged: null }, 'desk-row-c': { active: '4.0.0', staged: null } },
   },
   {
     after: 'promote',
     why: 'promoted on the canary',
-    gateways: { 'desk-row-a': { active: '3.1.0', staged: null, previous: '3.0.0' }, 'desk-row-b': { active: '3.0.0', previous: null }, 'desk-row-c': { active: '3.0.0', previous: null } },
+    gateways: { 'desk-row-a': { active: '4.1.0', staged: null, previous: '4.0.0' }, 'desk-row-b': { active: '4.0.0', previous: null }, 'desk-row-c': { active: '4.0.0', previous: null } },
   },
-  { after: 'publish', why: 'the whole site on the new model', gateways: every({ active: '3.1.0', staged: null, previous: '3.0.0' }) },
-  { after: 'rollback', why: 'rolled back', gateways: every({ active: '3.0.0', previous: '3.1.0', lastRollback: 'command' }) },
-  { after: 'publish', why: 'the new model again, by url', gateways: every({ active: '3.1.0', previous: '3.0.0' }) },
-  { after: 'restart', why: 'the old key withdrawn: what it signed no longer runs', gateways: every({ active: '3.0.0', previous: '3.1.0', lastRollback: 'failed_start' }) },
-  { after: 'publish', why: 'the bundle signed with the new key', gateways: every({ active: '3.1.0', previous: '3.0.0' }) },
+  { after: 'publish', why: 'the whole site on the new model', gateways: every({ active: '4.1.0', staged: null, previous: '4.0.0' }) },
+  { after: 'rollback', why: 'rolled back', gateways: every({ active: '4.0.0', previous: '4.1.0', lastRollback: 'command' }) },
+  { after: 'publish', why: 'the new model again, by url', gateways: every({ active: '4.1.0', previous: '4.0.0' }) },
+  { after: 'restart', why: 'the old key withdrawn: what it signed no longer runs', gateways: every({ active: '4.0.0', previous: '4.1.0', lastRollback: 'failed_start' }) },
+  { after: 'publish', why: 'the bundle signed with the new key', gateways: every({ active: '4.1.0', previous: '4.0.0' }) },
 ];
 
 function problems(state: ModelState | undefined, expected: Expected): string[] {
@@ -226,8 +226,8 @@ test('docs/model-updates.md: every block is checked, and the workflow runs from 
 
   // The models: the shipped one on the gateways, the new one on the workstation.
   const synthetic = await writeSyntheticModel(work);
-  const shipped = await bundleVariant(synthetic, join(work, 'shipped', 'cremad-ensemble-3.0.0'), { name: 'cremad-ensemble', version: '3.0.0' });
-  await bundleVariant(synthetic, join(home, 'bundles', 'cremad-ensemble-3.1.0'), { name: 'cremad-ensemble', version: '3.1.0' });
+  const shipped = await bundleVariant(synthetic, join(work, 'shipped', 'cremad-call-4.0.0'), { name: 'cremad-call', version: '4.0.0' });
+  await bundleVariant(synthetic, join(home, 'bundles', 'cremad-call-4.1.0'), { name: 'cremad-call', version: '4.1.0' });
   const call = await writeVoiceWav(join(work, 'call.wav'), [['angry', 5], ['calm', 7]]);
 
   const truth: TestSubscriber = await connectSubscriber(brokerUrl, [`ser/v1/${SITE}/+/status`, `ser/v1/${SITE}/+/model`], {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultModelDir } from '../src/config/package-paths.js';
 import { manifestSchema } from '../src/model/bundle-manifest.js';
@@ -12,6 +13,7 @@ import { callOutcome } from '../src/training/call-outcomes.js';
 import { flagsOf, planCalls, DEFAULT_CALL_RECIPE, type JudgedCall } from '../src/training/call-simulation.js';
 import { seededRandom } from '../src/datasets/seeded-random.js';
 import type { LabelledClip } from '../src/datasets/labelled-clip.js';
+import { readJudgedCalls, writeJudgedCalls } from '../src/training/judged-calls-file.js';
 
 const labels = ['angry', 'disgust', 'fearful', 'happy', 'neutral', 'sad'] as const;
 const A = labels.indexOf('angry'), S = labels.indexOf('sad'), N = labels.indexOf('neutral');
@@ -176,4 +178,19 @@ test('planned calls: escalating calls open neutral and turn angry or sad in turn
   const calm = plan.filter((c) => c.kind === 'calm');
   assert.equal(calm.length, 16);
   assert.ok(calm.every((c) => c.clips.every((x) => x.label === 'neutral' || x.label === 'happy')));
+});
+
+test('judged calls survive the round trip through their file, and a file of something else is refused by name', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ser-edge-judged-'));
+  const calls: JudgedCall[] = [
+    { plan: { kind: 'escalating', emotion: 'sad', speaker: 's1', clips: [{ path: 'a.flac', label: 'neutral', speaker: 's1', corpus: '' }, { path: 'b.flac', label: 'sad', speaker: 's1', corpus: '' }], urgentFrom: 1 }, channel: 'telephone', seconds: 7.5, onset: 3.25, utterances: [{ start: 0.5, end: 3, label: 'neutral' }, { start: 3.25, end: 6, label: 'sad' }], windows: [{ start: 0.5, end: 3.5, probabilities: probs(S, 0.6) }] },
+    { plan: { kind: 'calm', emotion: null, speaker: 's1', clips: [{ path: 'c.flac', label: 'happy', speaker: 's1', corpus: '' }], urgentFrom: 1 }, channel: 'clean', seconds: 4, onset: Infinity, utterances: [{ start: 0.5, end: 3, label: 'happy' }], windows: [] },
+  ];
+  const file = join(dir, 'fold-2.json');
+  await writeJudgedCalls(file, { name: 'm', version: '1.0.0', labels: [...labels], heldOutFold: '2/5' }, calls);
+  const back = await readJudgedCalls(file);
+  assert.equal(back.model.heldOutFold, '2/5');
+  assert.deepEqual(back.calls, calls);
+  writeFileSync(join(dir, 'other.json'), '{"calls": 3}');
+  await assert.rejects(readJudgedCalls(join(dir, 'other.json')), /other\.json: not a judged-calls file from simulate-calls --save-calls/);
 });

@@ -86,16 +86,23 @@ export function fitHeadWeights(rows: { x: Float64Array; y: Int32Array; count: nu
   return Array.from({ length: k }, (_, c) => Array.from(w.subarray(c * stride, (c + 1) * stride), (x) => Number(x.toFixed(6))));
 }
 
-/** What the thresholds are chosen for, on validation calls (tighter than the product's targets, for the margin unseen callers need). */
+/** The false-flag budgets the thresholds are chosen within, on validation calls. */
 export interface CallTargets {
   falseHighPerHour: number;
   falseMediumPerHour: number;
 }
 
-export const VALIDATION_TARGETS: CallTargets = { falseHighPerHour: 0.5, falseMediumPerHour: 3 };
+/**
+ * Twice the product's false-flag budgets (≤ 1 false high, ≤ 6 false flags an hour). Over
+ * five speaker folds (cross-fit-urgency) the product's own budgets kept false flags near
+ * them (1.4 and 7.1 an hour on unseen callers) but flagged only 38% of angry callers high;
+ * these flag 61% of angry and 60% of sad callers at 2.5 false high and 9.9 false flags an
+ * hour, the balance the shipped model takes (its card has the whole curve).
+ */
+export const VALIDATION_TARGETS: CallTargets = { falseHighPerHour: 2, falseMediumPerHour: 8 };
 
 const SMOOTHINGS = [0.35, 0.5, 0.7, 1];
-const RAISES = [1, 2, 3];
+const RAISES = [1, 2, 3, 4];
 const grid = (from: number, to: number, step: number) => Array.from({ length: Math.round((to - from) / step) + 1 }, (_, i) => Number((from + i * step).toFixed(3)));
 
 /**
@@ -151,7 +158,7 @@ export function chooseTrackers(calls: readonly JudgedCall[], head: UrgencyHeadSp
   const angryConfig = angry?.config ?? { ...DEFAULT_TRACKER_CONFIG, raiseWindows: 3, thresholds: { medium: 0.85, high: 0.95 } };
   let sad: { config: TrackerConfig; share: number; median: number | null } | null = null;
   for (const smoothing of SMOOTHINGS)
-    for (const raiseWindows of [...RAISES, 4, 5])
+    for (const raiseWindows of [...RAISES, 5, 6])
       for (const medium of grid(0.2, 0.95, 0.025)) {
         const config: TrackerConfig = { ...DEFAULT_TRACKER_CONFIG, smoothing, raiseWindows, hysteresis: Math.min(0.1, medium / 2), thresholds: { medium, high: never } };
         tried++;

@@ -187,22 +187,29 @@ export class CallUrgency {
     this.trackers[0]!.hold(level, score);
   }
 
+  // Plain loops: these run for every window, and a closure or a destructuring would allocate.
   private rank(): number {
     let r = 0;
-    for (const t of this.trackers) r = Math.max(r, levelRank(t.level));
+    for (let d = 0; d < this.trackers.length; d++) r = Math.max(r, levelRank(this.trackers[d]!.level));
     return r;
   }
 
   /** The tracker at the highest level; among those, the one furthest above its threshold for it. */
   private leader(): number {
     let best = 0;
-    let bestRank = -1, bestMargin = -Infinity;
-    this.trackers.forEach((t, d) => {
+    let bestRank = -1;
+    let bestMargin = -Infinity;
+    for (let d = 0; d < this.trackers.length; d++) {
+      const t = this.trackers[d]!;
       const rank = levelRank(t.level);
       const th = this.stage.configs[d]!.thresholds;
       const margin = t.score - (rank === 2 ? th.high : th.medium);
-      if (rank > bestRank || (rank === bestRank && margin > bestMargin)) [best, bestRank, bestMargin] = [d, rank, margin];
-    });
+      if (rank > bestRank || (rank === bestRank && margin > bestMargin)) {
+        best = d;
+        bestRank = rank;
+        bestMargin = margin;
+      }
+    }
     return best;
   }
 }
