@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultModelDir } from '../src/config/package-paths.js';
 import { manifestSchema } from '../src/model/bundle-manifest.js';
+import { daemonConfigSchema } from '../src/config/daemon-config.js';
 import { UrgencyStage, type UrgencySection } from '../src/urgency/call-urgency.js';
 import { UrgencyHead, type UrgencyHeadSpec } from '../src/urgency/urgency-head.js';
 import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from '../src/urgency/urgency-tracker.js';
@@ -193,4 +194,15 @@ test('judged calls survive the round trip through their file, and a file of some
   assert.deepEqual(back.calls, calls);
   writeFileSync(join(dir, 'other.json'), '{"calls": 3}');
   await assert.rejects(readJudgedCalls(join(dir, 'other.json')), /other\.json: not a judged-calls file from simulate-calls --save-calls/);
+});
+
+test("the model card's example site config is a valid config, and gives the trackers its 3 / 12 row names", () => {
+  const card = readFileSync(join(defaultModelDir(), 'MODEL_CARD.md'), 'utf8');
+  const example = card.match(/`(\{"urgency": \{"emotions".*\})`/)?.[1];
+  assert.ok(example, 'the card has the example');
+  const config = daemonConfigSchema.parse({ site: 'lab', gateway: 'gw1', ...JSON.parse(example) });
+  const shipped = JSON.parse(readFileSync(join(defaultModelDir(), 'manifest.json'), 'utf8')) as { labels: typeof labels; urgency: UrgencySection };
+  const stage = new UrgencyStage(shipped.labels, shipped.urgency, undefined, { tracker: DEFAULT_TRACKER_CONFIG, emotions: config.urgency.emotions });
+  assert.deepEqual(stage.configs[0], { smoothing: 0.5, thresholds: { medium: 0.725, high: 0.825 }, hysteresis: 0.1, raiseWindows: 4, clearWindows: 3 });
+  assert.deepEqual(stage.configs[1], { smoothing: 0.5, thresholds: { medium: 0.775, high: 0.999 }, hysteresis: 0.1, raiseWindows: 3, clearWindows: 3 });
 });
