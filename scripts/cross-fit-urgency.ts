@@ -14,7 +14,7 @@ import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { loadBundle, writeBundle } from '../src/model/model-bundle.js';
 import type { Emotion } from '../src/model/emotions.js';
 import type { JudgedCall } from '../src/training/call-simulation.js';
-import { callOutcomeBreakdown, type CallOutcome } from '../src/training/call-outcomes.js';
+import { callOutcomeBreakdown, meanOverFolds, type CallOutcome } from '../src/training/call-outcomes.js';
 import { chooseTrackers, DEFAULT_HEAD_FIT, fitHeadWeights, headRows, VALIDATION_TARGETS } from '../src/training/fit-urgency-head.js';
 import { readJudgedCalls } from '../src/training/judged-calls-file.js';
 import { UrgencyStage, type UrgencySection } from '../src/urgency/call-urgency.js';
@@ -72,19 +72,7 @@ for (let k = 0; k < folds.length; k++) {
   log(`fold ${heldOut[k]}: angry high ${(o.angryHighShare * 100).toFixed(0)}% (median ${o.angryMedianSeconds} s), sad ≥ medium ${(o.sadFlaggedShare * 100).toFixed(0)}% (median ${o.sadMedianSeconds} s), false high ${o.falseHighPerHour}/h, false medium ${o.falseMediumPerHour}/h`);
 }
 
-/** Each figure's mean over folds, per breakdown; a median a fold lacks (no call flagged) is left out of its mean. */
-function meanOverFolds(): Record<string, Record<string, number | null>> {
-  return Object.fromEntries(
-    Object.keys(perFold[0]!.outcome).map((key) => {
-      const rows = perFold.map((f) => f.outcome[key]!);
-      return [key, Object.fromEntries((Object.keys(rows[0]!) as (keyof CallOutcome)[]).map((field) => {
-        const xs = rows.map((r) => r[field]).filter((x): x is number => x !== null);
-        return [field, xs.length ? Number((xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3)) : null];
-      }))];
-    }),
-  );
-}
-const mean = meanOverFolds();
+const mean = meanOverFolds(perFold.map((f) => f.outcome));
 const m = mean['all']!;
 log(`mean over ${folds.length} folds: angry high ${((m['angryHighShare'] ?? 0) * 100).toFixed(1)}% (median ${m['angryMedianSeconds']} s), sad ≥ medium ${((m['sadFlaggedShare'] ?? 0) * 100).toFixed(1)}% (median ${m['sadMedianSeconds']} s), false high ${m['falseHighPerHour']}/h, false medium ${m['falseMediumPerHour']}/h`);
 

@@ -21,7 +21,7 @@ import { heldOutClips, parseFold, scanAll, type SplitKind } from '../src/dataset
 import { seededRandom } from '../src/datasets/seeded-random.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
 import { DEFAULT_CALL_RECIPE, judgeCalls, planCalls } from '../src/training/call-simulation.js';
-import { callOutcomeBreakdown, type CallOutcome } from '../src/training/call-outcomes.js';
+import { callOutcomeBreakdown, meanOverFolds, type CallOutcome } from '../src/training/call-outcomes.js';
 import { writeJudgedCalls } from '../src/training/judged-calls-file.js';
 import { UrgencyStage } from '../src/urgency/call-urgency.js';
 import { DEFAULT_TRACKER_CONFIG, trackerConfigSchema, type TrackerConfig } from '../src/urgency/urgency-tracker.js';
@@ -101,22 +101,7 @@ function summaryLine(o: CallOutcome): string {
   return `angry high ${(o.angryHighShare * 100).toFixed(0)}% (median ${s(o.angryMedianSeconds)}), sad ≥ medium ${(o.sadFlaggedShare * 100).toFixed(0)}% (median ${s(o.sadMedianSeconds)}), false high ${o.falseHighPerHour}/h, false medium ${o.falseMediumPerHour}/h`;
 }
 
-/** The mean over folds of each figure, for each breakdown (a median that is null in a fold is left out of its mean). */
-function meanOverFolds(): Record<string, Record<string, number | null>> {
-  const keys = Object.keys(perFold[0]!.outcome);
-  return Object.fromEntries(
-    keys.map((k) => {
-      const rows = perFold.map((f) => f.outcome[k]!).filter(Boolean);
-      const fields = Object.keys(rows[0]!) as (keyof CallOutcome)[];
-      return [k, Object.fromEntries(fields.map((f) => {
-        const xs = rows.map((r) => r[f]).filter((x): x is number => x !== null);
-        return [f, xs.length ? Number((xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3)) : null];
-      }))];
-    }),
-  );
-}
-
-const mean = meanOverFolds();
+const mean = meanOverFolds(perFold.map((f) => f.outcome));
 const result = { command: `node dist/scripts/simulate-calls.js ${process.argv.slice(2).join(' ')}`, recipe, channels, folds: perFold, mean };
 if (opts.json) process.stdout.write(JSON.stringify(result) + '\n');
 else {

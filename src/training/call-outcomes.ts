@@ -92,3 +92,21 @@ export function callOutcomeBreakdown(calls: readonly JudgedCall[], stage: Urgenc
   }
   return out;
 }
+
+/**
+ * Each figure's mean over folds, for each breakdown (`callOutcomeBreakdown`'s keys); a
+ * median a fold lacks (no call flagged) is left out of that median's mean.
+ */
+export function meanOverFolds(folds: readonly Record<string, CallOutcome>[]): Record<string, Record<keyof CallOutcome, number | null>> {
+  const out: Record<string, Record<keyof CallOutcome, number | null>> = {};
+  for (const key of Object.keys(folds[0] ?? {})) {
+    const rows = folds.map((f) => f[key]).filter((r): r is CallOutcome => r !== undefined);
+    const mean = {} as Record<keyof CallOutcome, number | null>;
+    for (const field of Object.keys(rows[0]!) as (keyof CallOutcome)[]) {
+      const xs = rows.map((r) => r[field]).filter((x): x is number => x !== null);
+      mean[field] = xs.length ? Number((xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3)) : null;
+    }
+    out[key] = mean;
+  }
+  return out;
+}
