@@ -1,4 +1,4 @@
-/** What the sequence probes (probe-gru-baseline, probe-sequence-heads) share: their fold and their training loop. */
+/** What the sequence probes (probe-gru-baseline, probe-sequence-heads, probe-conv2d) share: their fold and their training loop. */
 import * as tf from '@tensorflow/tfjs';
 import { foldOf, parseFold, scanAll } from '../src/datasets/select-clips.js';
 import { seededRandom, shuffleInPlace } from '../src/datasets/seeded-random.js';

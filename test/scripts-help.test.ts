@@ -39,7 +39,7 @@ const schemaTimes = () => Object.fromEntries(readdirSync(schemasDir).map((f) => 
 
 test('the scripts and the experiments are found', () => {
   const known = ['export-schemas.js', 'build-wasm.js', 'bundle.js', 'cross-validate.js', 'simulate-calls.js', 'fit-urgency.js', 'cross-fit-urgency.js'].map((f) => `scripts/${f}`);
-  for (const probe of ['probe-pooled-mlp.js', 'probe-gru-baseline.js', 'probe-sequence-heads.js', 'urgency-sweep.js']) known.push(`experiments/${probe}`);
+  for (const probe of ['probe-pooled-mlp.js', 'probe-gru-baseline.js', 'probe-sequence-heads.js', 'probe-conv2d.js', 'urgency-sweep.js']) known.push(`experiments/${probe}`);
   for (const file of known) assert.ok(scripts.includes(file), `${file} in ${scripts.join(', ')}`);
 });
 
