@@ -12,7 +12,6 @@ import { DEFAULT_FEATURE_CONFIG } from '../src/features/feature-config.js';
 import type { BundleManifest } from '../src/model/bundle-manifest.js';
 import type { CallContext, Classifier } from '../src/model/classifier.js';
 import { PipelineMetrics } from '../src/telemetry/pipeline-metrics.js';
-import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
 
 /** A per-call context that counts the windows it was passed with. */
 interface ScriptedCall extends CallContext {

@@ -11,7 +11,7 @@ import { DEFAULT_FEATURE_CONFIG, type FeatureConfig } from '../src/features/feat
 import type { BundleManifest } from '../src/model/bundle-manifest.js';
 import { SpeechFeatureStream } from '../src/pipeline/speech-feature-stream.js';
 import { PipelineMetrics } from '../src/telemetry/pipeline-metrics.js';
-import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from '../src/urgency/urgency-tracker.js';
+import type { TrackerConfig } from '../src/urgency/urgency-tracker.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { BLOCK, countedModel, RATE, referenceWindows, voiceBlocks, writeKnnBundles, type Rewrite, type SeenWindow } from './helpers/live-models.js';
 

@@ -8,7 +8,6 @@ import { HeadsetChannel } from '../src/daemon/headset-channel.js';
 import { ModelSlot, type LiveModel } from '../src/daemon/model-slot.js';
 import { ShadowTrialReport } from '../src/mqtt/payload-schemas.js';
 import { PipelineMetrics } from '../src/telemetry/pipeline-metrics.js';
-import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { BLOCK, countedModel, RATE, voiceBlocks, writeKnnBundles } from './helpers/live-models.js';
 

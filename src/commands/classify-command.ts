@@ -2,8 +2,7 @@ import type { Classifier } from '../model/classifier.js';
 import { UrgencyStage } from '../urgency/call-urgency.js';
 import { loadClassifier } from '../model/load-classifier.js';
 import { classifyFile, type FileVerdict } from '../pipeline/classify-file.js';
-import { levelRank, resolveWeights, weightsForLabels, type UrgencyLevel } from '../urgency/urgency-score.js';
-import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from '../urgency/urgency-tracker.js';
+import { levelRank, type UrgencyLevel } from '../urgency/urgency-score.js';
 import { scoreText } from '../urgency/score-text.js';
 import { DEFAULT_WINDOWING, type WindowingConfig } from '../audio/speech-windower.js';
 

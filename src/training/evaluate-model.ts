@@ -9,8 +9,6 @@ import type { Emotion } from '../model/emotions.js';
 import { callBaselineWindows } from '../model/mlp/pooled-mlp-classifier.js';
 import { classifySignal } from '../pipeline/classify-file.js';
 import { loadMono, streamWindows } from '../pipeline/file-features.js';
-import { resolveWeights, weightsForLabels } from '../urgency/urgency-score.js';
-import { DEFAULT_TRACKER_CONFIG } from '../urgency/urgency-tracker.js';
 import { telephoneBand } from './augment.js';
 import { computeMetrics, type ClipOutcome, type EvalMetrics } from './evaluation.js';
 

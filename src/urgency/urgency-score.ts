@@ -28,11 +28,10 @@ export const urgencyThresholdsSchema = z
 export type UrgencyThresholds = z.infer<typeof urgencyThresholdsSchema>;
 
 /**
- * Chosen on simulated calls of held-out speakers (scripts/simulate-calls.js, speaker folds 0
- * and 4; see models/default/MODEL_CARD.md) for the shipped GRU + MLP ensemble: the fastest
- * setting that flagged every angry call high with no false high flag on calm calls. On the
- * three folds that played no part it raised no false high flag either; 0.6 / 0.8 (right for
- * the earlier GRU alone, whose probabilities are more extreme) flagged fewer angry calls.
+ * The one tracker's thresholds for a bundle without a trained urgency head (a head bundle,
+ * such as the shipped cremad-call 4.0.0, carries per-emotion thresholds of its own).
+ * Chosen on simulated calls of held-out speakers for the earlier cremad-ensemble 3.0.0
+ * (its card, under *History* in models/default/MODEL_CARD.md).
  */
 export const DEFAULT_URGENCY_THRESHOLDS: UrgencyThresholds = { medium: 0.5, high: 0.7 };
 

@@ -3,7 +3,6 @@ import { DEFAULT_WINDOWING } from '../../audio/speech-windower.js';
 import type { ResolvedConfig } from '../../config/load-daemon-config.js';
 import type { Classifier } from '../../model/classifier.js';
 import { PipelineMetrics } from '../../telemetry/pipeline-metrics.js';
-import { DEFAULT_TRACKER_CONFIG } from '../../urgency/urgency-tracker.js';
 import { DaemonBus } from '../daemon-events.js';
 import { HeadsetChannel } from '../headset-channel.js';
 import { liveModel, ModelSlot } from '../model-slot.js';
