@@ -139,6 +139,8 @@ test(`with ${CHANNELS} real-time channels the daemon sheds load but keeps its te
     );
     const late = flags.filter((f) => f.at > droppingSince).map((f) => (f.at - Date.parse(f.event.window.end)) / 1000);
     assert.ok(Math.max(...late) < 10, `flags during the overload came at most 10 s after their window ended (${Math.max(...late).toFixed(1)} s)`);
+    // The shipped bundle's trained urgency stage sets every level, and each flag says which of its scores did.
+    assert.ok(flags.every((f) => f.event.driver === 'angry' || f.event.driver === 'sad'), `every flag names its driver: ${[...new Set(flags.map((f) => f.event.driver))].join(', ')}`);
   } catch (error) {
     daemon.child.kill('SIGKILL');
     await sub.end();
