@@ -35,8 +35,10 @@ let next = 0;
 const filling = perCall(() => c.predict(rows, frames, out, fresh[next++]), 500);
 // The urgency stage on the window's probabilities, as the call's head baseline fills and then holds.
 const urgency = UrgencyStage.of(c).newCall();
-// Small functions the optimiser takes longer to settle: warmed further than the model.
-for (let i = 0; i < 5000; i++) urgency.update(out);
+// Several small functions that pass doubles between them: they allocate until the optimiser
+// has inlined them, which on a busy machine takes thousands of windows (a daemon is past
+// that within minutes of its first call). Warmed well past it, then counted.
+for (let i = 0; i < 30000; i++) urgency.update(out);
 const stage = perCall(() => urgency.update(out), 500);
 const control = perCall(() => c.modelInput(rows, frames), 20);
 process.stdout.write(JSON.stringify({ backend: c.backend, predict, inCall, filling, stage, control }));
