@@ -104,6 +104,20 @@ test('a model switch mid-call neither raises nor clears a flag: same drivers car
   assert.equal(call.update(probs(N, 0.9))?.kind, 'clear');
 });
 
+test('a site override that clashes with the bundle\'s tracker is refused, naming the setting and the clash', () => {
+  const bundle = section(everyWindow, { ...everyWindow, thresholds: { medium: 0.5, high: 0.999 } });
+  assert.throws(
+    () => new UrgencyStage(labels, bundle, undefined, { tracker: DEFAULT_TRACKER_CONFIG, emotions: { sad: { thresholds: { medium: 0.9, high: 0.8 } } } }),
+    /urgency\.emotions\.sad: over the model's own sad tracker .* it gives an invalid tracker \(thresholds: medium must be below high\)/,
+  );
+});
+
+test('a config whose per-emotion thresholds put medium at or above high is refused by the config schema', () => {
+  const parsed = daemonConfigSchema.safeParse({ site: 'lab', gateway: 'gw1', urgency: { emotions: { sad: { thresholds: { medium: 0.9, high: 0.8 } } } } });
+  assert.ok(!parsed.success);
+  assert.ok(parsed.error.issues.some((i) => i.path.join('.') === 'urgency.emotions.sad.thresholds' && /medium must be below high/.test(i.message)), JSON.stringify(parsed.error.issues));
+});
+
 test('site overrides change one field of one emotion tracker and keep the bundle\'s other settings', () => {
   const stage = new UrgencyStage(labels, section(everyWindow, everyWindow), undefined, { tracker: DEFAULT_TRACKER_CONFIG, emotions: { sad: { thresholds: { medium: 0.3, high: 0.9 }, raiseWindows: 4 } } });
   assert.deepEqual(stage.configs[0], everyWindow);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Emotion } from '../model/emotions.js';
 import { UrgencyHead, urgencyHeadSchema, type HeadBaseline } from './urgency-head.js';
-import { levelForScore, levelRank, resolveWeights, urgencyScore, weightsForLabels, URGENCY_LEVELS, type UrgencyLevel, type UrgencyWeights } from './urgency-score.js';
+import { levelForScore, levelRank, resolveWeights, urgencyScore, urgencyThresholdsSchema, weightsForLabels, URGENCY_LEVELS, type UrgencyLevel, type UrgencyWeights } from './urgency-score.js';
 import { DEFAULT_TRACKER_CONFIG, trackerConfigSchema, UrgencyTracker, type TrackerConfig, type UrgencyChange } from './urgency-tracker.js';
 
 /**
@@ -11,7 +11,7 @@ import { DEFAULT_TRACKER_CONFIG, trackerConfigSchema, UrgencyTracker, type Track
 export const URGENCY_DRIVERS = ['angry', 'sad', 'weighted'] as const;
 export type UrgencyDriver = (typeof URGENCY_DRIVERS)[number];
 
-/** A bundle's `urgency` section: the trained head and each emotion's tracker settings, as chosen on validation calls. */
+/** A bundle's `urgency` section: the trained head and each emotion's tracker settings, as chosen on simulated calls of held-out speakers. */
 export const urgencySectionSchema = z
   .object({
     head: urgencyHeadSchema,
@@ -26,7 +26,7 @@ export type UrgencySection = z.infer<typeof urgencySectionSchema>;
 export const trackerOverrideSchema = z
   .object({
     smoothing: z.number().gt(0).max(1).optional(),
-    thresholds: z.object({ medium: z.number().min(0).max(1), high: z.number().min(0).max(1) }).strict().optional(),
+    thresholds: urgencyThresholdsSchema.optional(),
     hysteresis: z.number().min(0).max(0.5).optional(),
     raiseWindows: z.number().int().min(1).max(20).optional(),
     clearWindows: z.number().int().min(1).max(60).optional(),
@@ -73,7 +73,13 @@ export class UrgencyStage {
     this.drivers = ['angry', 'sad'];
     this.configs = (['angry', 'sad'] as const).map((e) => {
       const o = settings.emotions?.[e] ?? {};
-      return trackerConfigSchema.parse({ ...section.trackers[e], ...o, thresholds: { ...section.trackers[e].thresholds, ...o.thresholds } });
+      const merged = trackerConfigSchema.safeParse({ ...section.trackers[e], ...o, thresholds: { ...section.trackers[e].thresholds, ...o.thresholds } });
+      if (!merged.success) {
+        // Each part was valid alone: only the site's change over the bundle's settings can clash.
+        const why = merged.error.issues.map((i) => `${i.path.join('.') || 'tracker'}: ${i.message}`).join('; ');
+        throw new Error(`urgency.emotions.${e}: over the model's own ${e} tracker (${JSON.stringify(section.trackers[e])}) it gives an invalid tracker (${why})`);
+      }
+      return merged.data;
     });
   }
 
