@@ -1,13 +1,13 @@
 /**
  * Probe: is the trained urgency head better than fixed thresholds over the six-class
  * probabilities at every operating point, or only at the one fit-urgency chose? Judges a
- * fold's held-out calls once (cached as JSON), then sweeps each stage's angry and sad
- * trackers and prints the best share at several false-flag budgets. Findings go in the
- * model card.
+ * fold's held-out calls once (cached in the file format of simulate-calls --save-calls),
+ * then sweeps each stage's angry and sad trackers and prints the best share at several
+ * false-flag budgets. Findings go in the model card.
  *
  *   node dist/experiments/urgency-sweep.js --data ../shared/data/cremad ../shared/data/cremad-extra --model var/u/fold-1 --cache var/judged-fold-1.json
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
 import { heldOutClips, scanAll } from '../src/datasets/select-clips.js';
@@ -16,6 +16,7 @@ import { loadClassifier } from '../src/model/load-classifier.js';
 import { DEFAULT_CALL_RECIPE, judgeCalls, planCalls, type JudgedCall } from '../src/training/call-simulation.js';
 import { callOutcome } from '../src/training/call-outcomes.js';
 import { flagsOf } from '../src/training/call-simulation.js';
+import { readJudgedCalls, writeJudgedCalls } from '../src/training/judged-calls-file.js';
 import { UrgencyStage } from '../src/urgency/call-urgency.js';
 import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from '../src/urgency/urgency-tracker.js';
 
@@ -33,12 +34,12 @@ const classifier = await loadClassifier(opts.model);
 const m = classifier.manifest;
 let calls: JudgedCall[];
 if (existsSync(opts.cache)) {
-  calls = (JSON.parse(readFileSync(opts.cache, 'utf8')) as JudgedCall[]).map((c) => ({ ...c, onset: c.onset ?? Infinity, windows: c.windows.map((w) => ({ ...w, probabilities: Float32Array.from(Object.values(w.probabilities)) })) }));
+  calls = (await readJudgedCalls(opts.cache)).calls;
 } else {
   const clips = heldOutClips(await scanAll(opts.data, 'auto'), m.metrics, { fold: m.metrics['heldOutFold'] as string, seed: 1, split: 'speaker' }, opts.model);
   const random = seededRandom(11);
   calls = await judgeCalls(planCalls(clips, { ...DEFAULT_CALL_RECIPE, calls: opts.calls, calmCalls: opts.calls }, random), classifier, { channels: ['clean', 'telephone'], snrDb: 30, random });
-  writeFileSync(opts.cache, JSON.stringify(calls.map((c) => ({ ...c, onset: Number.isFinite(c.onset) ? c.onset : null, windows: c.windows.map((w) => ({ ...w, probabilities: [...w.probabilities] })) }))));
+  await writeJudgedCalls(opts.cache, { name: m.name, version: m.version, labels: [...classifier.labels], heldOutFold: (m.metrics['heldOutFold'] as string | undefined) ?? null }, calls);
 }
 
 const never: TrackerConfig = { ...DEFAULT_TRACKER_CONFIG, thresholds: { medium: 0.998, high: 0.999 } };

@@ -11,15 +11,14 @@
  */
 import { Command } from 'commander';
 import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
-import { loadBundle, writeBundle } from '../src/model/model-bundle.js';
+import { loadBundle, writeBundleWith } from '../src/model/model-bundle.js';
 import type { Emotion } from '../src/model/emotions.js';
 import type { JudgedCall } from '../src/training/call-simulation.js';
 import { callOutcomeBreakdown, meanOverFolds, type CallOutcome } from '../src/training/call-outcomes.js';
-import { chooseTrackers, DEFAULT_HEAD_FIT, fitHeadWeights, headRows, VALIDATION_TARGETS } from '../src/training/fit-urgency-head.js';
+import { DEFAULT_HEAD_FIT, fitUrgencyStage, VALIDATION_TARGETS } from '../src/training/fit-urgency-head.js';
 import { readJudgedCalls } from '../src/training/judged-calls-file.js';
 import { UrgencyStage, type UrgencySection } from '../src/urgency/call-urgency.js';
 import { DEFAULT_TRACKER_CONFIG } from '../src/urgency/urgency-tracker.js';
-import type { UrgencyHeadSpec } from '../src/urgency/urgency-head.js';
 
 process.on('uncaughtException', (error) => {
   process.stderr.write(`cross-fit-urgency: ${error.message}\n`);
@@ -52,14 +51,7 @@ const heldOut = folds.map((f) => f.model.heldOutFold);
 if (new Set(heldOut).size !== heldOut.length || heldOut.includes(null)) throw new Error(`each file must hold a different held-out fold's calls, not ${heldOut.join(', ')}`);
 const targets = { falseHighPerHour: opts.falseHigh, falseMediumPerHour: opts.falseMedium };
 
-/** The procedure: a head fitted on `calls`' windows, and trackers chosen on the same calls. */
-function fitStage(calls: JudgedCall[]): { section: UrgencySection; windows: number; fitted: CallOutcome } {
-  const rows = headRows(calls, labels.length, opts.baselineWindows);
-  const weights = fitHeadWeights(rows, labels.length, { ...DEFAULT_HEAD_FIT, baselineWindows: opts.baselineWindows, sadWeight: opts.sadWeight });
-  const head: UrgencyHeadSpec = { kind: 'call-logistic', baselineWindows: opts.baselineWindows, classes: ['angry', 'sad', 'calm'], weights };
-  const chosen = chooseTrackers(calls, head, labels, targets);
-  return { section: { head, trackers: chosen.trackers }, windows: rows.count, fitted: chosen.validation };
-}
+const fitStage = (calls: JudgedCall[]) => fitUrgencyStage(calls, labels, { baselineWindows: opts.baselineWindows, sadWeight: opts.sadWeight, targets });
 
 const perFold: { fold: string; trackers: UrgencySection['trackers']; outcome: Record<string, CallOutcome> }[] = [];
 for (let k = 0; k < folds.length; k++) {
@@ -82,8 +74,6 @@ if (opts.model && opts.out) {
   const bundle = await loadBundle(opts.model);
   if (bundle.manifest.labels.join() !== labels.join()) throw new Error(`${opts.model}: its labels (${bundle.manifest.labels.join(', ')}) differ from the fold models' (${labels.join(', ')})`);
   const all = fitStage(folds.flatMap((f) => f.calls));
-  const files = Object.fromEntries([...bundle.files].map(([name, data]) => [name, new Uint8Array(data)]));
-  const { files: _listed, schemaVersion: _version, ...draft } = bundle.manifest;
   const calmHours = folds.flatMap((f) => f.calls).filter((c) => c.plan.kind === 'calm').reduce((s, c) => s + c.seconds, 0) / 3600;
   const chosenOn = {
     command,
@@ -96,7 +86,7 @@ if (opts.model && opts.out) {
     crossValidated: { perFold: perFold.map((f) => ({ fold: f.fold, ...f.outcome['all']! })), mean: mean['all'] },
     fitted: all.fitted,
   };
-  await writeBundle(opts.out, { ...draft, urgency: { ...all.section, chosenOn } }, files);
+  await writeBundleWith(bundle, opts.out, { urgency: { ...all.section, chosenOn } });
   written = opts.out;
   log(`wrote ${opts.out}: ${bundle.manifest.name} ${bundle.manifest.version} with the stage fitted on all ${folds.length} folds' calls`);
 }

@@ -14,11 +14,10 @@ import { DATASET_FORMATS, type DatasetFormat } from '../src/datasets/scan-datase
 import { scanAll, trainedOnClips } from '../src/datasets/select-clips.js';
 import { seededRandom } from '../src/datasets/seeded-random.js';
 import { loadClassifier } from '../src/model/load-classifier.js';
-import { loadBundle, writeBundle } from '../src/model/model-bundle.js';
+import { loadBundle, writeBundleWith } from '../src/model/model-bundle.js';
 import { DEFAULT_CALL_RECIPE, judgeCalls, planCalls } from '../src/training/call-simulation.js';
-import { chooseTrackers, DEFAULT_HEAD_FIT, fitHeadWeights, headRows, VALIDATION_TARGETS } from '../src/training/fit-urgency-head.js';
+import { DEFAULT_HEAD_FIT, fitUrgencyStage, VALIDATION_TARGETS } from '../src/training/fit-urgency-head.js';
 import { validationSplit } from '../src/training/training-set.js';
-import type { UrgencyHeadSpec } from '../src/urgency/urgency-head.js';
 
 process.on('uncaughtException', (error) => {
   process.stderr.write(`fit-urgency: ${error.message}\n`);
@@ -72,24 +71,19 @@ const calls = await judgeCalls(plan, classifier, { channels: ['clean', 'telephon
 log(`${calls.length} calls judged in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
 const labels = classifier.labels;
-const rows = headRows(calls, labels.length, opts.baselineWindows);
-const weights = fitHeadWeights(rows, labels.length, { ...DEFAULT_HEAD_FIT, baselineWindows: opts.baselineWindows, sadWeight: opts.sadWeight });
-const head: UrgencyHeadSpec = { kind: 'call-logistic', baselineWindows: opts.baselineWindows, classes: ['angry', 'sad', 'calm'], weights };
-const chosen = chooseTrackers(calls, head, labels, { falseHighPerHour: opts.falseHigh, falseMediumPerHour: opts.falseMedium });
+const fitted = fitUrgencyStage(calls, labels, { baselineWindows: opts.baselineWindows, sadWeight: opts.sadWeight, targets: { falseHighPerHour: opts.falseHigh, falseMediumPerHour: opts.falseMedium } });
 const hours = (kind: string) => Number((calls.filter((c) => (kind === 'calm' ? c.plan.kind === 'calm' : c.plan.kind !== 'calm')).reduce((s, c) => s + c.seconds, 0) / 3600).toFixed(2));
 const chosenOn = {
   // Without --out: where the bundle went is no part of how its urgency was chosen, and a rebuild elsewhere gives the same manifest.
   command: `node dist/scripts/fit-urgency.js ${withoutOut(process.argv.slice(2)).join(' ')}`,
   speakers: [...speakers].sort(),
   calls: { escalating: opts.calls, firstWord: opts.calls, calm: opts.calmCalls, channels: ['clean', 'telephone'], urgentHours: hours('urgent'), calmHours: hours('calm'), seed: opts.seed },
-  windows: rows.count,
+  windows: fitted.windows,
   targets: { falseHighPerHour: opts.falseHigh, falseMediumPerHour: opts.falseMedium },
-  validation: chosen.validation,
-  settingsTried: chosen.tried,
+  validation: fitted.fitted,
+  settingsTried: fitted.tried,
 };
-const files = Object.fromEntries([...bundle.files].map(([name, data]) => [name, new Uint8Array(data)]));
-const { files: _listed, schemaVersion: _version, ...draft } = bundle.manifest;
-await writeBundle(opts.out, { ...draft, urgency: { head, trackers: chosen.trackers, chosenOn } }, files);
+await writeBundleWith(bundle, opts.out, { urgency: { ...fitted.section, chosenOn } });
 classifier.dispose();
-const result = { model: opts.out, trackers: chosen.trackers, validation: chosen.validation };
+const result = { model: opts.out, trackers: fitted.section.trackers, validation: fitted.fitted };
 process.stdout.write(opts.json ? JSON.stringify(result) + '\n' : JSON.stringify(result, null, 1) + '\n');

@@ -168,6 +168,13 @@ export async function writeBundle(dir: string, draft: ManifestDraft, files: Reco
   return manifest;
 }
 
+/** Writes `bundle`'s files again at `dir` under its manifest with `changes` (e.g. an urgency section); a signature is not carried over. */
+export async function writeBundleWith(bundle: ModelBundle, dir: string, changes: Partial<ManifestDraft>): Promise<BundleManifest> {
+  const files = Object.fromEntries([...bundle.files].map(([name, data]) => [name, new Uint8Array(data)]));
+  const { files: _listed, schemaVersion: _version, ...draft } = bundle.manifest;
+  return writeBundle(dir, { ...draft, ...changes }, files);
+}
+
 export async function removeBundle(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }

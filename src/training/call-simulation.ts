@@ -209,12 +209,16 @@ export interface CallFlags {
   highRaises: number[];
 }
 
-/** Replays a judged call's windows through a fresh CallUrgency of `stage`, as a headset channel would. */
-export function flagsOf(call: JudgedCall, stage: UrgencyStage): CallFlags {
+/**
+ * Replays a judged call's windows through a fresh CallUrgency of `stage`, as a headset
+ * channel would. `scores`, each window's raw scores already made by a stage with the same
+ * head, skip the head: a threshold search replays one call under many tracker settings.
+ */
+export function flagsOf(call: JudgedCall, stage: UrgencyStage, scores?: readonly ArrayLike<number>[]): CallFlags {
   const urgency = stage.newCall();
   const flags: CallFlags = { anyRaises: [], highRaises: [] };
-  for (const w of call.windows) {
-    const change = urgency.update(w.probabilities);
+  for (const [i, w] of call.windows.entries()) {
+    const change = scores ? urgency.updateScores(scores[i]!) : urgency.update(w.probabilities);
     if (change?.kind !== 'raise') continue;
     if (change.previous === 'low') flags.anyRaises.push(w.end);
     if (change.level === 'high') flags.highRaises.push(w.end);

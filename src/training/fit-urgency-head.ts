@@ -2,9 +2,8 @@ import { UrgencyHead, HEAD_CLASSES, headProbabilities, type UrgencyHeadSpec } fr
 import { UrgencyStage, type UrgencySection } from '../urgency/call-urgency.js';
 import { DEFAULT_TRACKER_CONFIG, type TrackerConfig } from '../urgency/urgency-tracker.js';
 import type { Emotion } from '../model/emotions.js';
-import { windowLabel, type JudgedCall } from './call-simulation.js';
+import { flagsOf, windowLabel, type JudgedCall } from './call-simulation.js';
 import { callOutcome, type CallOutcome } from './call-outcomes.js';
-import { flagsOf } from './call-simulation.js';
 
 /** Which head class a window of a call belongs to, from the clip it overlaps most. */
 function headClassOf(label: Emotion): number {
@@ -124,20 +123,7 @@ export function chooseTrackers(calls: readonly JudgedCall[], head: UrgencyHeadSp
       return [u.scores[0]!, u.scores[1]!] as const;
     });
   });
-  const outcomeOf = (stage: UrgencyStage) => {
-    const flags = calls.map((c, i) => {
-      const u = stage.newCall();
-      const f = { anyRaises: [] as number[], highRaises: [] as number[] };
-      c.windows.forEach((w, j) => {
-        const change = u.updateScores(scores[i]![j]!);
-        if (change?.kind !== 'raise') return;
-        if (change.previous === 'low') f.anyRaises.push(w.end);
-        if (change.level === 'high') f.highRaises.push(w.end);
-      });
-      return f;
-    });
-    return callOutcome(calls, null, flags);
-  };
+  const outcomeOf = (stage: UrgencyStage) => callOutcome(calls, null, calls.map((c, i) => flagsOf(c, stage, scores[i])));
   const better = (a: { share: number; median: number | null }, b: { share: number; median: number | null } | null) =>
     b === null || a.share > b.share + 1e-9 || (Math.abs(a.share - b.share) < 1e-9 && (a.median ?? Infinity) < (b.median ?? Infinity));
   let tried = 0;
@@ -171,4 +157,17 @@ export function chooseTrackers(calls: readonly JudgedCall[], head: UrgencyHeadSp
   const trackers = { angry: angryConfig, sad: sadConfig };
   const stage = stageWith(angryConfig, sadConfig);
   return { trackers, validation: callOutcome(calls, stage, calls.map((c) => flagsOf(c, stage))), tried };
+}
+
+/**
+ * The whole procedure on `calls`: the head fitted on their windows, then each emotion's
+ * tracker chosen on the same calls for `targets`. What fit-urgency runs on a bundle's
+ * validation calls, and cross-fit-urgency on every fold's calls but one.
+ */
+export function fitUrgencyStage(calls: readonly JudgedCall[], labels: readonly Emotion[], options: { baselineWindows: number; sadWeight: number; targets: CallTargets }): { section: UrgencySection; windows: number; fitted: CallOutcome; tried: number } {
+  const rows = headRows(calls, labels.length, options.baselineWindows);
+  const weights = fitHeadWeights(rows, labels.length, { ...DEFAULT_HEAD_FIT, baselineWindows: options.baselineWindows, sadWeight: options.sadWeight });
+  const head: UrgencyHeadSpec = { kind: 'call-logistic', baselineWindows: options.baselineWindows, classes: ['angry', 'sad', 'calm'], weights };
+  const chosen = chooseTrackers(calls, head, labels, options.targets);
+  return { section: { head, trackers: chosen.trackers }, windows: rows.count, fitted: chosen.validation, tried: chosen.tried };
 }

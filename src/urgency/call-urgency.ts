@@ -88,14 +88,6 @@ export class UrgencyStage {
     return new UrgencyStage(model.labels, model.manifest.urgency, model.manifest.urgencyWeights, settings);
   }
 
-  /** The same head and weights with other tracker settings (one per driver): what a threshold search tries. */
-  withTrackers(configs: readonly TrackerConfig[]): UrgencyStage {
-    if (configs.length !== this.drivers.length) throw new RangeError(`${this.drivers.length} trackers (${this.drivers.join(', ')}) need as many settings, not ${configs.length}`);
-    const copy = Object.create(UrgencyStage.prototype) as UrgencyStage;
-    Object.assign(copy, this, { configs: [...configs], scratch: new Float64Array(3) });
-    return copy;
-  }
-
   newCall(): CallUrgency {
     return new CallUrgency(this);
   }
