@@ -87,6 +87,39 @@ test('extract from a kept copy of an earlier frame gives that frame\'s vector', 
   });
 });
 
+test('a kept copy carries the pitch the detector estimated: extract from it reuses that and gives the same vector', () => {
+  const withPitch: FeatureConfig = { ...config, features: ['rms', 'pitch'] };
+  const analyser = new FrameAnalyser(withPitch);
+  const pitchColumn = featureLayout(withPitch).find((f) => f.name === 'pitch')!.offset;
+  const direct: Float32Array[] = [];
+  const kept: { copy: Float32Array; pitch: Float64Array; asked: boolean }[] = [];
+  let frameNo = 0;
+  analyser.push(testSignal(), (frame) => {
+    const row = new Float32Array(analyser.dim);
+    // The detector asks for every other frame's pitch only, as it skips frames at the floor.
+    const asked = frameNo++ % 2 === 0;
+    if (asked) analyser.currentPitch();
+    const pitch = new Float64Array(2);
+    analyser.copyEstimatedPitch(pitch);
+    assert.equal(Number.isNaN(pitch[0]!), !asked, 'NaN exactly when the pitch was not estimated');
+    analyser.extract(row);
+    direct.push(row);
+    kept.push({ copy: frame.slice(), pitch, asked });
+  });
+  kept.forEach(({ copy, pitch }, i) => {
+    const row = new Float32Array(analyser.dim);
+    analyser.extract(row, 0, copy, pitch);
+    assert.deepEqual(row, direct[i], `frame ${i}`);
+  });
+  // The carried values are what extract writes: a wrong one shows (no recomputation behind it).
+  const { copy, pitch } = kept.find((k) => k.asked && k.pitch[0]! > 0)!;
+  const row = new Float32Array(analyser.dim);
+  analyser.extract(row, 0, copy, Float64Array.of(1.5, 0.25));
+  assert.equal(row[pitchColumn], 1.5);
+  assert.equal(row[pitchColumn + 1], 0.25);
+  assert.ok(pitch[0]! > 0);
+});
+
 test('the pitch the voice-activity detector asks for is the pitch column extract writes', () => {
   const withPitch: FeatureConfig = { ...config, features: ['rms', 'pitch'] };
   const analyser = new FrameAnalyser(withPitch);

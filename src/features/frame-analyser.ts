@@ -180,6 +180,20 @@ export class FrameAnalyser {
     return this.currentPitchValues()[0]!;
   }
 
+  /**
+   * Copies the current frame's pitch columns into `out[0..1]` when they have been
+   * estimated for it already (the detector asked), else sets `out[0]` to NaN: a copy of
+   * the frame kept for later then carries them, and `extract` from the copy reuses them.
+   */
+  copyEstimatedPitch(out: Float64Array): void {
+    if (this.pitchOfFrame === this.completed && this.fill === this.frameSize) {
+      out[0] = this.pitchValues[0]!;
+      out[1] = this.pitchValues[1]!;
+    } else {
+      out[0] = NaN;
+    }
+  }
+
   private currentPitchValues(): Float64Array {
     if (this.pitchOfFrame !== this.completed) {
       pitch(this.buffer, this.frameSize, this.config.sampleRate, this.pitchScratch, this.pitchValues, 0);
@@ -191,9 +205,11 @@ export class FrameAnalyser {
   /**
    * Writes a frame's vector (`dim` values, layout `featureLayout(config)`) to
    * `out[offset ..]`, with the `mfcc_delta` columns set to 0 (see fillDeltas). The frame
-   * is the current one, or `frame`: a copy of an earlier one (`frameSize` raw samples).
+   * is the current one, or `frame`: a copy of an earlier one (`frameSize` raw samples),
+   * with `framePitch` its pitch columns when they were estimated (see copyEstimatedPitch;
+   * NaN or absent: estimated here).
    */
-  extract(out: Float32Array, offset = 0, frame?: Float32Array): void {
+  extract(out: Float32Array, offset = 0, frame?: Float32Array, framePitch?: Float64Array): void {
     if (frame === undefined && this.fill !== this.frameSize) throw new Error('FrameAnalyser.extract: no completed frame (call it from the push callback)');
     if (frame !== undefined && frame.length < this.frameSize) throw new RangeError(`FrameAnalyser.extract: the frame has ${frame.length} samples, needs ${this.frameSize}`);
     if (offset < 0 || offset + this.dim > out.length) throw new RangeError(`FrameAnalyser.extract: out has ${out.length} values, needs ${offset + this.dim}`);
@@ -231,6 +247,9 @@ export class FrameAnalyser {
         const values = this.currentPitchValues();
         out[offset + at.pitch] = values[0]!;
         out[offset + at.pitch + 1] = values[1]!;
+      } else if (framePitch !== undefined && !Number.isNaN(framePitch[0]!)) {
+        out[offset + at.pitch] = framePitch[0]!;
+        out[offset + at.pitch + 1] = framePitch[1]!;
       } else {
         pitch(buffer, frameSize, this.config.sampleRate, this.pitchScratch, out, offset + at.pitch);
       }

@@ -101,21 +101,25 @@ export class SpeechFeatureStream {
     if (speech) {
       // The utterance began before the voice proved it: its first frames join it now.
       const back = Math.min(this.vad.backdatedFrames, this.recent.count);
-      for (let k = 0; k < back; k++) this.speechFrame(this.recent.index(back, k), this.recent.frame(back, k));
+      for (let k = 0; k < back; k++) this.speechFrame(this.recent.index(back, k), this.recent.frame(back, k), this.recent.pitch(back, k));
       if (back > 0) this.recent.clear();
       this.speechFrame(index);
     } else {
       if (this.wasSpeech) this.closeUtterance();
-      if (this.vad.mayBackdate) this.recent.keep(frame, index);
-      else this.recent.clear();
+      if (this.vad.mayBackdate) {
+        const pitch = this.recent.keep(frame, index);
+        if (pitch !== null) this.analyser.copyEstimatedPitch(pitch);
+      } else {
+        this.recent.clear();
+      }
     }
     this.wasSpeech = speech;
   }
 
   /** A speech frame's features, straight into the windower's ring: nothing is allocated. */
-  private speechFrame(index: number, copy?: Float32Array): void {
+  private speechFrame(index: number, copy?: Float32Array, copyPitch?: Float64Array): void {
     this.speechFrames++;
-    this.analyser.extract(this.windower.ring, this.windower.rowOffset, copy);
+    this.analyser.extract(this.windower.ring, this.windower.rowOffset, copy, copyPitch);
     const window = this.windower.commit(index);
     if (window) this.deliver(window);
   }
