@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 
 /** ALSA's usual period for telephony capture. */
 const PERIOD_MS = 20;
+const REPORT_EVERY_PERIODS = 1000 / PERIOD_MS;
 
 export interface CaptureReport {
   startedAtMs: number;
@@ -107,6 +108,9 @@ for (let k = 0; looping || k < periods; k++) {
   // Never waits for the reader: a daemon slow to read shows as its backlog, not as a late device.
   process.stdout.write(pcm.subarray(at, at + periodBytes));
   backlog.push([Math.round(startedAtMs + dueMs), Math.round(process.stdout.writableLength / bytesPerMs)]);
+  // Looping devices also report every second: one that is killed outright (its recorder's
+  // SIGTERM grace ran out on a starved machine) still leaves what it measured.
+  if (looping && k % REPORT_EVERY_PERIODS === REPORT_EVERY_PERIODS - 1) writeReport();
 }
 writeReport();
 process.stderr.write('done\n');
