@@ -17,6 +17,7 @@ import { tempDir } from './helpers/audio-fixtures.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
 import { bundleVariant, packBundle } from './helpers/model-updates.js';
 import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { headsetTap, writeStandInArecord } from './helpers/stand-in-arecord.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
@@ -51,10 +52,10 @@ interface Report {
 }
 
 /** `ser-edge doctor --config FILE --json`: the exit code and the one JSON object it prints. */
-async function doctor(gateway: string, config: Record<string, unknown>, args: string[] = ['--json']): Promise<{ code: number; stdout: string; stderr: string; report: Report | null }> {
+async function doctor(gateway: string, config: Record<string, unknown>, args: string[] = ['--json'], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string; report: Report | null }> {
   const file = join(dir, `${gateway}.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
-  const env = { ...process.env, SER_EDGE_MQTT_URL: '', SER_EDGE_STATE_DIR: '', SER_EDGE_MODEL_DIR: '' };
+  const env = { ...process.env, SER_EDGE_MQTT_URL: '', SER_EDGE_STATE_DIR: '', SER_EDGE_MODEL_DIR: '', ...extraEnv };
   // A short capacity measurement: these tests check the verdicts, not the figure.
   const { code, stdout, stderr } = await run(process.execPath, [cli, 'doctor', '--config', file, '--measure-seconds', '0.5', ...args], { env }).then(
     (r) => ({ code: 0, ...r }),
@@ -233,6 +234,47 @@ test('a mapped channel the source does not open fails as a config error before a
   assert.equal(config.status, 'fail');
   assert.match(config.detail, /sources\[0\]\.channels\[0\]\.index: channel desk-1: index 1 does not exist: this microphone source has 1 channel/);
   assert.deepEqual(row(report!, 'capture'), [], 'nothing is captured with a config that does not load');
+});
+
+/** A headset source on the stand-in arecord's card, its two channels mapped as the Pi profile maps them. */
+const headsetSource = (device: string) => [
+  {
+    type: 'microphone',
+    device,
+    recorder: 'arecord',
+    channelCount: 2,
+    channels: [
+      { index: 0, id: 'desk-1-agent', role: 'agent' },
+      { index: 1, id: 'desk-1-customer', role: 'customer' },
+    ],
+  },
+];
+
+test('a microphone that delivers audio passes the capture check through its recorder, with each channel\'s level', { skip }, async () => {
+  // A stand-in arecord first on PATH: a test call on a headset tap, the caller on channel 1.
+  const arecord = await writeStandInArecord(join(dir, 'bin-tap'), { channels: headsetTap(4, 1) });
+  const { code, report } = await doctor('gw-headset', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-headset', headsetSource(arecord.device)), ['--json'], { PATH: arecord.pathWith(process.env.PATH) });
+  const recorder = row(report!, 'recorder')[0]!;
+  assert.equal(recorder.status, 'pass', recorder.detail);
+  assert.equal(recorder.detail, `arecord at ${join(arecord.bin, 'arecord')} (for sources[0])`);
+  const capture = row(report!, 'capture')[0]!;
+  assert.equal(capture.status, 'pass', capture.detail);
+  assert.match(capture.detail, /^mic:plughw:CARD=Headset,DEV=0 delivers audio: 1\.5 s captured; channel 0 -6\d\.\d dBFS, channel 1 -\d\d\.\d dBFS \(speech heard\)$/);
+  const channels = capture.data?.channels as { index: number; speechShare: number }[];
+  assert.ok(channels[1]!.speechShare > 0.05 && channels[0]!.speechShare <= 0.05, JSON.stringify(channels));
+  assert.equal(code, row(report!, 'clock')[0]!.status === 'fail' ? 1 : 0, 'exit 0 unless the host clock is known to be off');
+});
+
+test('a microphone that delivers digital silence on a channel warns, naming the channel and how to unmute the capture', { skip }, async () => {
+  // The agent's direction muted in the mixer: every sample of channel 0 is zero.
+  const [, caller] = headsetTap(4, 1);
+  const arecord = await writeStandInArecord(join(dir, 'bin-muted'), { channels: [new Float32Array(caller!.length), caller!] });
+  const { code, report } = await doctor('gw-muted', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-muted', headsetSource(arecord.device)), ['--json'], { PATH: arecord.pathWith(process.env.PATH) });
+  const capture = row(report!, 'capture')[0]!;
+  assert.equal(capture.status, 'warn', capture.detail);
+  assert.match(capture.detail, /^mic:plughw:CARD=Headset,DEV=0 delivers digital silence \(every sample zero\) on channel 0; channel 0 silent, channel 1 -\d\d\.\d dBFS \(speech heard\)$/);
+  assert.match(capture.fix!, /^the capture is muted or routed nowhere: `alsamixer -c CARD`, F4 for the capture controls, unmute/);
+  assert.equal(code, row(report!, 'clock')[0]!.status === 'fail' ? 1 : 0, 'a warning alone does not fail doctor');
 });
 
 test('a TLS broker that requires client certificates: doctor passes with the configured certificate and fails without it', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING }, async () => {

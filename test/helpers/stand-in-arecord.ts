@@ -1,6 +1,9 @@
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { synthesiseVoice, VOICE_STYLES } from '../../src/audio/synthetic-voice.js';
+import { seededRandom } from '../../src/datasets/seeded-random.js';
+import { telephoneBand } from '../../src/training/augment.js';
 import { s16leBytes } from './audio-fixtures.js';
 
 /**
@@ -117,4 +120,16 @@ done`}
   await writeFile(binary, script);
   await chmod(binary, 0o755);
   return { bin, pathWith: (path) => (path ? `${bin}:${path}` : bin), cardNumber, device: devices[0]! };
+}
+
+/**
+ * What a headset tap records during a test call: the caller's voice, telephone band, on
+ * `callerChannel`, and on the other channel the headset microphone of an agent who stays
+ * quiet (room noise about 65 dB below full scale). 16 kHz.
+ */
+export function headsetTap(seconds: number, callerChannel: 0 | 1): Float32Array[] {
+  const caller = telephoneBand(synthesiseVoice(VOICE_STYLES.calm, seconds, 16000, 7), 16000);
+  const random = seededRandom(11);
+  const room = Float32Array.from({ length: caller.length }, () => (random() * 2 - 1) * 0.001);
+  return callerChannel === 0 ? [caller, room] : [room, caller];
 }
