@@ -7,7 +7,9 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import type { CheckResult } from '../src/daemon/checks/check-result.js';
 import { clockCheck, parseChronyTracking, parseNtpqPeers, parseTimedatectl } from '../src/daemon/checks/clock-check.js';
-import { serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
+import { outboxDiskCheck, serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
+import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
+import { outboxDiskBound } from '../src/mqtt/outbox.js';
 import { classifierFromBundle } from '../src/model/load-classifier.js';
 import { loadTrustedKeys, signBundleDir } from '../src/update/bundle-signature.js';
 import { prepareInstall } from '../src/update/install-pipeline.js';
@@ -275,6 +277,42 @@ test('a microphone that delivers digital silence on a channel warns, naming the 
   assert.match(capture.detail, /^mic:plughw:CARD=Headset,DEV=0 delivers digital silence \(every sample zero\) on channel 0; channel 0 silent, channel 1 -\d\d\.\d dBFS \(speech heard\)$/);
   assert.match(capture.fix!, /^the capture is muted or routed nowhere: `alsamixer -c CARD`, F4 for the capture controls, unmute/);
   assert.equal(code, row(report!, 'clock')[0]!.status === 'fail' ? 1 : 0, 'a warning alone does not fail doctor');
+});
+
+test('the disk check: a filesystem with less room than the outbox bound fails, less than twice it warns, and segments already on disk count as room taken', { skip }, async () => {
+  const file = join(dir, 'gw-disk.json');
+  writeFileSync(file, JSON.stringify(labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-disk', sources())));
+  const { config } = loadDaemonConfig({ file, env: {} });
+  const bound = outboxDiskBound(config.outbox);
+  const MiB = 1024 * 1024;
+  const bsize = 4096;
+  const asked: string[] = [];
+  const filesystemWith = (freeBytes: number) => async (path: string) => (asked.push(path), { bavail: Math.floor(freeBytes / bsize), bsize });
+
+  const full = await outboxDiskCheck(config, filesystemWith(bound - MiB));
+  assert.equal(full.status, 'fail', full.detail);
+  assert.equal(full.detail, `17.0 MiB free on the filesystem of ${dir}; the outbox needs up to 18.0 MiB (outbox.maxBytes 16.0 MiB + 2 segments + 16 KiB)`);
+  assert.equal(full.fix, 'free 1.0 MiB on that filesystem, or lower outbox.maxBytes (a smaller outbox drops the least urgent events sooner in a long outage)');
+  assert.deepEqual(asked, [dir], 'the state directory does not exist yet: its nearest existing parent is measured');
+
+  const tight = await outboxDiskCheck(config, filesystemWith(1.5 * bound));
+  assert.equal(tight.status, 'warn', tight.detail);
+  assert.match(tight.fix!, /^little room beyond the outbox/);
+  assert.equal((await outboxDiskCheck(config, filesystemWith(2 * bound + bsize))).status, 'pass');
+
+  // An outbox that already holds 4 MiB of segments needs 4 MiB less.
+  mkdirSync(config.outbox.dir, { recursive: true });
+  writeFileSync(join(config.outbox.dir, 'outbox-00000001.seg'), Buffer.alloc(4 * MiB));
+  const partly = await outboxDiskCheck(config, filesystemWith(bound - MiB));
+  assert.equal(partly.status, 'warn', partly.detail);
+  assert.match(partly.detail, /, 4\.0 MiB of it already on disk$/);
+  assert.deepEqual(partly.data, { freeBytes: Math.floor((bound - MiB) / bsize) * bsize, boundBytes: bound, usedBytes: 4 * MiB });
+
+  const unreadable = await outboxDiskCheck(config, async () => {
+    throw Object.assign(new Error('statfs: not implemented'), { code: 'ENOSYS' });
+  });
+  assert.equal(unreadable.status, 'warn');
+  assert.equal(unreadable.detail, `cannot read the free space of ${config.outbox.dir} (ENOSYS)`);
 });
 
 test('a TLS broker that requires client certificates: doctor passes with the configured certificate and fails without it', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING }, async () => {
