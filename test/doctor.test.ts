@@ -7,8 +7,10 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import type { CheckResult } from '../src/daemon/checks/check-result.js';
 import { clockCheck, parseChronyTracking, parseNtpqPeers, parseTimedatectl } from '../src/daemon/checks/clock-check.js';
+import { capacityCheck, measureChannelCapacity } from '../src/daemon/checks/capacity-check.js';
 import { outboxDiskCheck, serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
 import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
+import { loadClassifier } from '../src/model/load-classifier.js';
 import { outboxDiskBound } from '../src/mqtt/outbox.js';
 import { classifierFromBundle } from '../src/model/load-classifier.js';
 import { loadTrustedKeys, signBundleDir } from '../src/update/bundle-signature.js';
@@ -313,6 +315,45 @@ test('the disk check: a filesystem with less room than the outbox bound fails, l
   });
   assert.equal(unreadable.status, 'warn');
   assert.equal(unreadable.detail, `cannot read the free space of ${config.outbox.dir} (ENOSYS)`);
+});
+
+test('the capacity check against one real measurement: more channels than the machine carries fail, more than half of it warn, half passes', { skip }, async () => {
+  const classifier = await loadClassifier(modelDir);
+  try {
+    const measured = measureChannelCapacity(classifier, { cpuSeconds: 0.3, warmupCpuSeconds: 0.1 });
+    const carried = Math.floor(measured.channels);
+    assert.ok(carried >= 4, `carries ${carried}`);
+    const configured = (n: number) => ({
+      sources: [{ type: 'stdin' as const, inputRate: 16000, channelCount: 1, channels: Array.from({ length: n }, (_, i) => ({ index: 0, id: `desk-${i}`, role: 'customer' as const })) }],
+    });
+    const verdict = (n: number) => capacityCheck(configured(n), classifier, () => measured);
+    const over = verdict(carried + 1);
+    assert.equal(over.status, 'fail');
+    assert.match(over.detail, new RegExp(`^this machine carries about ${carried} real-time channels with synthetic 0\\.0\\.1 \\(.*\\); ${carried + 1} configured$`));
+    assert.match(over.fix!, /^the channels would fall behind real time and drop windows: configure fewer channels/);
+    assert.deepEqual([over.data?.channels, over.data?.configured], [carried, carried + 1]);
+    assert.equal(verdict(carried).status, 'warn');
+    const busy = verdict(Math.floor(carried / 2) + 1);
+    assert.equal(busy.status, 'warn');
+    assert.match(busy.fix!, /^more than 50% of what the machine carries/);
+    assert.equal(verdict(Math.floor(carried / 2)).status, 'pass');
+    assert.equal(capacityCheck(configured(1), null).status, 'skip', 'not measured without a model');
+  } finally {
+    classifier.dispose();
+  }
+});
+
+test('a gateway whose disk cannot hold its outbox and that has more channels than the machine carries: both rows fail and doctor exits 1', { skip }, async () => {
+  // Measured for real: no filesystem here has a PiB free, and no core carries 20,000 real-time channels.
+  const many = [{ type: 'stdin', inputRate: 16000, channels: Array.from({ length: 20_000 }, (_, i) => ({ id: `desk-${i}` })) }];
+  const { code, report } = await doctor('gw-overfull', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-overfull', many, { outbox: { maxBytes: 2 ** 50 } }));
+  assert.equal(code, 1);
+  const [disk, capacity] = [row(report!, 'disk')[0]!, row(report!, 'capacity')[0]!];
+  assert.equal(disk.status, 'fail', disk.detail);
+  assert.match(disk.detail, /the outbox needs up to 1048576\.0 GiB \(outbox\.maxBytes 1048576\.0 GiB \+ 2 segments \+ 16 KiB\)$/);
+  assert.equal(capacity.status, 'fail', capacity.detail);
+  assert.match(capacity.detail, /; 20000 configured$/);
+  assert.equal(report!.ok, false);
 });
 
 test('a TLS broker that requires client certificates: doctor passes with the configured certificate and fails without it', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING }, async () => {
