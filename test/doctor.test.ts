@@ -20,7 +20,7 @@ import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
 import { bundleVariant, packBundle } from './helpers/model-updates.js';
-import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, writeMosquittoPasswords, type Mosquitto } from './helpers/mosquitto.js';
 import { headsetTap, writeStandInArecord } from './helpers/stand-in-arecord.js';
 
 const run = promisify(execFile);
@@ -354,6 +354,40 @@ test('a gateway whose disk cannot hold its outbox and that has more channels tha
   assert.equal(capacity.status, 'fail', capacity.detail);
   assert.match(capacity.detail, /; 20000 configured$/);
   assert.equal(report!.ok, false);
+});
+
+test('a broker that wants a login: the configured username and password pass; a wrong password, or none, fail with the fix for each', { skip }, async () => {
+  const passwords = writeMosquittoPasswords(join(dir, 'mosquitto-passwords'), { 'desk-row-a': 'the-right-one' });
+  const locked = await startMosquitto({ passwordFile: passwords });
+  try {
+    const login = (gateway: string, password: string) => {
+      writeFileSync(join(dir, `${gateway}-username`), 'desk-row-a\n');
+      writeFileSync(join(dir, `${gateway}-password`), `${password}\n`, { mode: 0o600 });
+      return { mqtt: { usernameFile: join(dir, `${gateway}-username`), passwordFile: join(dir, `${gateway}-password`) } };
+    };
+    const site = { dir, brokerUrl: locked.url, modelDir };
+    const right = await doctor('gw-login', labSiteConfig(site, 'gw-login', sources(), login('gw-login', 'the-right-one')));
+    const good = row(right.report!, 'broker')[0]!;
+    assert.equal(good.status, 'pass', good.detail);
+    assert.match(good.detail, /^connected to mqtt:\/\/127\.0\.0\.1:\d+: MQTT 5 in \d+ ms, no TLS, username from mqtt\.usernameFile$/);
+
+    const wrong = await doctor('gw-badlogin', labSiteConfig(site, 'gw-badlogin', sources(), login('gw-badlogin', 'not-the-right-one')));
+    const refused = row(wrong.report!, 'broker')[0]!;
+    assert.equal(refused.status, 'fail');
+    // mosquitto refuses a wrong password as "not authorised" (0x87), not as "bad username or password" (0x86).
+    assert.match(refused.detail, /^cannot connect to mqtt:\/\/127\.0\.0\.1:\d+: not authorised \(CONNACK 135\): the broker refused the login of mqtt\.usernameFile and mqtt\.passwordFile$/);
+    assert.match(refused.fix!, /^check mqtt\.usernameFile and mqtt\.passwordFile \(one line each\) against the broker's password file/);
+    assert.doesNotMatch(JSON.stringify(wrong.report), /not-the-right-one/, 'the password appears nowhere in the report');
+    assert.equal(wrong.code, 1);
+
+    const anonymous = await doctor('gw-nologin', labSiteConfig(site, 'gw-nologin', sources()));
+    const noLogin = row(anonymous.report!, 'broker')[0]!;
+    assert.equal(noLogin.status, 'fail');
+    assert.match(noLogin.detail, /: not authorised \(CONNACK 135\)$/);
+    assert.match(noLogin.fix!, /^the broker refuses this login: give the gateway an account/);
+  } finally {
+    await locked.stop();
+  }
 });
 
 test('a TLS broker that requires client certificates: doctor passes with the configured certificate and fails without it', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING }, async () => {
