@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, cp, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +14,10 @@ import { exportGruBundle } from '../src/model/gru/gru-export.js';
 import { writeBundle } from '../src/model/model-bundle.js';
 import { selectTfBackend, tf } from '../src/model/tf-backend.js';
 import { BUNDLE_PROGRAM, buildBundle } from '../scripts/bundle.js';
-import { s16leBytes, tempDir, writeWav } from './helpers/audio-fixtures.js';
+import { tempDir, writeWav } from './helpers/audio-fixtures.js';
 import { connectSubscriber } from './helpers/mosquitto.js';
 import { bareMachineEnv, spawnProgram, type ProgramProcess } from './helpers/program-process.js';
+import { writeStandInArecord } from './helpers/stand-in-arecord.js';
 
 const run = promisify(execFile);
 const opusenc = await findOnPath('opusenc');
@@ -142,11 +143,7 @@ test('run with the built-in demo starts its embedded broker, goes online on the 
 
 test('a microphone source captures through its recorder from the bundle', async () => {
   // A stand-in arecord on PATH: a headset whose caller speaks, then an open, silent line.
-  const bin = join(gateway, 'fake-bin');
-  await mkdir(bin);
-  await writeFile(join(bin, 'voice.raw'), s16leBytes([synthesiseVoice(VOICE_STYLES.calm, 4, 16000, 5)]));
-  await writeFile(join(bin, 'arecord'), `#!/bin/sh\ncat "${join(bin, 'voice.raw')}"\nexec sleep 60\n`);
-  await chmod(join(bin, 'arecord'), 0o755);
+  const arecord = await writeStandInArecord(join(gateway, 'fake-bin'), { channels: [synthesiseVoice(VOICE_STYLES.calm, 4, 16000, 5)], afterwards: 'hold' });
   const config = join(gateway, 'microphone.json');
   await writeFile(
     config,
@@ -156,10 +153,10 @@ test('a microphone source captures through its recorder from the bundle', async 
       gateway: 'gw-mic',
       stateDir: join(gateway, 'state-mic'),
       mqtt: { embedded: { port: 0 } },
-      sources: [{ type: 'microphone', recorder: 'arecord', device: 'plughw:CARD=Headset,DEV=0', channels: [{ index: 0, id: 'headset-1', role: 'customer' }] }],
+      sources: [{ type: 'microphone', recorder: 'arecord', device: arecord.device, channels: [{ index: 0, id: 'headset-1', role: 'customer' }] }],
     }),
   );
-  const daemon = spawnProgram(process.execPath, [program, 'run', '--config', config], { cwd: gateway, env: bareMachineEnv(gateway, { PATH: `${bin}:${env.PATH}` }) });
+  const daemon = spawnProgram(process.execPath, [program, 'run', '--config', config], { cwd: gateway, env: bareMachineEnv(gateway, { PATH: arecord.pathWith(env.PATH) }) });
   try {
     const call = await daemon.waitForLog((l) => l.msg === 'call start' && l.channel === 'headset-1', 20_000, 'the caller heard on the microphone channel');
     assert.equal(call.reason, 'speech');

@@ -1,13 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { synthesiseVoice, VOICE_STYLES } from '../src/audio/synthetic-voice.js';
+import { GATEWAY_CONFIG_FILE } from '../src/commands/doctor-command.js';
+import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
 import { encodeRecord } from '../src/mqtt/journal-records.js';
 import { outboxDiskBound, outboxSegmentBytes } from '../src/mqtt/outbox.js';
 import type { UrgencyEvent } from '../src/mqtt/payload-schemas.js';
 import { tempDir, writeWav } from './helpers/audio-fixtures.js';
 import { spawnDaemon } from './helpers/daemon-process.js';
+import { assertApplied, docBlocks } from './helpers/doc-blocks.js';
 import { repoRoot } from './helpers/gateway-install.js';
 import { connectSubscriber } from './helpers/mosquitto.js';
 
@@ -18,7 +22,9 @@ import { connectSubscriber } from './helpers/mosquitto.js';
  *   daemon published, both ways (no field left out, none that no longer exists);
  * - the Prometheus table against what the daemon's endpoint serves, both ways;
  * - the outbox sizing against an event record the daemon really made;
- * - the log table against every message src/ logs at warn, error or fatal, both ways.
+ * - the log table against every message src/ logs at warn, error or fatal, both ways;
+ * - every fenced block (each has a `<!-- doc-check: config-fragment -->` line) through the
+ *   config loader, and the doctor command the Capacity section quotes, run as quoted.
  */
 
 const docPath = join(repoRoot, 'docs', 'operations.md');
@@ -57,6 +63,45 @@ function codeSpan(cell: string): string | null {
 function codeSpans(cell: string): string[] {
   return [...cell.matchAll(/(`+) ?(.+?) ?\1/g)].map((m) => m[2]!);
 }
+
+// ---------------------------------------------------------------- the page's config example and command
+
+test('the config example loads through the config loader and sets what it shows; the endpoint it gives is the one the text names', () => {
+  const blocks = docBlocks(doc, 'docs/operations.md', ['config-fragment']);
+  assert.ok(blocks.length >= 1, 'found the config example');
+  const dir = tempDir('ser-edge-docs-ops-config-');
+  for (const block of blocks) {
+    const at = `docs/operations.md:${block.line}`;
+    assert.equal(block.lang, 'json', at);
+    const fragment = JSON.parse(block.text) as Record<string, unknown>;
+    const file = join(dir, `config-${block.line}.json`);
+    writeFileSync(file, JSON.stringify({ extends: 'generic-linux', site: 'lab', gateway: 'gw-ops', ...fragment }));
+    const { config } = loadDaemonConfig({ file, env: {} });
+    assertApplied(config, fragment, at);
+    if (fragment.telemetry !== undefined) {
+      const { host, port } = config.telemetry.prometheus;
+      assert.ok(section('Prometheus').includes(`\`GET http://${host}:${port}/metrics\``), `${at}: the text names the endpoint this config opens, http://${host}:${port}/metrics`);
+    }
+  }
+});
+
+test('the doctor command the Capacity section quotes runs, and its capacity row has the data.channels the section reads', () => {
+  const quoted = /\(`(node bin\/ser-edge\.js doctor[^`]*)`, the `capacity` row's `data\.channels`\)/.exec(section('Capacity'));
+  assert.ok(quoted, 'the Capacity section quotes the doctor command it measured with');
+  const [node, ...args] = quoted[1]!.split(' ');
+  assert.equal(node, 'node');
+  // From the checkout, as quoted; a state directory of its own, not this user's.
+  const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SER_EDGE_') && k !== 'STATE_DIRECTORY')), XDG_STATE_HOME: tempDir('ser-edge-docs-ops-state-') };
+  const run = spawnSync(process.execPath, args, { cwd: repoRoot, env, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(run.error, undefined, run.error?.message);
+  const report = JSON.parse(run.stdout) as { ok: boolean; config: string | null; checks: { check: string; status: string; data?: Record<string, unknown> }[] };
+  assert.equal(run.status, report.ok ? 0 : 1, run.stderr);
+  assert.equal(report.config, existsSync(GATEWAY_CONFIG_FILE) ? GATEWAY_CONFIG_FILE : null, 'without --config: the gateway\'s config if there is one, else the built-in default');
+  const capacity = report.checks.find((c) => c.check === 'capacity');
+  assert.ok(capacity, JSON.stringify(report.checks));
+  assert.ok(Number.isInteger(capacity.data?.channels) && (capacity.data!.channels as number) >= 1, `data.channels: ${JSON.stringify(capacity.data)}`);
+  assert.equal(typeof capacity.data?.configured, 'number');
+});
 
 // ---------------------------------------------------------------- log messages in src/
 

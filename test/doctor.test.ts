@@ -7,7 +7,11 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import type { CheckResult } from '../src/daemon/checks/check-result.js';
 import { clockCheck, parseChronyTracking, parseNtpqPeers, parseTimedatectl } from '../src/daemon/checks/clock-check.js';
-import { serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
+import { capacityCheck, measureChannelCapacity } from '../src/daemon/checks/capacity-check.js';
+import { outboxDiskCheck, serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
+import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
+import { loadClassifier } from '../src/model/load-classifier.js';
+import { outboxDiskBound } from '../src/mqtt/outbox.js';
 import { classifierFromBundle } from '../src/model/load-classifier.js';
 import { loadTrustedKeys, signBundleDir } from '../src/update/bundle-signature.js';
 import { prepareInstall } from '../src/update/install-pipeline.js';
@@ -16,7 +20,8 @@ import { generateSigningKeys } from '../src/update/signing-keys.js';
 import { tempDir } from './helpers/audio-fixtures.js';
 import { labSiteConfig, spawnDaemon, writeSyntheticModel, writeVoiceWav } from './helpers/daemon-process.js';
 import { bundleVariant, packBundle } from './helpers/model-updates.js';
-import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, type Mosquitto } from './helpers/mosquitto.js';
+import { freePort, generateTestCertificates, MOSQUITTO_MISSING, OPENSSL_MISSING, startMosquitto, writeMosquittoPasswords, type Mosquitto } from './helpers/mosquitto.js';
+import { headsetTap, writeStandInArecord } from './helpers/stand-in-arecord.js';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../../bin/ser-edge.js', import.meta.url));
@@ -51,10 +56,10 @@ interface Report {
 }
 
 /** `ser-edge doctor --config FILE --json`: the exit code and the one JSON object it prints. */
-async function doctor(gateway: string, config: Record<string, unknown>, args: string[] = ['--json']): Promise<{ code: number; stdout: string; stderr: string; report: Report | null }> {
+async function doctor(gateway: string, config: Record<string, unknown>, args: string[] = ['--json'], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string; report: Report | null }> {
   const file = join(dir, `${gateway}.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
-  const env = { ...process.env, SER_EDGE_MQTT_URL: '', SER_EDGE_STATE_DIR: '', SER_EDGE_MODEL_DIR: '' };
+  const env = { ...process.env, SER_EDGE_MQTT_URL: '', SER_EDGE_STATE_DIR: '', SER_EDGE_MODEL_DIR: '', ...extraEnv };
   // A short capacity measurement: these tests check the verdicts, not the figure.
   const { code, stdout, stderr } = await run(process.execPath, [cli, 'doctor', '--config', file, '--measure-seconds', '0.5', ...args], { env }).then(
     (r) => ({ code: 0, ...r }),
@@ -233,6 +238,156 @@ test('a mapped channel the source does not open fails as a config error before a
   assert.equal(config.status, 'fail');
   assert.match(config.detail, /sources\[0\]\.channels\[0\]\.index: channel desk-1: index 1 does not exist: this microphone source has 1 channel/);
   assert.deepEqual(row(report!, 'capture'), [], 'nothing is captured with a config that does not load');
+});
+
+/** A headset source on the stand-in arecord's card, its two channels mapped as the Pi profile maps them. */
+const headsetSource = (device: string) => [
+  {
+    type: 'microphone',
+    device,
+    recorder: 'arecord',
+    channelCount: 2,
+    channels: [
+      { index: 0, id: 'desk-1-agent', role: 'agent' },
+      { index: 1, id: 'desk-1-customer', role: 'customer' },
+    ],
+  },
+];
+
+test('a microphone that delivers audio passes the capture check through its recorder, with each channel\'s level', { skip }, async () => {
+  // A stand-in arecord first on PATH: a test call on a headset tap, the caller on channel 1.
+  const arecord = await writeStandInArecord(join(dir, 'bin-tap'), { channels: headsetTap(4, 1) });
+  const { code, report } = await doctor('gw-headset', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-headset', headsetSource(arecord.device)), ['--json'], { PATH: arecord.pathWith(process.env.PATH) });
+  const recorder = row(report!, 'recorder')[0]!;
+  assert.equal(recorder.status, 'pass', recorder.detail);
+  assert.equal(recorder.detail, `arecord at ${join(arecord.bin, 'arecord')} (for sources[0])`);
+  const capture = row(report!, 'capture')[0]!;
+  assert.equal(capture.status, 'pass', capture.detail);
+  assert.match(capture.detail, /^mic:plughw:CARD=Headset,DEV=0 delivers audio: 1\.5 s captured; channel 0 -6\d\.\d dBFS, channel 1 -\d\d\.\d dBFS \(speech heard\)$/);
+  const channels = capture.data?.channels as { index: number; speechShare: number }[];
+  assert.ok(channels[1]!.speechShare > 0.05 && channels[0]!.speechShare <= 0.05, JSON.stringify(channels));
+  assert.equal(code, row(report!, 'clock')[0]!.status === 'fail' ? 1 : 0, 'exit 0 unless the host clock is known to be off');
+});
+
+test('a microphone that delivers digital silence on a channel warns, naming the channel and how to unmute the capture', { skip }, async () => {
+  // The agent's direction muted in the mixer: every sample of channel 0 is zero.
+  const [, caller] = headsetTap(4, 1);
+  const arecord = await writeStandInArecord(join(dir, 'bin-muted'), { channels: [new Float32Array(caller!.length), caller!] });
+  const { code, report } = await doctor('gw-muted', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-muted', headsetSource(arecord.device)), ['--json'], { PATH: arecord.pathWith(process.env.PATH) });
+  const capture = row(report!, 'capture')[0]!;
+  assert.equal(capture.status, 'warn', capture.detail);
+  assert.match(capture.detail, /^mic:plughw:CARD=Headset,DEV=0 delivers digital silence \(every sample zero\) on channel 0; channel 0 silent, channel 1 -\d\d\.\d dBFS \(speech heard\)$/);
+  assert.match(capture.fix!, /^the capture is muted or routed nowhere: `alsamixer -c CARD`, F4 for the capture controls, unmute/);
+  assert.equal(code, row(report!, 'clock')[0]!.status === 'fail' ? 1 : 0, 'a warning alone does not fail doctor');
+});
+
+test('the disk check: a filesystem with less room than the outbox bound fails, less than twice it warns, and segments already on disk count as room taken', { skip }, async () => {
+  const file = join(dir, 'gw-disk.json');
+  writeFileSync(file, JSON.stringify(labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-disk', sources())));
+  const { config } = loadDaemonConfig({ file, env: {} });
+  const bound = outboxDiskBound(config.outbox);
+  const MiB = 1024 * 1024;
+  const bsize = 4096;
+  const asked: string[] = [];
+  const filesystemWith = (freeBytes: number) => async (path: string) => (asked.push(path), { bavail: Math.floor(freeBytes / bsize), bsize });
+
+  const full = await outboxDiskCheck(config, filesystemWith(bound - MiB));
+  assert.equal(full.status, 'fail', full.detail);
+  assert.equal(full.detail, `17.0 MiB free on the filesystem of ${dir}; the outbox needs up to 18.0 MiB (outbox.maxBytes 16.0 MiB + 2 segments + 16 KiB)`);
+  assert.equal(full.fix, 'free 1.0 MiB on that filesystem, or lower outbox.maxBytes (a smaller outbox drops the least urgent events sooner in a long outage)');
+  assert.deepEqual(asked, [dir], 'the state directory does not exist yet: its nearest existing parent is measured');
+
+  const tight = await outboxDiskCheck(config, filesystemWith(1.5 * bound));
+  assert.equal(tight.status, 'warn', tight.detail);
+  assert.match(tight.fix!, /^little room beyond the outbox/);
+  assert.equal((await outboxDiskCheck(config, filesystemWith(2 * bound + bsize))).status, 'pass');
+
+  // An outbox that already holds 4 MiB of segments needs 4 MiB less.
+  mkdirSync(config.outbox.dir, { recursive: true });
+  writeFileSync(join(config.outbox.dir, 'outbox-00000001.seg'), Buffer.alloc(4 * MiB));
+  const partly = await outboxDiskCheck(config, filesystemWith(bound - MiB));
+  assert.equal(partly.status, 'warn', partly.detail);
+  assert.match(partly.detail, /, 4\.0 MiB of it already on disk$/);
+  assert.deepEqual(partly.data, { freeBytes: Math.floor((bound - MiB) / bsize) * bsize, boundBytes: bound, usedBytes: 4 * MiB });
+
+  const unreadable = await outboxDiskCheck(config, async () => {
+    throw Object.assign(new Error('statfs: not implemented'), { code: 'ENOSYS' });
+  });
+  assert.equal(unreadable.status, 'warn');
+  assert.equal(unreadable.detail, `cannot read the free space of ${config.outbox.dir} (ENOSYS)`);
+});
+
+test('the capacity check against one real measurement: more channels than the machine carries fail, more than half of it warn, half passes', { skip }, async () => {
+  const classifier = await loadClassifier(modelDir);
+  try {
+    const measured = measureChannelCapacity(classifier, { cpuSeconds: 0.3, warmupCpuSeconds: 0.1 });
+    const carried = Math.floor(measured.channels);
+    assert.ok(carried >= 4, `carries ${carried}`);
+    const configured = (n: number) => ({
+      sources: [{ type: 'stdin' as const, inputRate: 16000, channelCount: 1, channels: Array.from({ length: n }, (_, i) => ({ index: 0, id: `desk-${i}`, role: 'customer' as const })) }],
+    });
+    const verdict = (n: number) => capacityCheck(configured(n), classifier, () => measured);
+    const over = verdict(carried + 1);
+    assert.equal(over.status, 'fail');
+    assert.match(over.detail, new RegExp(`^this machine carries about ${carried} real-time channels with synthetic 0\\.0\\.1 \\(.*\\); ${carried + 1} configured$`));
+    assert.match(over.fix!, /^the channels would fall behind real time and drop windows: configure fewer channels/);
+    assert.deepEqual([over.data?.channels, over.data?.configured], [carried, carried + 1]);
+    assert.equal(verdict(carried).status, 'warn');
+    const busy = verdict(Math.floor(carried / 2) + 1);
+    assert.equal(busy.status, 'warn');
+    assert.match(busy.fix!, /^more than 50% of what the machine carries/);
+    assert.equal(verdict(Math.floor(carried / 2)).status, 'pass');
+    assert.equal(capacityCheck(configured(1), null).status, 'skip', 'not measured without a model');
+  } finally {
+    classifier.dispose();
+  }
+});
+
+test('a gateway whose disk cannot hold its outbox and that has more channels than the machine carries: both rows fail and doctor exits 1', { skip }, async () => {
+  // Measured for real: no filesystem here has a PiB free, and no core carries 20,000 real-time channels.
+  const many = [{ type: 'stdin', inputRate: 16000, channels: Array.from({ length: 20_000 }, (_, i) => ({ id: `desk-${i}` })) }];
+  const { code, report } = await doctor('gw-overfull', labSiteConfig({ dir, brokerUrl: broker.url, modelDir }, 'gw-overfull', many, { outbox: { maxBytes: 2 ** 50 } }));
+  assert.equal(code, 1);
+  const [disk, capacity] = [row(report!, 'disk')[0]!, row(report!, 'capacity')[0]!];
+  assert.equal(disk.status, 'fail', disk.detail);
+  assert.match(disk.detail, /the outbox needs up to 1048576\.0 GiB \(outbox\.maxBytes 1048576\.0 GiB \+ 2 segments \+ 16 KiB\)$/);
+  assert.equal(capacity.status, 'fail', capacity.detail);
+  assert.match(capacity.detail, /; 20000 configured$/);
+  assert.equal(report!.ok, false);
+});
+
+test('a broker that wants a login: the configured username and password pass; a wrong password, or none, fail with the fix for each', { skip }, async () => {
+  const passwords = writeMosquittoPasswords(join(dir, 'mosquitto-passwords'), { 'desk-row-a': 'the-right-one' });
+  const locked = await startMosquitto({ passwordFile: passwords });
+  try {
+    const login = (gateway: string, password: string) => {
+      writeFileSync(join(dir, `${gateway}-username`), 'desk-row-a\n');
+      writeFileSync(join(dir, `${gateway}-password`), `${password}\n`, { mode: 0o600 });
+      return { mqtt: { usernameFile: join(dir, `${gateway}-username`), passwordFile: join(dir, `${gateway}-password`) } };
+    };
+    const site = { dir, brokerUrl: locked.url, modelDir };
+    const right = await doctor('gw-login', labSiteConfig(site, 'gw-login', sources(), login('gw-login', 'the-right-one')));
+    const good = row(right.report!, 'broker')[0]!;
+    assert.equal(good.status, 'pass', good.detail);
+    assert.match(good.detail, /^connected to mqtt:\/\/127\.0\.0\.1:\d+: MQTT 5 in \d+ ms, no TLS, username from mqtt\.usernameFile$/);
+
+    const wrong = await doctor('gw-badlogin', labSiteConfig(site, 'gw-badlogin', sources(), login('gw-badlogin', 'not-the-right-one')));
+    const refused = row(wrong.report!, 'broker')[0]!;
+    assert.equal(refused.status, 'fail');
+    // mosquitto refuses a wrong password as "not authorised" (0x87), not as "bad username or password" (0x86).
+    assert.match(refused.detail, /^cannot connect to mqtt:\/\/127\.0\.0\.1:\d+: not authorised \(CONNACK 135\): the broker refused the login of mqtt\.usernameFile and mqtt\.passwordFile$/);
+    assert.match(refused.fix!, /^check mqtt\.usernameFile and mqtt\.passwordFile \(one line each\) against the broker's password file/);
+    assert.doesNotMatch(JSON.stringify(wrong.report), /not-the-right-one/, 'the password appears nowhere in the report');
+    assert.equal(wrong.code, 1);
+
+    const anonymous = await doctor('gw-nologin', labSiteConfig(site, 'gw-nologin', sources()));
+    const noLogin = row(anonymous.report!, 'broker')[0]!;
+    assert.equal(noLogin.status, 'fail');
+    assert.match(noLogin.detail, /: not authorised \(CONNACK 135\)$/);
+    assert.match(noLogin.fix!, /^the broker refuses this login: give the gateway an account/);
+  } finally {
+    await locked.stop();
+  }
 });
 
 test('a TLS broker that requires client certificates: doctor passes with the configured certificate and fails without it', { skip: MOSQUITTO_MISSING || OPENSSL_MISSING }, async () => {

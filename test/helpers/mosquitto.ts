@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -37,6 +37,8 @@ export interface MosquittoOptions {
   tls?: { caFile: string; certFile: string; keyFile: string; requireCertificate?: boolean };
   /** Keep retained messages across restarts (as a production broker would). */
   persistence?: boolean;
+  /** A password file (writeMosquittoPasswords): clients must log in with one of its users; no anonymous clients. */
+  passwordFile?: string;
   /** Extra mosquitto.conf lines for the listener. */
   extraConfig?: string[];
 }
@@ -63,7 +65,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const port = await freePort();
   const lines = [
     `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
+    ...(opts.passwordFile ? ['allow_anonymous false', `password_file ${opts.passwordFile}`] : ['allow_anonymous true']),
     'log_dest stderr',
     'log_type error',
     'log_type warning',
@@ -119,6 +121,16 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     start: launch,
     output: () => log,
   };
+}
+
+/** A mosquitto password file with these users, made by mosquitto_passwd (Debian's mosquitto package has it). */
+export function writeMosquittoPasswords(file: string, users: Record<string, string>): string {
+  for (const [at, [user, password]] of Object.entries(users).entries()) {
+    const r = spawnSync('mosquitto_passwd', [...(at === 0 ? ['-c'] : []), '-b', file, user, password], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`mosquitto_passwd failed for ${user}: ${r.stderr || r.error?.message}`);
+  }
+  chmodSync(file, 0o600);
+  return file;
 }
 
 export interface TestCertificates {

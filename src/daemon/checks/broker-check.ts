@@ -149,7 +149,16 @@ function describeFailure(error: unknown, url: string, config: ResolvedConfig, ti
   })();
   if (typeof code === 'number') {
     if (code === 4 || code === 0x86) return { detail: `${at}: bad username or password`, fix: 'check mqtt.usernameFile and mqtt.passwordFile (one line each) against the broker\'s password file' };
-    if (code === 5 || code === 0x87) return { detail: `${at}: not authorised (CONNACK ${code})`, fix: 'the broker refuses this login: give the gateway an account (a username and password, or a client certificate) and check the broker\'s ACL' };
+    if (code === 5 || code === 0x87) {
+      // mosquitto answers a wrong password (or an unknown user) this way, not with "bad username or password".
+      if (config.mqtt.usernameFile !== undefined) {
+        return {
+          detail: `${at}: not authorised (CONNACK ${code}): the broker refused the login of mqtt.usernameFile and mqtt.passwordFile`,
+          fix: "check mqtt.usernameFile and mqtt.passwordFile (one line each) against the broker's password file (mosquitto_passwd); if they match it, the broker's auth plugin or ACL refuses this gateway",
+        };
+      }
+      return { detail: `${at}: not authorised (CONNACK ${code})`, fix: 'the broker refuses this login: give the gateway an account (a username and password, or a client certificate) and check the broker\'s ACL' };
+    }
     if (code === 2 || code === 0x85) return { detail: `${at}: client id refused (CONNACK ${code})`, fix: 'set mqtt.clientId to an id the broker accepts' };
     return { detail: `${at}: the broker refused the connection (CONNACK ${code}: ${message})`, fix: "check the broker's log for why it refused this client" };
   }

@@ -130,11 +130,15 @@ export async function stateDirectoryChecks(config: Pick<ResolvedConfig, 'stateDi
 
 const MiB = 1024 * 1024;
 
+/** What the disk check reads of a filesystem: statfs(2)'s blocks free to unprivileged users, and the block size. */
+export type FreeSpaceOf = (path: string) => Promise<{ bavail: number; bsize: number }>;
+
 /**
  * Room for the outbox at its bound: maxBytes + 2 segments + 16 KiB on disk (what a long
- * broker outage fills it to), less what its segments already take.
+ * broker outage fills it to), less what its segments already take. `freeSpaceOf` is
+ * statfs; a test gives a filesystem of the size it needs.
  */
-export async function outboxDiskCheck(config: Pick<ResolvedConfig, 'outbox'>): Promise<CheckResult> {
+export async function outboxDiskCheck(config: Pick<ResolvedConfig, 'outbox'>, freeSpaceOf: FreeSpaceOf = statfs): Promise<CheckResult> {
   const check = 'disk';
   const dir = config.outbox.dir;
   const bound = outboxDiskBound(config.outbox);
@@ -148,7 +152,7 @@ export async function outboxDiskCheck(config: Pick<ResolvedConfig, 'outbox'>): P
   const at = await nearestExisting(dir);
   let free: number;
   try {
-    const fs = await statfs(at);
+    const fs = await freeSpaceOf(at);
     free = fs.bavail * fs.bsize;
   } catch (error) {
     return warn(check, { subject: dir, detail: `cannot read the free space of ${at} (${errorCode(error)})`, fix: `check with \`df -h ${at}\` that ${(need / MiB).toFixed(1)} MiB are free for the outbox` });
