@@ -3,7 +3,8 @@
  * machine, as real-time factors per core (seconds of audio per CPU second), per-query
  * times, and the daemon's own figures measured on `ser-edge run` itself (latency from the
  * spoken end of a window to the central subscriber, channels one daemon keeps up with,
- * memory). Uses ../shared/data for real speech when it is there.
+ * memory), and how long the program, bundled and not, takes to start. Uses ../shared/data
+ * for real speech when it is there.
  *
  * Each figure is measured on its own: one that fails gets null and a `{figure}_error`, and
  * the rest still run. The exit code is 1 when a figure could not be measured, 0 otherwise;
@@ -11,7 +12,7 @@
  */
 import { Command } from 'commander';
 import { exitTwoOnUsageError } from '../src/commands/usage-errors.js';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultModelDir, packageRoot } from '../src/config/package-paths.js';
@@ -24,6 +25,7 @@ import { benchVoicingCost } from './bench/bench-vad.js';
 import { BENCH_GRU, BENCH_MLP, benchBundleModel, benchFusedGru, benchKnnKernel, benchPooledMlp, benchTfjsGru } from './bench/bench-model.js';
 import { benchPublishLatency } from './bench/bench-latency.js';
 import { CHANNELS_PER_SOURCE, probeChannels, searchChannels, writeRecordings } from './bench/bench-capacity.js';
+import { benchColdStart, BUNDLED_PROGRAM, bundleBuild, bundleSize, UNBUNDLED_PROGRAM, writeColdStartRecording } from './bench/bench-cold-start.js';
 import { lazy, runFigures, type Figure } from './bench/figures.js';
 import { loadSpeechClips } from './bench/replay-speech.js';
 import { MOSQUITTO_MISSING, startMosquitto } from '../test/helpers/mosquitto.js';
@@ -55,6 +57,9 @@ const TARGETS: Record<string, ['>=' | '<=', number]> = {
   channels_per_core: ['>=', 400],
   publish_latency_p99_ms: ['<=', 150],
   rss_mb_8_channels: ['<=', 150],
+  // Issue 12: a question about usage answers within half a second, bundled or not.
+  help_ms_bundle: ['<=', 500],
+  help_ms_unbundled: ['<=', 500],
 };
 
 const classifier = lazy(() => loadClassifier(defaultModelDir()));
@@ -71,6 +76,19 @@ const broker = lazy(async () => {
   return { url: embedded.url, name: 'aedes (embedded, in the bench process: mosquitto is not installed)', stop: () => embedded.stop() };
 });
 const r3 = (x: number) => Number(x.toFixed(3));
+/** Cold starts per program, after one that is not counted. */
+const COLD_STARTS = 5;
+
+/** Spawn → first classified window and spawn → `--help`'s exit of `program`, in a temporary folder removed afterwards. */
+async function coldStart(program: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'ser-edge-bench-cold-start-'));
+  try {
+    const recording = writeColdStartRecording(dir, await sampleRate());
+    return await benchColdStart({ program, dir, recording, brokerUrl: (await broker()).url, runs: COLD_STARTS });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function latencyFigure(channels: number, seconds: number, extra: (r: Awaited<ReturnType<typeof benchPublishLatency>>) => Record<string, unknown> = () => ({})): Figure {
   const keys = [`publish_latency_p50_ms_${channels}ch`, `publish_latency_p99_ms_${channels}ch`, `publish_latency_${channels}ch`];
@@ -204,6 +222,32 @@ const figures: Figure[] = [
         // What a core of its own would carry at the CPU per channel measured: an upper bound, for a busy machine.
         channels_per_core_cpu_estimate: cpu ? Math.round((found.channels * 100) / cpu) : null,
         channels_per_core_probes: found.probes,
+      };
+    },
+  },
+  {
+    name: 'cold_start_unbundled',
+    keys: ['cold_start_first_window_ms_unbundled', 'help_ms_unbundled', 'cold_start_unbundled'],
+    describe: `bin/ser-edge.js: spawn → first classified window (a file replayed as fast as it decodes) and spawn → \`--help\` exits, median of ${COLD_STARTS}`,
+    run: async () => {
+      const r = await coldStart(UNBUNDLED_PROGRAM);
+      return { cold_start_first_window_ms_unbundled: r.first_window_ms, help_ms_unbundled: r.help_ms, cold_start_unbundled: { parts: r.parts, runs: r.runs, help_runs_ms: r.help_runs_ms } };
+    },
+  },
+  {
+    name: 'cold_start_bundle',
+    keys: ['bundle_bytes', 'bundle_folder_bytes', 'cold_start_first_window_ms_bundle', 'help_ms_bundle', 'cold_start_bundle'],
+    describe: `dist/bundle/ser-edge.mjs (\`npm run bundle\`): its size, and the same cold starts, median of ${COLD_STARTS}`,
+    run: async () => {
+      const build = bundleBuild();
+      const size = bundleSize();
+      const r = await coldStart(BUNDLED_PROGRAM);
+      return {
+        bundle_bytes: size.programBytes,
+        bundle_folder_bytes: size.folderBytes,
+        cold_start_first_window_ms_bundle: r.first_window_ms,
+        help_ms_bundle: r.help_ms,
+        cold_start_bundle: { ...build, files: size.files, parts: r.parts, runs: r.runs, help_runs_ms: r.help_runs_ms },
       };
     },
   },

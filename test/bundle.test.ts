@@ -120,8 +120,32 @@ test('an Ogg Opus recording classifies from the confined copy as it does unbundl
   assert.deepEqual(result, JSON.parse(unbundled.stdout));
 });
 
-test('run with the built-in demo starts its embedded broker, goes online on the shipped model and stops cleanly on SIGTERM', async () => {
-  const daemon = spawnProgram(process.execPath, [program, 'run'], { cwd: gateway, env: bareMachineEnv(gateway, { SER_EDGE_STATE_DIR: join(gateway, 'state-demo') }) });
+test('run with the built-in demo, from a copy that may read only its folder and write only its state directory, starts its embedded broker, goes online, classifies windows and stops cleanly on SIGTERM', async () => {
+  // Created here, as the installer creates /var/lib/ser-edge before the service starts:
+  // Node 20 grants a path that does not exist yet as a file, not as a folder to write in.
+  const stateDir = join(gateway, 'state-demo');
+  await mkdir(stateDir);
+  const daemon = spawnProgram(
+    process.execPath,
+    [
+      ...confined,
+      `--allow-fs-write=${stateDir}/`,
+      // The one file outside the folder that run must be allowed to read: the health probe's
+      // Jetson check (/etc/nv_tegra_release), whose existsSync throws ERR_ACCESS_DENIED under
+      // Node 20's permission model instead of answering false. It holds no JavaScript. The rest
+      // of /proc, /sys and /etc stays denied: telemetry reports what systeminformation can
+      // still read, and the lock goes without the process start time from /proc (see the
+      // assertion on ERR_ACCESS_DENIED below: none of that is logged as a failure).
+      '--allow-fs-read=/etc/nv_tegra_release',
+      // Sockets (the embedded broker's listen, the MQTT link) are outside Node 20's permission
+      // model; a Node with network permissions (--allow-net) gets them granted, nothing more.
+      ...(process.allowedNodeEnvironmentFlags.has('--allow-net') ? ['--allow-net'] : []),
+      program,
+      'run',
+    ],
+    // A telemetry report every second: its window count is how the daemon says it classified.
+    { cwd: gateway, env: bareMachineEnv(gateway, { SER_EDGE_STATE_DIR: stateDir, SER_EDGE_TELEMETRY_INTERVAL: '1' }) },
+  );
   try {
     const model = await daemon.waitForLog((l) => l.msg === 'model loaded', 20_000, 'the model to load');
     assert.equal(model.dir, join(app, 'models', 'default'), 'the model is the one beside the bundle');
@@ -130,15 +154,26 @@ test('run with the built-in demo starts its embedded broker, goes online on the 
     const broker = await daemon.waitForLog((l) => typeof l.url === 'string' && /embedded broker/.test(String(l.msg)), 20_000, 'the embedded broker');
     await daemon.waitForLog((l) => l.msg === 'ser-edge running', 20_000, '"ser-edge running"');
     // aedes speaks MQTT 3.1.1 only.
-    const central = await connectSubscriber(String(broker.url), ['ser/v1/+/+/status'], { protocolVersion: 4 });
+    const central = await connectSubscriber(String(broker.url), ['ser/v1/+/+/status', 'ser/v1/+/+/telemetry'], { protocolVersion: 4 });
     try {
-      await central.waitFor((m) => m.json<{ state: string }>().state === 'online', 20_000, 'the retained online status');
+      await central.waitFor((m) => m.topic.endsWith('/status') && m.json<{ state: string }>().state === 'online', 20_000, 'the retained online status');
+      // The demo voice speaks from the start; its first window is classified once it holds ~3 s of speech.
+      const telemetry = await central.waitFor(
+        (m) => m.topic.endsWith('/telemetry') && m.json<{ pipeline: { windows: number } }>().pipeline.windows >= 1,
+        30_000,
+        'telemetry counting a classified window',
+      );
+      const pipeline = telemetry.json<{ pipeline: { backend: string; channels: Record<string, { state: string }> } }>().pipeline;
+      assert.match(pipeline.backend, /wasm-simd/);
+      assert.equal(pipeline.channels['demo']?.state, 'running');
     } finally {
       await central.end();
     }
+    assert.ok(existsSync(join(stateDir, 'outbox')), 'the outbox is in the state directory it may write');
   } finally {
     await stopWithSigterm(daemon);
   }
+  assert.doesNotMatch(daemon.stderr(), /ERR_ACCESS_DENIED|Access to this API has been restricted/, 'nothing the daemon did was refused by the permission model');
 });
 
 test('a microphone source captures through its recorder from the bundle', async () => {

@@ -33,8 +33,12 @@ export class DaemonUnderTest {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
 
-  /** Starts the daemon on `config` (written to `dir`); `stdin` (a pipe, e.g. a recorder's stdout) feeds a stdin source. */
-  constructor(options: { dir: string; config: Record<string, unknown>; stdin?: Readable; env?: Record<string, string> }) {
+  /**
+   * Starts the daemon on `config` (written to `dir`); `stdin` (a pipe, e.g. a recorder's
+   * stdout) feeds a stdin source. `program` is the checkout's bin/ser-edge.js unless given
+   * (the bundle's ser-edge.mjs).
+   */
+  constructor(options: { dir: string; config: Record<string, unknown>; stdin?: Readable; env?: Record<string, string>; program?: string }) {
     this.configFile = join(options.dir, 'config.json');
     this.logFile = join(options.dir, 'daemon.log');
     writeFileSync(this.configFile, JSON.stringify(options.config, null, 2));
@@ -42,7 +46,7 @@ export class DaemonUnderTest {
     // bench is slow to read would stall the daemon rather than measure it.
     const log = openSync(this.logFile, 'w');
     const env = { ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SER_EDGE_'))), ...options.env };
-    this.child = spawn(process.execPath, [cli, 'run', '--config', this.configFile], { stdio: [options.stdin ?? 'ignore', 'ignore', log], env });
+    this.child = spawn(process.execPath, [options.program ?? cli, 'run', '--config', this.configFile], { stdio: [options.stdin ?? 'ignore', 'ignore', log], env });
     closeSync(log);
     // A bench that dies must not leave a daemon behind.
     const kill = () => this.child.kill('SIGKILL');
