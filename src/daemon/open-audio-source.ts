@@ -34,11 +34,8 @@ export async function openAudioSource(source: SourceConfig, sampleRate: number, 
  */
 const demoVoices = new Map<string, Float32Array>();
 
-/**
- * A caller who starts calm and turns angry, looping in real time: the demo channel of
- * `npx ser-edge run`, where each cycle raises a flag and the calm part lets it clear.
- */
-export function openDemoSource(calmSeconds: number, angrySeconds: number, sampleRate: number, blockMs: number): FileSource {
+/** One cycle of the demo caller, `calmSeconds` calm then `angrySeconds` angry: the samples a demo source replays (shared, read only). */
+export function demoVoice(calmSeconds: number, angrySeconds: number, sampleRate: number): Float32Array {
   const key = `${calmSeconds}:${angrySeconds}:${sampleRate}`;
   let voice = demoVoices.get(key);
   if (voice === undefined) {
@@ -49,9 +46,17 @@ export function openDemoSource(calmSeconds: number, angrySeconds: number, sample
     voice.set(angry, calm.length);
     demoVoices.set(key, voice);
   }
+  return voice;
+}
+
+/**
+ * A caller who starts calm and turns angry, looping in real time: the demo channel of
+ * `npx ser-edge run`, where each cycle raises a flag and the calm part lets it clear.
+ */
+export function openDemoSource(calmSeconds: number, angrySeconds: number, sampleRate: number, blockMs: number): FileSource {
   return new FileSource({
     description: 'demo:calm-then-angry',
-    channels: [voice],
+    channels: [demoVoice(calmSeconds, angrySeconds, sampleRate)],
     sampleRate,
     blockSize: samplesPerBlock(sampleRate, blockMs),
     realtime: true,
