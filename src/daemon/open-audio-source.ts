@@ -3,7 +3,7 @@ import { samplesPerBlock } from '../audio/block-assembler.js';
 import { FileSource, openFileSource } from '../audio/file-source.js';
 import { openMicrophoneSource } from '../audio/microphone-source.js';
 import { openStdinSource } from '../audio/stdin-source.js';
-import { synthesiseVoice, VOICE_STYLES } from '../audio/synthetic-voice.js';
+import { DEMO_VOICE, synthesiseVoice } from '../audio/synthetic-voice.js';
 import type { SourceConfig } from '../config/daemon-config.js';
 
 /** Opens the capture a source config describes, yielding blocks at the model's rate. */
@@ -39,8 +39,8 @@ export function demoVoice(calmSeconds: number, angrySeconds: number, sampleRate:
   const key = `${calmSeconds}:${angrySeconds}:${sampleRate}`;
   let voice = demoVoices.get(key);
   if (voice === undefined) {
-    const calm = synthesiseVoice(VOICE_STYLES.calm, calmSeconds, sampleRate, 11);
-    const angry = synthesiseVoice(VOICE_STYLES.angry, angrySeconds, sampleRate, 12);
+    const calm = synthesiseVoice(DEMO_VOICE.calm, calmSeconds, sampleRate, 11);
+    const angry = synthesiseVoice(DEMO_VOICE.angry, angrySeconds, sampleRate, 12);
     voice = new Float32Array(calm.length + angry.length);
     voice.set(calm);
     voice.set(angry, calm.length);
