@@ -479,7 +479,7 @@ async function settleWithin(work: Promise<unknown>, ms: number): Promise<'done' 
  * tracker (and weights) of a bundle without a trained head, the per-emotion overrides of
  * one with it. Every channel's calls, and a shadow trial's, follow them.
  */
-function urgencySettings(config: ResolvedConfig): UrgencySettings {
+export function urgencySettings(config: ResolvedConfig): UrgencySettings {
   return {
     tracker: {
       smoothing: config.urgency.smoothing,

@@ -35,7 +35,7 @@ after(async () => {
 });
 
 /**
- * The demo's caller on every channel (calm, then angry: the shipped model flags the turn),
+ * A caller like the demo's on every channel (VOICE_STYLES calm, then angry: the shipped model flags the turn),
  * each channel starting at another point of the loop, so the channels do not speak in
  * lockstep. Written as 16-bit PCM by hand: wavefile is slow at fifty channels.
  */

@@ -208,7 +208,7 @@ test('the demo on a terminal shows its flag lines and a status line, not JSON, a
   const state = tempDir('ser-edge-demo-tty-');
   const demo = runOnTerminal('', { SER_EDGE_STATE_DIR: state, SER_EDGE_MQTT_URL: '', SER_EDGE_LOG_LEVEL: '' });
   try {
-    await until(() => /▲ HIGH .* raised/.test(demo.screen()), 150_000, 'the first flag line (about 22 s into the demo)', demo.screen);
+    await until(() => /▲ HIGH .* raised/.test(demo.screen()), 150_000, 'the first flag line (about 27 s into the demo)', demo.screen);
     const screen = demo.screen();
     assert.match(screen, /logs go to \S*ser-edge\.log \(JSON lines;/);
     assert.match(screen, /watch it with: npx ser-edge watch --broker mqtt:\/\/127\.0\.0\.1:\d+/);

@@ -3,7 +3,7 @@ import { samplesPerBlock } from '../audio/block-assembler.js';
 import { FileSource, openFileSource } from '../audio/file-source.js';
 import { openMicrophoneSource } from '../audio/microphone-source.js';
 import { openStdinSource } from '../audio/stdin-source.js';
-import { synthesiseVoice, VOICE_STYLES } from '../audio/synthetic-voice.js';
+import { DEMO_VOICE, synthesiseVoice } from '../audio/synthetic-voice.js';
 import type { SourceConfig } from '../config/daemon-config.js';
 
 /** Opens the capture a source config describes, yielding blocks at the model's rate. */
@@ -34,24 +34,29 @@ export async function openAudioSource(source: SourceConfig, sampleRate: number, 
  */
 const demoVoices = new Map<string, Float32Array>();
 
-/**
- * A caller who starts calm and turns angry, looping in real time: the demo channel of
- * `npx ser-edge run`, where each cycle raises a flag and the calm part lets it clear.
- */
-export function openDemoSource(calmSeconds: number, angrySeconds: number, sampleRate: number, blockMs: number): FileSource {
+/** One cycle of the demo caller, `calmSeconds` calm then `angrySeconds` angry: the samples a demo source replays (shared, read only). */
+export function demoVoice(calmSeconds: number, angrySeconds: number, sampleRate: number): Float32Array {
   const key = `${calmSeconds}:${angrySeconds}:${sampleRate}`;
   let voice = demoVoices.get(key);
   if (voice === undefined) {
-    const calm = synthesiseVoice(VOICE_STYLES.calm, calmSeconds, sampleRate, 11);
-    const angry = synthesiseVoice(VOICE_STYLES.angry, angrySeconds, sampleRate, 12);
+    const calm = synthesiseVoice(DEMO_VOICE.calm, calmSeconds, sampleRate, 11);
+    const angry = synthesiseVoice(DEMO_VOICE.angry, angrySeconds, sampleRate, 12);
     voice = new Float32Array(calm.length + angry.length);
     voice.set(calm);
     voice.set(angry, calm.length);
     demoVoices.set(key, voice);
   }
+  return voice;
+}
+
+/**
+ * A caller who starts calm and turns angry, looping in real time: the demo channel of
+ * `npx ser-edge run`, where each cycle raises a flag and the calm part lets it clear.
+ */
+export function openDemoSource(calmSeconds: number, angrySeconds: number, sampleRate: number, blockMs: number): FileSource {
   return new FileSource({
     description: 'demo:calm-then-angry',
-    channels: [voice],
+    channels: [demoVoice(calmSeconds, angrySeconds, sampleRate)],
     sampleRate,
     blockSize: samplesPerBlock(sampleRate, blockMs),
     realtime: true,
