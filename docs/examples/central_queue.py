@@ -300,6 +300,19 @@ class CentralQueueConsumer:
             emit({"type": "queue", "calls": calls})
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopping(BaseException):
+    """SIGINT or SIGTERM, raised out of the MQTT loop (a BaseException: no `except Exception` takes it)."""
+
+
+def stop(signum, frame):
+    # Only raise: paho's locks are not reentrant, so calling it (disconnect()) from a signal
+    # handler hangs for ever when the signal lands while the loop holds one of them.
+    raise Stopping()
+
+
 def new_client(client_id):
     if hasattr(mqtt, "CallbackAPIVersion"):  # paho-mqtt 2.x
         return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -392,9 +405,17 @@ def main():
         client.connect(args.host, port, keepalive=30, clean_start=args.session_expiry == 0, properties=properties)
     except (OSError, ValueError) as error:
         sys.exit(f"central_queue.py: cannot connect to {args.host}:{port} ({error}); check --host, --port and, for TLS, --cafile")
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: client.disconnect())
-    client.loop_forever()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        client.loop_forever()
+    except Stopping:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)  # a second one ends it at once
+        try:
+            client.disconnect()  # best effort: the signal may have come in the middle of a packet
+        except OSError:
+            pass
     if "connect" in failure:
         sys.exit(f"central_queue.py: the broker refused the login ({failure['connect']}); check --username and --password-file")
 
