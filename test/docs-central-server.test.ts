@@ -217,13 +217,6 @@ const recordsOf = (p: ShellProcess) => p.records() as ConsumerRecord[];
 const lastQueue = (p: ShellProcess): QueueRow[] | undefined => (recordsOf(p).filter((r) => r.type === 'queue').at(-1)?.calls as QueueRow[] | undefined);
 /** The latest queue a consumer printed, as `channel level` pairs. */
 const queueShown = (p: ShellProcess) => lastQueue(p)?.map((r) => `${r.channel} ${r.level}`).join(', ');
-/**
- * Open: in about one run of eight the consumer judges the fast calls' first events "late"
- * (it has seen a channel state with a newer ts first), and its queue then misses them. Until
- * that is understood, the checks that depend on the judgement run and report, but do not fail
- * the suite; the checks of delivery above and below still do.
- */
-const LATE_JUDGEMENT = 'the consumer sometimes judges the fast calls\' first events late (open, see the closing note of 2026-12-01)';
 const eventIds = (p: ShellProcess, types = ['event']) => recordsOf(p).filter((r) => types.includes(r.type)).map((r) => r.id as string);
 
 const truthEvents = () => truth.messages.filter((m) => m.topic.endsWith('/urgency') && !m.retain).map((m) => m.json<UrgencyEvent>());
@@ -325,8 +318,8 @@ describe('docs/central-server.md', () => {
       'desk-1 flagged high and every fast call cleared',
     );
     const ids = () => truthEvents().map((e) => e.id);
-    // Received is what is checked here: the fast calls' first events are sometimes judged
-    // "late" (the consumer saw a newer channel state first), which is still a delivery.
+    // Received is what is waited for here, taken or judged late: how the consumer judged
+    // each event is what the tests below check.
     const missing = () => truthEvents().filter((e) => !eventIds(consumer, ['event', 'late']).includes(e.id)).map((e) => `${e.channel} seq ${e.seq}`);
     await eventually(() => missing().length === 0, 'every event at the queue consumer', 10_000).catch((error: Error) => {
       throw new Error(`${error.message}; missing ${missing().join(', ')}\nconsumer stdout:\n${consumer.stdout()}\nstderr:\n${consumer.stderr()}`);
@@ -389,26 +382,32 @@ describe('docs/central-server.md', () => {
     assert.equal(validateOne.stdout().trim(), 'valid');
   });
 
-  test('the Python consumer takes every event once, in the order the gateway numbered them, with no gap', { skip, todo: LATE_JUDGEMENT }, () => {
-    // 'late' counts as taken: the first events of the fast calls are at times judged late (the
-    // consumer saw a channel state with a newer ts first), an open question the closing note names.
-    const taken = recordsOf(consumer).filter((r) => r.type === 'event' || r.type === 'late');
+  test('the Python consumer takes every event once, in the order the gateway numbered them, with no gap', { skip }, () => {
+    // Taken, none judged late: a channel's state reaches the broker after the events stored
+    // before it, so a fast call's raise and clear come before the state of its end.
+    const taken = recordsOf(consumer).filter((r) => r.type === 'event');
     assert.deepEqual(
       taken.map((r) => r.id),
       truthEvents().map((e) => e.id),
     );
     const seqs = taken.map((r) => r.seq as number);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
-    assert.deepEqual(recordsOf(consumer).filter((r) => ['invalid', 'duplicate', 'seq-gap'].includes(r.type)), []);
+    assert.deepEqual(recordsOf(consumer).filter((r) => ['late', 'invalid', 'duplicate', 'seq-gap'].includes(r.type)), []);
     assert.ok(taken.every((r) => r.gateway === GATEWAY));
   });
 
-  test('the Python consumer queues the angry caller first, above a calm call in progress, and drops finished calls', { skip, todo: LATE_JUDGEMENT }, async () => {
+  test('the Python consumer queues the angry caller first, above a calm call in progress, and drops finished calls', { skip }, async () => {
     await consumer.waitFor(() => queueShown(consumer) === 'desk-1 high, desk-5 low', 'desk-1 high above desk-5 low');
     const queue = lastQueue(consumer)!;
     assert.equal(queue[0]!.emotion, 'angry');
     assert.equal(queue[0]!.callId, channelEvents('desk-1').at(-1)!.callId);
     assert.ok(queue.every((r) => !r.stale));
+    // Each fast call was queued high while it was flagged, and is gone now that it has ended.
+    const queues = recordsOf(consumer).filter((r) => r.type === 'queue').map((r) => r.calls as QueueRow[]);
+    for (const channel of FAST_CHANNELS) {
+      const { callId } = channelEvents(channel)[0]!;
+      assert.ok(queues.some((calls) => calls.some((r) => r.channel === channel && r.callId === callId && r.level === 'high')), `${channel}'s call was never queued high`);
+    }
   });
 
   test('two consumers in one shared-subscription group get each event exactly once between them', { skip }, () => {
@@ -418,9 +417,10 @@ describe('docs/central-server.md', () => {
     assert.deepEqual([...all].sort(), truthEvents().map((e) => e.id).sort(), 'every event, and none twice');
   });
 
-  test('each member of the group queues every call, from the channel states it does not share', { skip, todo: LATE_JUDGEMENT }, async () => {
+  test('each member of the group queues every call, from the channel states it does not share', { skip }, async () => {
     for (const member of groupMembers) {
       await member.waitFor(() => queueShown(member) === 'desk-1 high, desk-5 low', 'desk-1 high above desk-5 low');
+      assert.deepEqual(recordsOf(member).filter((r) => r.type === 'late'), [], `${member.what} judged none of its share late`);
     }
   });
 
@@ -454,7 +454,8 @@ describe('docs/central-server.md', () => {
     const state = (overrides: Partial<ChannelState>): ChannelState => ({ schema: 1, ts: at(5), site: 'lyon-2', gateway: 'desk-row-a', channel: 'desk-7', callId: 'pbx-7', level: 'medium', score: 0.6, eventId: raise.id, ...overrides });
     const records = () => recordsOf(consumer).filter((r) => r.id === raise.id || r.type === 'seq-gap');
 
-    // The state of the raise first, then the raise itself: the event behind the present, not a late one.
+    // The state of the raise first, then the raise itself (as gateways before the state waited for
+    // its events could send them): the event behind the present, not a late one.
     await publishAs('desk-row-a', `${base}/state`, JSON.stringify(state({})), true);
     await publishAs('desk-row-a', `${base}/urgency`, JSON.stringify(raise));
     await consumer.waitFor(() => records().length === 2, 'the gap and the raise');
@@ -463,9 +464,8 @@ describe('docs/central-server.md', () => {
       ['seq-gap', 'event'],
     );
     assert.deepEqual(records()[0], { type: 'seq-gap', gateway: GATEWAY, after: lastSeq, next: lastSeq + 3, outboxDropped: { low: 0, medium: 0, high: 0 } });
-    // The queue line follows the event's line: wait for the queue the event made. desk-7 is
-    // judged against the calls around it, whatever the consumer made of the fast calls'
-    // first events (LATE_JUDGEMENT): every high call above it, every low one below.
+    // The queue line follows the event's line: wait for the queue the event made, desk-7
+    // between the calls around it: every high call above it, every low one below.
     const placed = () => {
       const rows = lastQueue(consumer) ?? [];
       const at = rows.findIndex((r) => r.channel === 'desk-7');

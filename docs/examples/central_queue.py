@@ -113,20 +113,64 @@ class RecentIds:
 
 class CallQueue:
     """The calls in progress on every channel: the present from the retained channel
-    states, kept current by the urgency events, most urgent first."""
+    states, kept current by the urgency events, most urgent first.
+
+    Which of two messages is the newer is decided by the gateway's own numbering and the
+    chain it publishes, never by their clocks (`ts`): of two events of a channel, the one
+    with the higher `seq`; a state names the event that set it (`eventId`), so it is older
+    than any later event of its channel; and once a state or an event shows that a
+    channel's call has ended, every event of that call comes too late. Otherwise what
+    arrives is the newer: a gateway publishes a channel's state only once the broker has
+    every event of that channel stored before it. A state is set aside only when the chain
+    proves it older, and then a newer one follows: the present is the gateway's to say.
+    """
+
+    # Per channel: the events a state may name (it names the channel's newest), and the
+    # calls that have ended (a late event of a call comes soon after the call's end).
+    KNOWN_EVENTS = 64
+    ENDED_CALLS = 16
 
     def __init__(self):
-        # (gateway, channel) -> the channel's present. Kept between calls too (callId None),
-        # so that an event older than the call's end cannot bring the call back.
+        # (gateway, channel) -> the channel's present. Kept between calls too (callId None).
         self._channels = {}
+        # (gateway, channel) -> where the present stands in the gateway's numbering: "seq",
+        # the highest seq behind it (None before any event of the channel is known), "events"
+        # (id -> seq) and "ended" (call ids).
+        self._chains = {}
         self._offline = set()
+
+    def _chain(self, key):
+        return self._chains.setdefault(key, {"seq": None, "events": OrderedDict(), "ended": OrderedDict()})
+
+    def _end_call(self, chain, entry, next_call_id):
+        """The channel's call is over when a state or an event of another call (or of none) takes its place."""
+        if entry is not None and entry["callId"] is not None and entry["callId"] != next_call_id:
+            chain["ended"][entry["callId"]] = None
+            if len(chain["ended"]) > self.ENDED_CALLS:
+                chain["ended"].popitem(last=False)
+
+    def _state_is_older(self, entry, chain, state):
+        if entry is None:
+            return False
+        if state["eventId"] is not None:
+            # The state of an event older than the channel's newest: the newer events came first.
+            named = chain["events"].get(state["eventId"])
+            return named is not None and chain["seq"] is not None and named < chain["seq"]
+        # A call boundary: the start of a call (callId) or the channel between calls (None).
+        # The start of a call whose flags are already here is older than they are.
+        return state["callId"] is not None and state["callId"] == entry["callId"] and entry["eventId"] is not None
 
     def apply_state(self, gateway, state):
         key = (gateway, state["channel"])
         entry = self._channels.get(key)
-        ts = parse_time(state["ts"])
-        if entry is not None and ts < entry["updated"]:
+        chain = self._chain(key)
+        if self._state_is_older(entry, chain, state):
             return
+        named = chain["events"].get(state["eventId"])
+        if named is not None:
+            chain["seq"] = named
+        self._end_call(chain, entry, state["callId"])
+        chain["ended"].pop(state["callId"], None)  # the gateway says this call goes on
         same_call = entry is not None and entry["callId"] == state["callId"]
         self._channels[key] = {
             "callId": state["callId"],
@@ -135,22 +179,28 @@ class CallQueue:
             # A state may carry the emotion (gateways add optional fields); an event always does.
             "emotion": state.get("emotion", entry["emotion"] if same_call else None),
             "since": entry["since"] if same_call and entry["level"] == state["level"] else state["ts"],
-            "updated": ts,
             "eventId": state["eventId"],
         }
 
     def apply_event(self, gateway, event):
-        """False when the channel's present is newer than the event (a late replay)."""
+        """False when the channel's present is newer than the event (a late one)."""
         key = (gateway, event["channel"])
         entry = self._channels.get(key)
+        chain = self._chain(key)
+        chain["events"][event["id"]] = event["seq"]
+        if len(chain["events"]) > self.KNOWN_EVENTS:
+            chain["events"].popitem(last=False)
         if entry is not None and entry["eventId"] == event["id"]:
-            # The state came first (it does not wait for its event): the event adds its details.
+            # The state came first (older gateways could send it ahead of its event): the event adds its details.
             entry.update(emotion=event["emotion"], since=event["ts"])
+            chain["seq"] = max(chain["seq"] or 0, event["seq"])
             return True
-        ts = parse_time(event["ts"])
-        # Event and state times come from the same gateway clock (`ser-edge doctor` checks it is synchronised).
-        if entry is not None and ts < entry["updated"]:
-            return False
+        if event["callId"] in chain["ended"]:
+            return False  # its call has ended
+        if chain["seq"] is not None and event["seq"] <= chain["seq"]:
+            return False  # older than the channel's newest event: one the broker turned away, sent again
+        self._end_call(chain, entry, event["callId"])
+        chain["seq"] = event["seq"]
         same = entry is not None and entry["callId"] == event["callId"] and entry["level"] == event["level"]
         self._channels[key] = {
             "callId": event["callId"],
@@ -158,7 +208,6 @@ class CallQueue:
             "score": event["score"],
             "emotion": event["emotion"],
             "since": entry["since"] if same else event["ts"],
-            "updated": ts,
             "eventId": event["id"],
         }
         return True
@@ -249,6 +298,19 @@ class CentralQueueConsumer:
         if calls != self.shown:
             self.shown = calls
             emit({"type": "queue", "calls": calls})
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopping(BaseException):
+    """SIGINT or SIGTERM, raised out of the MQTT loop (a BaseException: no `except Exception` takes it)."""
+
+
+def stop(signum, frame):
+    # Only raise: paho's locks are not reentrant, so calling it (disconnect()) from a signal
+    # handler hangs for ever when the signal lands while the loop holds one of them.
+    raise Stopping()
 
 
 def new_client(client_id):
@@ -343,9 +405,17 @@ def main():
         client.connect(args.host, port, keepalive=30, clean_start=args.session_expiry == 0, properties=properties)
     except (OSError, ValueError) as error:
         sys.exit(f"central_queue.py: cannot connect to {args.host}:{port} ({error}); check --host, --port and, for TLS, --cafile")
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: client.disconnect())
-    client.loop_forever()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
+    try:
+        client.loop_forever()
+    except Stopping:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)  # a second one ends it at once
+        try:
+            client.disconnect()  # best effort: the signal may have come in the middle of a packet
+        except OSError:
+            pass
     if "connect" in failure:
         sys.exit(f"central_queue.py: the broker refused the login ({failure['connect']}); check --username and --password-file")
 

@@ -213,11 +213,12 @@ export class UrgencyPublisher {
     // outbox, a late subscriber would otherwise see the level (or the end of a call) before
     // the flag that set it. Such a state stays dirty and goes out in the pass that delivers
     // them. Events stored after it do not hold it back, so a busy channel's state still moves.
-    const oldestWaiting = new Map<string, number>();
-    for (const e of this.deps.outbox.pending()) if (!oldestWaiting.has(e.channel)) oldestWaiting.set(e.channel, e.seq);
+    // Asked of each channel when its state is taken, not once before the loop: every publish
+    // below waits for its PUBACK, and meanwhile a channel may store events and set a newer
+    // state (a fast call's raise, clear and end), which must wait for those events in turn.
     for (const channel of [...this.dirtyStates]) {
       const state = this.states.get(channel);
-      if (state && (oldestWaiting.get(channel) ?? Infinity) <= (this.storedBefore.get(channel) ?? 0)) continue;
+      if (state && this.waitsForEvents(channel)) continue;
       this.dirtyStates.delete(channel);
       if (!state) continue;
       try {
@@ -240,6 +241,12 @@ export class UrgencyPublisher {
         return;
       }
     }
+  }
+
+  /** Whether an event of `channel` stored before its current state is still waiting in the outbox. */
+  private waitsForEvents(channel: string): boolean {
+    const storedBefore = this.storedBefore.get(channel) ?? 0;
+    return this.deps.outbox.pending().some((e) => e.channel === channel && e.seq <= storedBefore);
   }
 
   /** Backs `kind` off after a refusal that may pass: 5 s (retryDelayMs), doubling to 60 s; returns the delay. */
