@@ -24,6 +24,35 @@ function forged(body: unknown): Buffer {
 }
 
 describe('Outbox segments', () => {
+  test("oldestWaitingSeq gives each channel's lowest waiting seq, after acks, drops and a restart that reads copied-forward events", async () => {
+    const dir = await tempDir();
+    const outbox = new Outbox({ dir, maxBytes: 16 * 1024, segmentBytes: 2048 });
+    await outbox.start();
+    const channelOf = (seq: number) => (seq % 3 === 0 ? 'desk-b' : 'desk-a');
+    for (let i = 0; i < 300; i++) {
+      const seq = outbox.nextSeq();
+      await outbox.append(sampleEvent(seq, { channel: channelOf(seq) }));
+    }
+    // Everything of desk-b acknowledged but its last; desk-a's oldest acknowledged in turn.
+    for (let seq = 1; seq <= 300; seq++) if ((channelOf(seq) === 'desk-b' && seq < 300) || (channelOf(seq) === 'desk-a' && seq < 250)) await outbox.ack(sampleEvent(seq).id);
+    const expect = (o: Outbox) => {
+      for (const channel of ['desk-a', 'desk-b', 'desk-c']) {
+        const seqs = o.pending().filter((e) => e.channel === channel).map((e) => e.seq);
+        assert.equal(o.oldestWaitingSeq(channel), seqs.length > 0 ? Math.min(...seqs) : Infinity, channel);
+      }
+    };
+    assert.ok(outbox.droppedCounts.low + outbox.droppedCounts.medium + outbox.droppedCounts.high > 0, 'the small outbox dropped some');
+    assert.ok(outbox.oldestWaitingSeq('desk-a') >= 250 && outbox.oldestWaitingSeq('desk-b') === 300, `${outbox.oldestWaitingSeq('desk-a')}, ${outbox.oldestWaitingSeq('desk-b')}`);
+    expect(outbox);
+    await outbox.stop();
+    const reopened = new Outbox({ dir, maxBytes: 16 * 1024, segmentBytes: 2048 });
+    await reopened.start();
+    expect(reopened);
+    for (const e of reopened.pending()) if (e.channel === 'desk-b') await reopened.ack(e.id);
+    assert.equal(reopened.oldestWaitingSeq('desk-b'), Infinity, 'no event of desk-b waits');
+    await reopened.stop();
+  });
+
   test('appends, acks, seqs and reads stay valid while segments turn over after every few events', async () => {
     const dir = await tempDir();
     const outbox = new Outbox({ dir, maxBytes: 16 * 1024, segmentBytes: 4096 });

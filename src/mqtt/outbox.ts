@@ -121,6 +121,8 @@ export class Outbox extends EventEmitter<OutboxEvents> {
   private readonly log: Logger;
   private readonly segmentBytes: number;
   private readonly waiting = new Map<string, WaitingEvent>();
+  /** The waiting events' seqs by channel (id → seq): what oldestWaitingSeq reads without a scan of all. */
+  private readonly waitingByChannel = new Map<string, Map<string, number>>();
   private waitingBytes = 0;
   /** Oldest first; the last is the current one, open in `handle`. */
   private segments: Segment[] = [];
@@ -266,6 +268,17 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     });
   }
 
+  /**
+   * The lowest seq among `channel`'s waiting events (Infinity when none waits): asked for
+   * each channel whose state is due, so it reads that channel's events only.
+   */
+  oldestWaitingSeq(channel: string): number {
+    let oldest = Infinity;
+    const seqs = this.waitingByChannel.get(channel);
+    if (seqs) for (const seq of seqs.values()) if (seq < oldest) oldest = seq;
+    return oldest;
+  }
+
   /** Waiting events, in seq order. */
   pending(): UrgencyEvent[] {
     return [...this.waiting.values()].map((w) => w.event).sort((a, b) => a.seq - b.seq);
@@ -312,6 +325,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       this.waitingBytes -= before.bytes;
     }
     this.waiting.set(event.id, { event, bytes, segment });
+    let seqs = this.waitingByChannel.get(event.channel);
+    if (!seqs) this.waitingByChannel.set(event.channel, (seqs = new Map()));
+    seqs.set(event.id, event.seq);
     segment.waiting.add(event.id);
     this.waitingBytes += bytes;
   }
@@ -320,6 +336,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const entry = this.waiting.get(id);
     if (!entry) return;
     this.waiting.delete(id);
+    const seqs = this.waitingByChannel.get(entry.event.channel);
+    seqs?.delete(id);
+    if (seqs?.size === 0) this.waitingByChannel.delete(entry.event.channel);
     entry.segment.waiting.delete(id);
     this.waitingBytes -= entry.bytes;
   }

@@ -245,8 +245,9 @@ export class UrgencyPublisher {
 
   /** Whether an event of `channel` stored before its current state is still waiting in the outbox. */
   private waitsForEvents(channel: string): boolean {
-    const storedBefore = this.storedBefore.get(channel) ?? 0;
-    return this.deps.outbox.pending().some((e) => e.channel === channel && e.seq <= storedBefore);
+    // Per channel, not a scan of the whole outbox: after an outage every channel's state is
+    // due while thousands of events wait, and this runs for each of them on every pass.
+    return this.deps.outbox.oldestWaitingSeq(channel) <= (this.storedBefore.get(channel) ?? 0);
   }
 
   /** Backs `kind` off after a refusal that may pass: 5 s (retryDelayMs), doubling to 60 s; returns the delay. */
