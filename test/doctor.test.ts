@@ -10,9 +10,8 @@ import { clockCheck, parseChronyTracking, parseNtpqPeers, parseTimedatectl } fro
 import { capacityCheck, measureChannelCapacity } from '../src/daemon/checks/capacity-check.js';
 import { outboxDiskCheck, serviceUnitOf } from '../src/daemon/checks/state-dir-checks.js';
 import { loadDaemonConfig } from '../src/config/load-daemon-config.js';
-import { loadClassifier } from '../src/model/load-classifier.js';
 import { outboxDiskBound } from '../src/mqtt/outbox.js';
-import { classifierFromBundle } from '../src/model/load-classifier.js';
+import { classifierFromBundle, loadClassifier } from '../src/model/load-classifier.js';
 import { loadTrustedKeys, signBundleDir } from '../src/update/bundle-signature.js';
 import { prepareInstall } from '../src/update/install-pipeline.js';
 import { ModelStore } from '../src/update/model-store.js';

@@ -12,7 +12,6 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { join } from 'node:path';
 import { synthesiseVoice, VOICE_STYLES } from '../../src/audio/synthetic-voice.js';
 import { packageRoot } from '../../src/config/package-paths.js';
@@ -132,6 +131,7 @@ async function firstWindow(options: { program: string; dir: string; recording: s
   const started = performance.now();
   const daemon = new DaemonUnderTest({ dir: options.dir, config, program: options.program });
   let run: ColdStartRun;
+  let exit: Awaited<ReturnType<DaemonUnderTest['stop']>>;
   try {
     const at = (msg: string) => daemon.logs().find((l) => l.msg === msg);
     await daemon.waitUntil(() => at('Prometheus endpoint listening (loopback only)') !== undefined, 30_000, 'the Prometheus endpoint', 1);
@@ -141,7 +141,7 @@ async function firstWindow(options: { program: string; dir: string; recording: s
     while (firstWindowMs === undefined) {
       daemon.assertRunning('waiting for the first classified window');
       if (performance.now() > until) throw new Error(`no window classified within 30 s of start; the daemon's log ends:\n${daemon.logTail()}`);
-      if ((await windowsClassified(url)) >= 1) firstWindowMs = performance.now() - started;
+      if ((await windowsClassified(daemon, url)) >= 1) firstWindowMs = performance.now() - started;
       else await new Promise((r) => setTimeout(r, POLL_MS));
     }
     const since = (msg: string) => {
@@ -157,26 +157,19 @@ async function firstWindow(options: { program: string; dir: string; recording: s
       running_ms: since('ser-edge running'),
     };
   } finally {
-    await daemon.stop();
+    exit = await daemon.stop();
   }
-  const exit = await daemon.stop();
   if (exit.code !== 0) throw new Error(`the daemon exited with code ${exit.code} (signal ${exit.signal}) on SIGTERM; its log ends:\n${daemon.logTail()}`);
   return run;
 }
 
 /** `ser_edge_windows_total` from the daemon's endpoint; 0 while it does not answer. */
-function windowsClassified(url: string): Promise<number> {
-  return new Promise((resolve) => {
-    const request = get(url, { agent: false }, (response) => {
-      let text = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => (text += chunk));
-      response.on('end', () => resolve(Number(/^ser_edge_windows_total (\S+)$/m.exec(text)?.[1] ?? 0)));
-      response.on('error', () => resolve(0));
-    });
-    request.on('error', () => resolve(0));
-    request.setTimeout(5000, () => request.destroy());
-  });
+async function windowsClassified(daemon: DaemonUnderTest, url: string): Promise<number> {
+  try {
+    return (await daemon.scrape(url)).values.get('ser_edge_windows_total') ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Spawn → exit of `node program --help`, ms; its output must be the usage text. */
